@@ -1,0 +1,122 @@
+//! Thread routes: create, get, update, delete, list.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::chat::CreateConversation;
+use confab_core::ports::ConversationUpdate;
+use serde::Serialize;
+
+use super::participant_inputs;
+use crate::error::{AcsResult, CommunicationError};
+use crate::extract::{path_segment, thread_id, AcsJson, AcsState, Params};
+use crate::wire::{
+    retention_from_wire, ChatThreadItem, ChatThreadProperties, Collection, CreateThreadRequest,
+    UpdateThreadRequest,
+};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateThreadResult {
+    chat_thread: ChatThreadProperties,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    invalid_participants: Vec<CommunicationError>,
+}
+
+pub async fn create(
+    State(state): State<AcsState>,
+    headers: HeaderMap,
+    params: Params,
+    AcsJson(request): AcsJson<CreateThreadRequest>,
+) -> AcsResult<Response> {
+    let version = state.chat_version(&params)?;
+    let caller = state.caller(&headers).await?;
+    let (participants, invalid_participants) = participant_inputs(request.participants, version);
+    let (metadata, retention) = if version.has_metadata() {
+        let retention = request.retention_policy.as_ref().map(retention_from_wire).transpose()?;
+        (request.metadata.unwrap_or_default(), retention.flatten())
+    } else {
+        Default::default()
+    };
+    let repeatability_key = headers
+        .get("repeatability-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let conversation = state
+        .core
+        .create_conversation(
+            &caller,
+            CreateConversation {
+                topic: request.topic,
+                participants,
+                metadata,
+                retention,
+                repeatability_key,
+            },
+        )
+        .await?;
+    let location = format!("/chat/threads/{}", path_segment(&conversation.id.to_acs()));
+    let result = CreateThreadResult {
+        chat_thread: ChatThreadProperties::new(&conversation, version),
+        invalid_participants,
+    };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(result)).into_response())
+}
+
+pub async fn get(
+    State(state): State<AcsState>,
+    headers: HeaderMap,
+    params: Params,
+    Path(thread): Path<String>,
+) -> AcsResult<Json<ChatThreadProperties>> {
+    let version = state.chat_version(&params)?;
+    let caller = state.caller(&headers).await?;
+    let conversation = state.core.get_conversation(&caller, thread_id(&thread)?).await?;
+    Ok(Json(ChatThreadProperties::new(&conversation, version)))
+}
+
+pub async fn update(
+    State(state): State<AcsState>,
+    headers: HeaderMap,
+    params: Params,
+    Path(thread): Path<String>,
+    AcsJson(request): AcsJson<UpdateThreadRequest>,
+) -> AcsResult<StatusCode> {
+    let version = state.chat_version(&params)?;
+    let caller = state.caller(&headers).await?;
+    let mut update = ConversationUpdate { topic: request.topic, ..Default::default() };
+    if version.has_metadata() {
+        update.metadata = request.metadata;
+        update.retention = request.retention_policy.as_ref().map(retention_from_wire).transpose()?;
+    }
+    state.core.update_conversation(&caller, thread_id(&thread)?, update).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(
+    State(state): State<AcsState>,
+    headers: HeaderMap,
+    params: Params,
+    Path(thread): Path<String>,
+) -> AcsResult<StatusCode> {
+    state.chat_version(&params)?;
+    let caller = state.caller(&headers).await?;
+    state.core.delete_conversation(&caller, thread_id(&thread)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list(
+    State(state): State<AcsState>,
+    headers: HeaderMap,
+    params: Params,
+) -> AcsResult<Json<Collection<ChatThreadItem>>> {
+    state.chat_version(&params)?;
+    let caller = state.caller(&headers).await?;
+    let since = params.time("startTime")?;
+    let page = state.core.list_conversations(&caller, since, params.page()?).await?;
+    Ok(Json(Collection {
+        value: page.items.iter().map(ChatThreadItem::from).collect(),
+        next_link: params.next_link("/chat/threads", page.next),
+    }))
+}

@@ -1,0 +1,172 @@
+//! Request plumbing shared by every route: the face's state, query parameters, JSON bodies and
+//! path ids, each failing with an ACS error instead of axum's plain-text rejections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use confab_core::chat::PageRequest;
+use confab_core::identity::Caller;
+use confab_core::ids::{ConversationId, MessageId};
+use confab_core::Core;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::api_version::{self, ChatVersion};
+use crate::auth;
+use crate::error::{AcsError, AcsResult};
+use crate::AcsConfig;
+
+#[derive(Clone)]
+pub struct AcsState {
+    pub core: Arc<Core>,
+    pub config: Arc<AcsConfig>,
+}
+
+impl AcsState {
+    /// Authenticates a chat call's bearer token.
+    pub async fn caller(&self, headers: &HeaderMap) -> AcsResult<Caller> {
+        let token = auth::bearer_token(headers)?;
+        Ok(self.core.authenticate(token).await?)
+    }
+
+    pub fn chat_version(&self, params: &Params) -> AcsResult<ChatVersion> {
+        api_version::chat_version(params.get("api-version"), self.config.strict_api_version)
+    }
+}
+
+/// The query parameters of a request.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// An optional RFC 3339 time parameter. A literal `+` in a query decodes as a space, so a
+    /// space is read back as `+` (clients do not always encode the offset).
+    pub fn time(&self, name: &str) -> AcsResult<Option<OffsetDateTime>> {
+        self.get(name)
+            .map(|raw| {
+                OffsetDateTime::parse(&raw.replace(' ', "+"), &Rfc3339).map_err(|_| {
+                    AcsError::invalid(format!("{name} must be an RFC 3339 date-time."), name)
+                })
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> AcsResult<Option<usize>> {
+        self.get(name)
+            .map(|raw| {
+                raw.parse::<usize>().map_err(|_| {
+                    AcsError::invalid(format!("{name} must be a non-negative integer."), name)
+                })
+            })
+            .transpose()
+    }
+
+    /// `maxPageSize`, `skip` and our continuation token.
+    pub fn page(&self) -> AcsResult<PageRequest> {
+        Ok(PageRequest {
+            max_page_size: self.number("maxPageSize")?,
+            continuation: self.get(CONTINUATION).map(str::to_owned),
+            skip: self.number("skip")?.unwrap_or(0),
+        })
+    }
+
+    /// The link to the next page: the same path and parameters, with the store's cursor.
+    pub fn next_link(&self, path: &str, next: Option<String>) -> Option<String> {
+        let cursor = next?;
+        let mut query: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.as_str() != CONTINUATION && k.as_str() != "skip")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        query.sort();
+        query.push((CONTINUATION, &cursor));
+        let encoded: Vec<String> = query
+            .into_iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, QUERY_VALUE),
+                    utf8_percent_encode(v, QUERY_VALUE)
+                )
+            })
+            .collect();
+        Some(format!("{path}?{}", encoded.join("&")))
+    }
+}
+
+const CONTINUATION: &str = "continuationToken";
+
+/// What a query value may hold unencoded: the characters no client re-encodes differently.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A thread id as a path segment (`19%3A…%40thread.v2`).
+pub fn path_segment(text: &str) -> String {
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = AcsError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> AcsResult<Self> {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|Query(map)| Params(map))
+            .map_err(|_| AcsError::bad_request("The query string is malformed."))
+    }
+}
+
+/// A JSON body, read within the body limit and parsed with an ACS error on failure.
+pub struct AcsJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AcsJson<T> {
+    type Rejection = AcsError;
+
+    async fn from_request(req: Request, state: &S) -> AcsResult<Self> {
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(AcsJson)
+    }
+}
+
+/// Reads the whole body, answering 413 past the body limit.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> AcsResult<Bytes> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AcsError(confab_core::Error::TooLarge("The request body is too large.".into()))
+        } else {
+            AcsError::bad_request(rejection.body_text())
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AcsResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| AcsError::bad_request(format!("The request body is not valid: {err}.")))
+}
+
+/// A JSON body that may also be empty (the SDKs send none when there is nothing to say).
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> AcsResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
+pub fn thread_id(text: &str) -> AcsResult<ConversationId> {
+    ConversationId::parse(text)
+        .ok_or_else(|| AcsError::invalid("The chat thread id is not valid.", "chatThreadId"))
+}
+
+pub fn message_id(text: &str) -> AcsResult<MessageId> {
+    // A malformed message id names no message.
+    MessageId::parse(text).ok_or_else(|| AcsError::not_found("The message does not exist."))
+}

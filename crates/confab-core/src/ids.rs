@@ -1,0 +1,174 @@
+//! Identifiers shared by every face.
+//!
+//! A conversation id is 128 bits: the ACS face shows it as `19:<32 hex>@thread.v2`, the Kaizala
+//! face as a GUID. Both parse to the same [`ConversationId`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A conversation: an ACS chat thread and a Kaizala group are the same row.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConversationId(pub u128);
+
+impl ConversationId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4().as_u128())
+    }
+
+    /// The ACS wire form, `19:<32 lowercase hex>@thread.v2`.
+    pub fn to_acs(self) -> String {
+        format!("19:{:032x}@thread.v2", self.0)
+    }
+
+    /// The Kaizala wire form, a hyphenated GUID.
+    pub fn to_guid(self) -> String {
+        Uuid::from_u128(self.0).hyphenated().to_string()
+    }
+
+    /// Parses either face's form: `19:<hex>@thread.v2`, a GUID, or a GUID with an `@1` suffix.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("19:") {
+            let hex = rest.strip_suffix("@thread.v2")?;
+            if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            return u128::from_str_radix(hex, 16).ok().map(Self);
+        }
+        let guid = text.split_once('@').map_or(text, |(guid, _)| guid);
+        Uuid::parse_str(guid).ok().map(|u| Self(u.as_u128()))
+    }
+}
+
+impl fmt::Debug for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_acs())
+    }
+}
+
+impl FromStr for ConversationId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::parse(s).ok_or(())
+    }
+}
+
+/// A server-wide unique, time-ordered message id (microseconds since the epoch, bumped to stay
+/// strictly increasing). Shown on the wire as a decimal string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct MessageId(pub i64);
+
+impl MessageId {
+    pub fn parse(text: &str) -> Option<Self> {
+        text.trim().parse::<i64>().ok().filter(|v| *v > 0).map(Self)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An identity, as an ACS CommunicationIdentifier raw id: `8:acs:<resource>_<uuid>` for users made
+/// by the Identity API, `4:+<E.164>` for phone numbers.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct IdentityId(String);
+
+/// The kinds of identifier confab stores; anything else is rejected at the face.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IdentityKind {
+    CommunicationUser,
+    PhoneNumber,
+}
+
+impl IdentityId {
+    /// A new ACS user of this server's resource.
+    pub fn new_user(resource_id: &str) -> Self {
+        Self(format!("8:acs:{resource_id}_{}", Uuid::new_v4()))
+    }
+
+    /// A phone-number identity from an E.164 number (with or without the leading `+`).
+    pub fn phone(number: &str) -> Option<Self> {
+        let digits = number.trim().trim_start_matches('+');
+        let valid = (4..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        valid.then(|| Self(format!("4:+{digits}")))
+    }
+
+    /// Parses a raw id. Accepts `8:acs:…`, `8:spool:…`, `8:gcch-acs:…`, `8:dod-acs:…`
+    /// (communication users) and `4:+…` (phone numbers).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if let Some(number) = raw.strip_prefix("4:") {
+            return Self::phone(number);
+        }
+        let user = ["8:acs:", "8:spool:", "8:gcch-acs:", "8:dod-acs:"]
+            .iter()
+            .find_map(|prefix| raw.strip_prefix(prefix))?;
+        let valid = !user.is_empty()
+            && user.len() <= 256
+            && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> IdentityKind {
+        if self.0.starts_with("4:") {
+            IdentityKind::PhoneNumber
+        } else {
+            IdentityKind::CommunicationUser
+        }
+    }
+
+    /// The E.164 number (with `+`) of a phone-number identity.
+    pub fn phone_number(&self) -> Option<&str> {
+        self.0.strip_prefix("4:")
+    }
+}
+
+impl fmt::Display for IdentityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_id_round_trips_through_both_faces() {
+        let id = ConversationId::random();
+        assert_eq!(ConversationId::parse(&id.to_acs()), Some(id));
+        assert_eq!(ConversationId::parse(&id.to_guid()), Some(id));
+        assert_eq!(ConversationId::parse(&format!("{}@1", id.to_guid())), Some(id));
+        assert_eq!(ConversationId::parse(&id.to_guid().to_uppercase()), Some(id));
+    }
+
+    #[test]
+    fn conversation_id_rejects_garbage() {
+        for bad in ["", "19:", "19:abc@thread.v2", "19:zz@thread.v2", "hello", "19:uni01_x@thread.v2"] {
+            assert_eq!(ConversationId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn identity_ids_parse() {
+        let user = IdentityId::new_user("res");
+        assert_eq!(IdentityId::parse(user.as_str()), Some(user.clone()));
+        assert_eq!(user.kind(), IdentityKind::CommunicationUser);
+        let phone = IdentityId::parse("4:+14255550123").expect("phone");
+        assert_eq!(phone.kind(), IdentityKind::PhoneNumber);
+        assert_eq!(phone.phone_number(), Some("+14255550123"));
+        assert_eq!(IdentityId::phone("14255550123"), Some(phone));
+        for bad in ["", "8:acs:", "4:+12ab", "28:bot", "8:acs:a b", "4:+1"] {
+            assert_eq!(IdentityId::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! confab's core: the one model under both faces, the rules of who may do what, and the ports
+//! through which the core reaches storage and time. No I/O but through those ports.
+
+pub mod chat;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod limits;
+pub mod model;
+pub mod ports;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use error::{Error, Result};
+use ids::IdentityId;
+pub use limits::Limits;
+use ports::{Clock, Store};
+use tokens::TokenIssuer;
+
+/// Settings the core needs from the server.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// This server's resource id, the middle of `8:acs:<resource id>_<uuid>`.
+    pub resource_id: String,
+    /// The secret bearer tokens are signed with.
+    pub token_secret: Vec<u8>,
+    pub limits: Limits,
+}
+
+/// The core: every face calls these methods; they reach storage only through the ports.
+pub struct Core {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    tokens: TokenIssuer,
+    resource_id: String,
+    limits: Limits,
+    /// Token generation per identity (None: deleted), so a token check costs no query.
+    generations: RwLock<HashMap<IdentityId, Option<u32>>>,
+}
+
+impl Core {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: CoreConfig) -> Self {
+        Self {
+            store,
+            clock,
+            tokens: TokenIssuer::new(&config.token_secret),
+            resource_id: config.resource_id,
+            limits: config.limits,
+            generations: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn resource_id(&self) -> &str {
+        &self.resource_id
+    }
+}

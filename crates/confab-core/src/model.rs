@@ -1,0 +1,193 @@
+//! The one model under both faces.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{ConversationId, IdentityId, MessageId};
+
+/// Name/value pairs attached to threads, participants and messages.
+pub type Metadata = BTreeMap<String, String>;
+
+/// An identity known to this server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub id: IdentityId,
+    pub created_on: OffsetDateTime,
+    /// Bumped by every revocation: a token minted under an older generation is no longer valid.
+    pub token_generation: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Admin,
+    Member,
+    Subscriber,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Subscriber => "subscriber",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            "subscriber" => Some(Role::Subscriber),
+            _ => None,
+        }
+    }
+}
+
+/// When a conversation deletes itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetentionPolicy {
+    /// Deleted this many days after its creation.
+    ThreadCreationDate { delete_after_days: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub topic: String,
+    pub created_by: IdentityId,
+    pub created_on: OffsetDateTime,
+    pub deleted_on: Option<OffsetDateTime>,
+    pub metadata: Metadata,
+    pub retention: Option<RetentionPolicy>,
+    /// The time of the newest message (system messages included).
+    pub last_message_on: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Participant {
+    pub identity: IdentityId,
+    pub display_name: Option<String>,
+    /// Messages created before this time are hidden from the participant. `None`: all history.
+    pub share_history_time: Option<OffsetDateTime>,
+    pub metadata: Metadata,
+    pub role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageType {
+    Text,
+    Html,
+    TopicUpdated,
+    ParticipantAdded,
+    ParticipantRemoved,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Text => "text",
+            MessageType::Html => "html",
+            MessageType::TopicUpdated => "topicUpdated",
+            MessageType::ParticipantAdded => "participantAdded",
+            MessageType::ParticipantRemoved => "participantRemoved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            MessageType::Text,
+            MessageType::Html,
+            MessageType::TopicUpdated,
+            MessageType::ParticipantAdded,
+            MessageType::ParticipantRemoved,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+
+    pub fn is_system(self) -> bool {
+        !matches!(self, MessageType::Text | MessageType::Html)
+    }
+}
+
+/// What a message says. User messages carry `text`; system messages the other fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageContent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<ParticipantRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<IdentityId>,
+}
+
+/// A participant as recorded inside a participantAdded/Removed system message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantRef {
+    pub identity: IdentityId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub share_history_time: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation: ConversationId,
+    /// 1, 2, 3 … per conversation, no gaps, assigned at commit.
+    pub sequence_id: i64,
+    pub kind: MessageType,
+    pub content: MessageContent,
+    pub sender: Option<IdentityId>,
+    pub sender_display_name: Option<String>,
+    pub metadata: Metadata,
+    /// Changes on every edit (the id-clock value of the last change).
+    pub version: i64,
+    pub created_on: OffsetDateTime,
+    pub edited_on: Option<OffsetDateTime>,
+    pub deleted_on: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadReceipt {
+    pub reader: IdentityId,
+    pub message_id: MessageId,
+    pub read_on: OffsetDateTime,
+}
+
+/// A conversation as listed for one of its participants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationSummary {
+    pub id: ConversationId,
+    pub topic: String,
+    pub deleted_on: Option<OffsetDateTime>,
+    pub last_message_on: Option<OffsetDateTime>,
+}
+
+/// One page of a keyset-paged listing: `next` is the opaque key to continue after, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// What happened, as recorded in the event log in the same transaction as the change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    ConversationCreated,
+    ConversationUpdated,
+    ConversationDeleted,
+    ParticipantsAdded,
+    ParticipantRemoved,
+    MessageReceived,
+    MessageEdited,
+    MessageDeleted,
+    ReadReceipt,
+}

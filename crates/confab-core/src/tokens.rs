@@ -1,0 +1,204 @@
+//! Bearer tokens: compact JWTs (HS256) minted and verified by this server.
+//!
+//! Hand-written rather than a JWT crate because of one wire constraint: the Python SDK decodes the
+//! payload segment with plain base64, so the payload must contain neither `-` nor `_` (see
+//! NOTES.md). A nonce claim is varied until that holds.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::ids::IdentityId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// What a token grants. Parsed from the Identity API's scope names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "chat")]
+    Chat,
+    #[serde(rename = "voip")]
+    Voip,
+    #[serde(rename = "chat.join")]
+    ChatJoin,
+    #[serde(rename = "chat.join.limited")]
+    ChatJoinLimited,
+    #[serde(rename = "voip.join")]
+    VoipJoin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] =
+        [Scope::Chat, Scope::Voip, Scope::ChatJoin, Scope::ChatJoinLimited, Scope::VoipJoin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Chat => "chat",
+            Scope::Voip => "voip",
+            Scope::ChatJoin => "chat.join",
+            Scope::ChatJoinLimited => "chat.join.limited",
+            Scope::VoipJoin => "voip.join",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The claims confab puts in a token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The identity's raw id.
+    pub sub: String,
+    /// Granted scopes.
+    pub scp: Vec<Scope>,
+    /// The identity's token generation when minted; a revocation bumps it.
+    pub gen: u32,
+    pub iat: i64,
+    pub exp: i64,
+    /// Varied until the encoded payload has no `-` or `_`.
+    pub n: u32,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token signature is not valid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// Mints and verifies tokens with one server secret.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    mac: HmacSha256,
+}
+
+impl TokenIssuer {
+    pub fn new(secret: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+        Self { mac }
+    }
+
+    /// Mints a token for `identity`, valid until `expires_on`.
+    pub fn mint(
+        &self,
+        identity: &IdentityId,
+        generation: u32,
+        scopes: &[Scope],
+        issued_on: OffsetDateTime,
+        expires_on: OffsetDateTime,
+    ) -> String {
+        let mut claims = Claims {
+            sub: identity.as_str().to_owned(),
+            scp: scopes.to_vec(),
+            gen: generation,
+            iat: issued_on.unix_timestamp(),
+            exp: expires_on.unix_timestamp(),
+            n: rand::random::<u16>() as u32,
+        };
+        let header = URL_SAFE_NO_PAD.encode(HEADER);
+        let payload = loop {
+            // Serializing plain structs of strings and numbers cannot fail.
+            let json = serde_json::to_vec(&claims).unwrap_or_default();
+            let encoded = URL_SAFE_NO_PAD.encode(json);
+            if !encoded.contains(['-', '_']) {
+                break encoded;
+            }
+            claims.n = claims.n.wrapping_add(1);
+        };
+        let signing_input = format!("{header}.{payload}");
+        let signature = URL_SAFE_NO_PAD.encode(self.sign(signing_input.as_bytes()));
+        format!("{signing_input}.{signature}")
+    }
+
+    /// Checks the signature and expiry; answers the claims. Revocation is checked by the caller
+    /// against the identity's current generation.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (_header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if claims.exp <= now.unix_timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac.clone();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use time::Duration;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(b"0123456789abcdef0123456789abcdef")
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_claims() {
+        let now = OffsetDateTime::now_utc();
+        let id = IdentityId::new_user("res");
+        let token = issuer().mint(&id, 3, &[Scope::Chat, Scope::Voip], now, now + Duration::hours(1));
+        let claims = issuer().verify(&token, now).expect("valid");
+        assert_eq!(claims.sub, id.as_str());
+        assert_eq!(claims.scp, vec![Scope::Chat, Scope::Voip]);
+        assert_eq!(claims.gen, 3);
+        assert_eq!(claims.exp, (now + Duration::hours(1)).unix_timestamp());
+    }
+
+    #[test]
+    fn payload_decodes_with_plain_base64_as_the_python_sdk_does() {
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..200 {
+            let id = IdentityId::new_user("res");
+            let token = issuer().mint(&id, 0, &[Scope::Chat], now, now + Duration::hours(24));
+            let payload = token.split('.').nth(1).expect("payload");
+            assert!(!payload.contains(['-', '_']), "{payload}");
+            let padded = format!("{payload}{}", "=".repeat((4 - payload.len() % 4) % 4));
+            let json = STANDARD.decode(padded).expect("plain base64");
+            let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
+            assert!(value["exp"].is_i64());
+        }
+    }
+
+    #[test]
+    fn tampered_expired_and_foreign_tokens_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let id = IdentityId::new_user("res");
+        let token = issuer().mint(&id, 0, &[Scope::Chat], now, now + Duration::hours(1));
+        let other = TokenIssuer::new(b"another secret");
+        assert_eq!(other.verify(&token, now), Err(TokenError::BadSignature));
+        assert_eq!(
+            issuer().verify(&token, now + Duration::hours(2)),
+            Err(TokenError::Expired)
+        );
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(r#"{"sub":"8:acs:x","scp":["chat"],"gen":0,"iat":0,"exp":99999999999,"n":0}"#);
+        parts[1] = &forged;
+        assert_eq!(issuer().verify(&parts.join("."), now), Err(TokenError::BadSignature));
+        for junk in ["", "a", "a.b", "a.b.c", "..."] {
+            assert!(issuer().verify(junk, now).is_err(), "{junk}");
+        }
+    }
+}
