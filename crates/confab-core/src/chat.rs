@@ -14,6 +14,7 @@ use crate::model::{
 use crate::ports::{
     ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
 };
+use crate::ratelimit::Operation;
 use crate::Core;
 
 /// A participant to add, as a face parsed it.
@@ -58,6 +59,7 @@ impl Core {
         caller: &Caller,
         request: CreateConversation,
     ) -> Result<Conversation> {
+        self.throttle.check(&caller.identity, Operation::CreateThread)?;
         require(caller.can_manage_threads(), "The token's scopes do not allow creating threads.")?;
         self.check_topic(&request.topic)?;
         self.check_metadata(&request.metadata, "metadata")?;
@@ -116,6 +118,7 @@ impl Core {
     }
 
     pub async fn get_conversation(&self, caller: &Caller, id: ConversationId) -> Result<Conversation> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         self.membership(caller, id).await?;
         self.live_conversation(id).await
     }
@@ -126,6 +129,7 @@ impl Core {
         id: ConversationId,
         update: ConversationUpdate,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require(caller.can_manage_threads(), "The token's scopes do not allow updating threads.")?;
         if let Some(topic) = &update.topic {
             self.check_topic(topic)?;
@@ -141,6 +145,7 @@ impl Core {
     }
 
     pub async fn delete_conversation(&self, caller: &Caller, id: ConversationId) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require(caller.can_manage_threads(), "The token's scopes do not allow deleting threads.")?;
         self.membership(caller, id).await?;
         Ok(self.store.delete_conversation(id).await?)
@@ -152,6 +157,7 @@ impl Core {
         active_since: Option<OffsetDateTime>,
         page: PageRequest,
     ) -> Result<Page<ConversationSummary>> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         Ok(self
@@ -166,6 +172,7 @@ impl Core {
         id: ConversationId,
         message: SendMessage,
     ) -> Result<Message> {
+        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         if message.kind.is_system() {
             return Err(Error::invalid("Only text and html messages can be sent.", "type"));
@@ -193,6 +200,7 @@ impl Core {
         id: ConversationId,
         message_id: MessageId,
     ) -> Result<Message> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
         self.visible_message(&me, id, message_id).await
@@ -206,6 +214,7 @@ impl Core {
         changed_since: Option<OffsetDateTime>,
         page: PageRequest,
     ) -> Result<Page<Message>> {
+        self.throttle.check(&caller.identity, Operation::ListMessages(id))?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         let me = self.membership(caller, id).await?;
@@ -231,6 +240,7 @@ impl Core {
         message_id: MessageId,
         edit: MessageEdit,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         if let Some(text) = &edit.text {
             self.check_message_text(text)?;
@@ -252,6 +262,7 @@ impl Core {
         id: ConversationId,
         message_id: MessageId,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
         let message = self.visible_message(&me, id, message_id).await?;
@@ -268,6 +279,7 @@ impl Core {
         id: ConversationId,
         participants: Vec<ParticipantInput>,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require(
             caller.can_manage_participants(),
             "The token's scopes do not allow adding participants.",
@@ -298,6 +310,7 @@ impl Core {
         id: ConversationId,
         page: PageRequest,
     ) -> Result<Page<Participant>> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         self.membership(caller, id).await?;
@@ -312,6 +325,7 @@ impl Core {
         id: ConversationId,
         who: &IdentityId,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         if *who != caller.identity {
             require(
                 caller.can_manage_participants(),
@@ -333,6 +347,7 @@ impl Core {
         id: ConversationId,
         message_id: MessageId,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
         self.visible_message(&me, id, message_id).await?;
@@ -345,6 +360,7 @@ impl Core {
         id: ConversationId,
         page: PageRequest,
     ) -> Result<Page<ReadReceipt>> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         self.membership(caller, id).await?;
@@ -359,6 +375,7 @@ impl Core {
         id: ConversationId,
         sender_display_name: Option<&str>,
     ) -> Result<()> {
+        self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         self.check_display_name(sender_display_name, "senderDisplayName")?;
         self.membership(caller, id).await?;

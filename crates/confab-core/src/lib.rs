@@ -8,6 +8,7 @@ pub mod ids;
 pub mod limits;
 pub mod model;
 pub mod ports;
+pub mod ratelimit;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ pub use error::{Error, Result};
 use ids::IdentityId;
 pub use limits::Limits;
 use ports::{Clock, Store};
+use ratelimit::{RateLimits, Throttle};
 use tokens::TokenIssuer;
 
 /// Settings the core needs from the server.
@@ -38,6 +40,7 @@ pub struct Core {
     tokens: TokenIssuer,
     resource_id: String,
     limits: Limits,
+    throttle: Throttle,
     /// Token generation per identity (None: deleted), so a token check costs no query.
     generations: RwLock<HashMap<IdentityId, Option<u32>>>,
 }
@@ -50,8 +53,20 @@ impl Core {
             tokens: TokenIssuer::new(&config.token_secret),
             resource_id: config.resource_id,
             limits: config.limits,
+            throttle: Throttle::new(&RateLimits::default()),
             generations: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the rate limits (none by default).
+    pub fn with_rate_limits(mut self, limits: &RateLimits) -> Self {
+        self.throttle = Throttle::new(limits);
+        self
+    }
+
+    /// Drops rate-limit state of callers that have been quiet; run periodically.
+    pub fn prune_rate_limits(&self) {
+        self.throttle.prune();
     }
 
     pub fn limits(&self) -> &Limits {

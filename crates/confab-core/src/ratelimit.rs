@@ -1,0 +1,199 @@
+//! Per-identity and per-thread request limits, by profile: `standard` stops a flood without
+//! touching heavy normal use, `acs-cloud` throttles like the cloud service (NOTES.md), `off`
+//! lets everything through. Each rule can be overridden in confab.toml.
+
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, IdentityId};
+
+/// `requests` per `seconds`, refilled evenly (GCRA), with the whole allowance as burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub requests: u32,
+    pub seconds: u32,
+}
+
+impl Rule {
+    pub const fn new(requests: u32, seconds: u32) -> Self {
+        Self { requests, seconds }
+    }
+
+    fn quota(self) -> Option<Quota> {
+        let burst = NonZeroU32::new(self.requests)?;
+        let period = Duration::from_secs(u64::from(self.seconds.max(1))) / self.requests;
+        Quota::with_period(period).map(|q| q.allow_burst(burst))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    Standard,
+    AcsCloud,
+    Off,
+}
+
+impl Profile {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "standard" => Some(Profile::Standard),
+            "acs-cloud" => Some(Profile::AcsCloud),
+            "off" => Some(Profile::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The rules in force; `None` switches a rule off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    /// Every chat call of one identity.
+    pub per_identity: Option<Rule>,
+    /// Thread creations by one identity.
+    pub create_thread_per_identity: Option<Rule>,
+    /// Message sends, edits and deletes in one thread.
+    pub message_writes_per_thread: Option<Rule>,
+    /// Message listings by one identity in one thread.
+    pub list_messages_per_identity_thread: Option<Rule>,
+}
+
+impl RateLimits {
+    pub fn profile(profile: Profile) -> Self {
+        match profile {
+            Profile::Off => RateLimits::default(),
+            Profile::Standard => RateLimits {
+                per_identity: Some(Rule::new(20_000, 10)),
+                create_thread_per_identity: Some(Rule::new(2_000, 10)),
+                message_writes_per_thread: Some(Rule::new(20_000, 10)),
+                list_messages_per_identity_thread: Some(Rule::new(10_000, 10)),
+            },
+            // The cloud's published per-10-second limits.
+            Profile::AcsCloud => RateLimits {
+                per_identity: Some(Rule::new(500, 10)),
+                create_thread_per_identity: Some(Rule::new(10, 10)),
+                message_writes_per_thread: Some(Rule::new(10, 10)),
+                list_messages_per_identity_thread: Some(Rule::new(50, 10)),
+            },
+        }
+    }
+}
+
+/// What a call does, for the rules that look at more than the caller.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation {
+    CreateThread,
+    WriteMessage(ConversationId),
+    ListMessages(ConversationId),
+    Other,
+}
+
+type Limiter<K> = Option<DefaultKeyedRateLimiter<K>>;
+
+/// The limiters of one server.
+pub struct Throttle {
+    per_identity: Limiter<IdentityId>,
+    create_thread: Limiter<IdentityId>,
+    message_writes: Limiter<ConversationId>,
+    list_messages: Limiter<(IdentityId, ConversationId)>,
+}
+
+fn limiter<K: Hash + Eq + Clone>(rule: Option<Rule>) -> Limiter<K> {
+    rule.and_then(Rule::quota).map(RateLimiter::keyed)
+}
+
+fn check<K: Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Result<()> {
+    match limiter {
+        Some(limiter) => limiter.check_key(key).map_err(|not_until| Error::RateLimited {
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Throttle {
+    pub fn new(limits: &RateLimits) -> Self {
+        Self {
+            per_identity: limiter(limits.per_identity),
+            create_thread: limiter(limits.create_thread_per_identity),
+            message_writes: limiter(limits.message_writes_per_thread),
+            list_messages: limiter(limits.list_messages_per_identity_thread),
+        }
+    }
+
+    /// Counts one call; `RateLimited` with the time to wait when a rule is exhausted.
+    pub fn check(&self, caller: &IdentityId, operation: Operation) -> Result<()> {
+        check(&self.per_identity, caller)?;
+        match operation {
+            Operation::CreateThread => check(&self.create_thread, caller),
+            Operation::WriteMessage(thread) => check(&self.message_writes, &thread),
+            Operation::ListMessages(thread) => {
+                check(&self.list_messages, &(caller.clone(), thread))
+            }
+            Operation::Other => Ok(()),
+        }
+    }
+
+    /// Forgets keys whose allowance is full again, so memory stays bounded by recent callers.
+    pub fn prune(&self) {
+        if let Some(l) = &self.per_identity {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.create_thread {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.message_writes {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.list_messages {
+            l.retain_recent();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_allows_its_burst_then_answers_a_wait() {
+        let limits = RateLimits { per_identity: Some(Rule::new(3, 10)), ..Default::default() };
+        let throttle = Throttle::new(&limits);
+        let alice = IdentityId::new_user("r");
+        let bob = IdentityId::new_user("r");
+        for _ in 0..3 {
+            assert!(throttle.check(&alice, Operation::Other).is_ok());
+        }
+        match throttle.check(&alice, Operation::Other) {
+            Err(Error::RateLimited { retry_after }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(4))
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        assert!(throttle.check(&bob, Operation::Other).is_ok(), "limits are per identity");
+    }
+
+    #[test]
+    fn cloud_profile_limits_writes_per_thread_and_off_limits_nothing() {
+        let throttle = Throttle::new(&RateLimits::profile(Profile::AcsCloud));
+        let thread = ConversationId::random();
+        let users: Vec<_> = (0..11).map(|_| IdentityId::new_user("r")).collect();
+        for user in &users[..10] {
+            assert!(throttle.check(user, Operation::WriteMessage(thread)).is_ok());
+        }
+        assert!(throttle.check(&users[10], Operation::WriteMessage(thread)).is_err());
+        assert!(throttle.check(&users[10], Operation::WriteMessage(ConversationId::random())).is_ok());
+
+        let off = Throttle::new(&RateLimits::profile(Profile::Off));
+        for _ in 0..10_000 {
+            assert!(off.check(&users[0], Operation::WriteMessage(thread)).is_ok());
+        }
+    }
+}
