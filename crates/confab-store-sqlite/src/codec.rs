@@ -1,0 +1,405 @@
+//! Conversions between the model and SQLite values: times, ids, JSON columns, whole rows, and the
+//! opaque paging cursors.
+
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata, Page,
+    Participant, ReadReceipt, RetentionPolicy, Role,
+};
+use confab_core::ports::{StoreError, StoreResult};
+use rusqlite::types::Type;
+use rusqlite::Row;
+use time::OffsetDateTime;
+
+/// One day in microseconds.
+pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Maps a SQLite failure to the store's error. Constraint violations that mean something to the
+/// caller are mapped where they can happen; everything else is the store being unavailable.
+pub(crate) fn db_err(err: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {err}"))
+}
+
+/// `.db()?` instead of `.map_err(db_err)?` everywhere.
+pub(crate) trait DbResult<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(db_err)
+    }
+}
+
+pub(crate) fn is_constraint_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Times: integer unix microseconds.
+
+/// The time in microseconds, rounded down.
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos().div_euclid(1000);
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The time in microseconds, rounded up: for `column >= t` bounds, so that a stored value
+/// (always whole microseconds) passes exactly when the full-precision time would.
+pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
+    let us = (t.unix_timestamp_nanos() + 999).div_euclid(1000);
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+pub(crate) fn from_micros(us: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()
+}
+
+/// A time truncated to what the database keeps, with its microseconds: every time the store
+/// hands out is one it can read back unchanged.
+pub(crate) fn truncate(t: OffsetDateTime) -> StoreResult<(OffsetDateTime, i64)> {
+    let us = micros(t);
+    let exact = from_micros(us)
+        .ok_or_else(|| StoreError::Unavailable(format!("time out of range: {t}")))?;
+    Ok((exact, us))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ids and JSON columns.
+
+/// A conversation id as stored: 16 bytes big-endian, so BLOB order is numeric order.
+pub(crate) fn conv_key(id: ConversationId) -> [u8; 16] {
+    id.0.to_be_bytes()
+}
+
+/// Metadata as stored: a JSON object, NULL when empty (most messages carry none).
+pub(crate) fn encode_metadata(metadata: &Metadata) -> StoreResult<Option<String>> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(metadata)
+        .map(Some)
+        .map_err(|e| StoreError::Unavailable(format!("metadata: {e}")))
+}
+
+pub(crate) fn encode_content(content: &MessageContent) -> StoreResult<String> {
+    serde_json::to_string(content).map_err(|e| StoreError::Unavailable(format!("content: {e}")))
+}
+
+pub(crate) fn decode_content(text: &str) -> Result<MessageContent, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// An identity read back. Stored ids were validated on the way in; going through serde (not
+/// `IdentityId::parse`) keeps old rows readable even if the accepted syntax ever narrows.
+pub(crate) fn identity_from_text(text: String) -> Result<IdentityId, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::String(text))
+}
+
+pub(crate) fn retention_days(retention: Option<RetentionPolicy>) -> Option<u32> {
+    retention.map(|RetentionPolicy::ThreadCreationDate { delete_after_days }| delete_after_days)
+}
+
+/// When a conversation created at `created_on` expires under `days` of retention.
+pub(crate) fn expires_on(created_on: i64, days: Option<u32>) -> Option<i64> {
+    days.map(|days| created_on.saturating_add(i64::from(days).saturating_mul(DAY_MICROS)))
+}
+
+/// The event kind as written in `events.kind`: its serde name.
+pub(crate) fn event_kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::ConversationCreated => "conversationCreated",
+        EventKind::ConversationUpdated => "conversationUpdated",
+        EventKind::ConversationDeleted => "conversationDeleted",
+        EventKind::ParticipantsAdded => "participantsAdded",
+        EventKind::ParticipantRemoved => "participantRemoved",
+        EventKind::MessageReceived => "messageReceived",
+        EventKind::MessageEdited => "messageEdited",
+        EventKind::MessageDeleted => "messageDeleted",
+        EventKind::ReadReceipt => "readReceipt",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column readers. Decoding failures become rusqlite conversion errors so that row closures stay
+// plain `rusqlite::Result`s; they surface as `StoreError::Unavailable`.
+
+fn bad_value(idx: usize, what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, what.to_string().into())
+}
+
+pub(crate) fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+    let us: i64 = row.get(idx)?;
+    from_micros(us).ok_or_else(|| bad_value(idx, format!("time out of range: {us}")))
+}
+
+pub(crate) fn opt_time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    let us: Option<i64> = row.get(idx)?;
+    us.map(|us| from_micros(us).ok_or_else(|| bad_value(idx, format!("time out of range: {us}"))))
+        .transpose()
+}
+
+pub(crate) fn conversation_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<ConversationId> {
+    let bytes: [u8; 16] = row.get(idx)?;
+    Ok(ConversationId(u128::from_be_bytes(bytes)))
+}
+
+pub(crate) fn identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<IdentityId> {
+    identity_from_text(row.get(idx)?).map_err(|e| bad_value(idx, e))
+}
+
+pub(crate) fn opt_identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<IdentityId>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|t| identity_from_text(t).map_err(|e| bad_value(idx, e)))
+        .transpose()
+}
+
+pub(crate) fn metadata_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Metadata> {
+    let text: Option<String> = row.get(idx)?;
+    match text {
+        None => Ok(Metadata::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| bad_value(idx, e)),
+    }
+}
+
+pub(crate) fn content_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageContent> {
+    let text: String = row.get(idx)?;
+    decode_content(&text).map_err(|e| bad_value(idx, e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole rows. Each `*_COLUMNS` list goes with the `*_from_row` that reads it.
+
+pub(crate) const IDENTITY_COLUMNS: &str = "id, created_on, token_generation";
+
+pub(crate) fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
+    let generation: i64 = row.get(2)?;
+    Ok(Identity {
+        id: identity_at(row, 0)?,
+        created_on: time_at(row, 1)?,
+        token_generation: u32::try_from(generation).map_err(|e| bad_value(2, e))?,
+    })
+}
+
+pub(crate) const CONVERSATION_COLUMNS: &str =
+    "id, topic, created_by, created_on, deleted_on, metadata, retention_days, last_message_on";
+
+pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    let days: Option<i64> = row.get(6)?;
+    let retention = days
+        .map(|d| u32::try_from(d).map_err(|e| bad_value(6, e)))
+        .transpose()?
+        .map(|delete_after_days| RetentionPolicy::ThreadCreationDate { delete_after_days });
+    Ok(Conversation {
+        id: conversation_at(row, 0)?,
+        topic: row.get(1)?,
+        created_by: identity_at(row, 2)?,
+        created_on: time_at(row, 3)?,
+        deleted_on: opt_time_at(row, 4)?,
+        metadata: metadata_at(row, 5)?,
+        retention,
+        last_message_on: opt_time_at(row, 7)?,
+    })
+}
+
+pub(crate) const PARTICIPANT_COLUMNS: &str =
+    "identity, display_name, share_history_time, metadata, role";
+
+pub(crate) fn participant_from_row(row: &Row<'_>) -> rusqlite::Result<Participant> {
+    let role: String = row.get(4)?;
+    Ok(Participant {
+        identity: identity_at(row, 0)?,
+        display_name: row.get(1)?,
+        share_history_time: opt_time_at(row, 2)?,
+        metadata: metadata_at(row, 3)?,
+        role: Role::parse(&role).ok_or_else(|| bad_value(4, format!("unknown role {role:?}")))?,
+    })
+}
+
+pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation, sequence_id, kind, content, sender, \
+     sender_display_name, metadata, version, created_on, edited_on, deleted_on";
+
+pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let kind: String = row.get(3)?;
+    Ok(Message {
+        id: MessageId(row.get(0)?),
+        conversation: conversation_at(row, 1)?,
+        sequence_id: row.get(2)?,
+        kind: MessageType::parse(&kind)
+            .ok_or_else(|| bad_value(3, format!("unknown message type {kind:?}")))?,
+        content: content_at(row, 4)?,
+        sender: opt_identity_at(row, 5)?,
+        sender_display_name: row.get(6)?,
+        metadata: metadata_at(row, 7)?,
+        version: row.get(8)?,
+        created_on: time_at(row, 9)?,
+        edited_on: opt_time_at(row, 10)?,
+        deleted_on: opt_time_at(row, 11)?,
+    })
+}
+
+pub(crate) const RECEIPT_COLUMNS: &str = "reader, message_id, read_on";
+
+pub(crate) fn receipt_from_row(row: &Row<'_>) -> rusqlite::Result<ReadReceipt> {
+    Ok(ReadReceipt {
+        reader: identity_at(row, 0)?,
+        message_id: MessageId(row.get(1)?),
+        read_on: time_at(row, 2)?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging. Cursors are opaque to callers but URL-safe (digits, hex, `_`), and each kind has its
+// own shape so that a cursor from another listing is rejected rather than misread.
+
+/// How many rows a page may hold: at least one, so that paging always progresses.
+pub(crate) fn page_size(limit: usize) -> usize {
+    limit.max(1)
+}
+
+/// The SQL LIMIT for a page: one more row than the page, to learn whether another page exists.
+pub(crate) fn fetch_limit(limit: usize) -> i64 {
+    i64::try_from(page_size(limit).saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+/// Builds a page from up to `limit + 1` fetched rows; `cursor` names the last row kept.
+pub(crate) fn into_page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    cursor: impl FnOnce(&T) -> String,
+) -> Page<T> {
+    let limit = page_size(limit);
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items: rows, next }
+}
+
+/// Messages: the message id, in decimal.
+pub(crate) fn message_cursor(id: MessageId) -> String {
+    id.0.to_string()
+}
+
+pub(crate) fn parse_message_cursor(text: &str) -> StoreResult<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::InvalidCursor);
+    }
+    text.parse::<i64>().map_err(|_| StoreError::InvalidCursor)
+}
+
+/// Conversations: last activity (microseconds) and id, `<activity>_<32 hex>`.
+pub(crate) fn conversation_cursor(activity: i64, id: ConversationId) -> String {
+    format!("{activity}_{:032x}", id.0)
+}
+
+pub(crate) fn parse_conversation_cursor(text: &str) -> StoreResult<(i64, [u8; 16])> {
+    let (activity, id) = text.split_once('_').ok_or(StoreError::InvalidCursor)?;
+    let digits = activity.strip_prefix('-').unwrap_or(activity);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::InvalidCursor);
+    }
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidCursor);
+    }
+    let activity = activity
+        .parse::<i64>()
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let id = u128::from_str_radix(id, 16).map_err(|_| StoreError::InvalidCursor)?;
+    Ok((activity, id.to_be_bytes()))
+}
+
+/// Participants and read receipts: the identity's raw id, hex-encoded (raw ids contain `:` and
+/// `+`, which are not URL-safe).
+pub(crate) fn name_cursor(name: &IdentityId) -> String {
+    name.as_str().bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn parse_name_cursor(text: &str) -> StoreResult<String> {
+    if text.is_empty() {
+        return Err(StoreError::InvalidCursor);
+    }
+    let bytes = text
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some(hex_digit(*high)? << 4 | hex_digit(*low)?),
+            _ => None, // an odd length
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(StoreError::InvalidCursor)?;
+    String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kind_names_are_the_serde_names() {
+        for kind in [
+            EventKind::ConversationCreated,
+            EventKind::ConversationUpdated,
+            EventKind::ConversationDeleted,
+            EventKind::ParticipantsAdded,
+            EventKind::ParticipantRemoved,
+            EventKind::MessageReceived,
+            EventKind::MessageEdited,
+            EventKind::MessageDeleted,
+            EventKind::ReadReceipt,
+        ] {
+            let serde = serde_json::to_value(&kind).expect("serialize");
+            assert_eq!(serde.as_str(), Some(event_kind_name(&kind)));
+        }
+    }
+
+    #[test]
+    fn micros_round_down_and_up() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).expect("t");
+        assert_eq!(micros(t), 1_700_000_000_123_456);
+        assert_eq!(micros_ceil(t), 1_700_000_000_123_457);
+        let exact = from_micros(micros(t)).expect("exact");
+        assert_eq!(micros(exact), micros_ceil(exact));
+        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500).expect("t");
+        assert_eq!(micros(before), -2);
+        assert_eq!(micros_ceil(before), -1);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = ConversationId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let cursor = conversation_cursor(-42, id);
+        assert_eq!(parse_conversation_cursor(&cursor), Ok((-42, conv_key(id))));
+        let who = IdentityId::parse("4:+14255550123").expect("id");
+        assert_eq!(
+            parse_name_cursor(&name_cursor(&who)).as_deref(),
+            Ok(who.as_str())
+        );
+        assert_eq!(parse_message_cursor(&message_cursor(MessageId(17))), Ok(17));
+        for bad in ["", "x", "-1", "1_", "_00", "12_zz", "1_0123"] {
+            assert_eq!(parse_message_cursor(bad).ok(), None, "{bad}");
+            assert_eq!(parse_conversation_cursor(bad).ok(), None, "{bad}");
+        }
+        for bad in ["", "a", "abc", "zz", "ff", "+1"] {
+            assert_eq!(parse_name_cursor(bad).ok(), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiry_saturates() {
+        assert_eq!(expires_on(10, None), None);
+        assert_eq!(expires_on(10, Some(1)), Some(10 + DAY_MICROS));
+        assert_eq!(expires_on(10, Some(u32::MAX)), Some(i64::MAX));
+    }
+}

@@ -1,0 +1,362 @@
+//! confab's embedded store: SQLite in WAL mode, one writer thread with group commit, and a small
+//! pool of read-only connections.
+//!
+//! * Writes go to one thread that owns the read-write connection (`writer.rs`; the writes
+//!   themselves are in `writes.rs`). It commits whatever is queued in one transaction (a failing
+//!   write fails alone) and answers only after the commit: an `Ok` from a write means committed
+//!   (with `synchronous=FULL`, durable across power loss). Another thread checkpoints the WAL
+//!   (`checkpoint.rs`) so that commits never stop for it.
+//! * Reads run on `spawn_blocking` against read-only connections (`reads.rs`); WAL lets them run
+//!   alongside the writer and see every commit that finished before they started.
+//! * The schema is versioned (`schema.rs`); rows are mapped in `codec.rs`.
+//!
+//! Dropping the store closes the write queue, lets the writer finish every queued write and
+//! joins it (this blocks the dropping thread for that long); [`SqliteStore::close`] does the same
+//! without blocking an async runtime thread.
+
+mod checkpoint;
+mod codec;
+mod reads;
+mod schema;
+mod writer;
+mod writes;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Conversation, ConversationSummary, Identity, Message, Page, Participant, ReadReceipt,
+};
+use confab_core::ports::{
+    Clock, ConversationUpdate, CreatedConversation, ListQuery, MessageEdit, MessageQuery,
+    NewConversation, NewMessage, Store, StoreError, StoreResult,
+};
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+use crate::schema::Durability;
+use crate::writer::WriterHandle;
+
+/// Idle read connections kept open. More are opened when more reads run at once, and closed
+/// when they finish.
+const READ_POOL_SIZE: usize = 4;
+
+/// The SQLite store. Cheap to share behind an `Arc`; every method may be called concurrently.
+pub struct SqliteStore {
+    writer: WriterHandle,
+    reads: Arc<ReadPool>,
+    path: PathBuf,
+    /// Set by [`SqliteStore::in_memory`]: removes the throw-away files on drop. Declared last so
+    /// that it runs after the writer has stopped.
+    _scratch: Option<ScratchFiles>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directory if needed) the database file at `path`,
+    /// bringing its schema up to date.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        Self::start(path.to_path_buf(), Durability::Full, clock, None)
+    }
+
+    /// A throw-away store for tests and demos. It is a uniquely named file in the system's
+    /// temporary directory, opened exactly like [`SqliteStore::open`] (WAL, same pool, same
+    /// visibility rules) but without fsync, and removed when the store is dropped.
+    ///
+    /// (A shared-cache `:memory:` database would not do: it cannot use WAL, and its table locks
+    /// make readers fail with SQLITE_LOCKED while the writer holds a transaction, which under
+    /// group commit is nearly always.)
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "confab-{}-{}-{}.sqlite",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        let path = std::env::temp_dir().join(unique);
+        let scratch = ScratchFiles(path.clone());
+        Self::start(path, Durability::Off, clock, Some(scratch))
+    }
+
+    fn start(
+        path: PathBuf,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+        scratch: Option<ScratchFiles>,
+    ) -> Result<Self, StoreError> {
+        let writer = WriterHandle::start(&path, durability, clock)?;
+        let reads = Arc::new(ReadPool {
+            path: path.clone(),
+            idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
+        });
+        Ok(Self {
+            writer,
+            reads,
+            path,
+            _scratch: scratch,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops taking writes, waits until every queued write has committed (or failed), and stops
+    /// the writer thread. Later writes answer `Unavailable`; reads still work.
+    pub async fn close(&self) {
+        if let Some(thread) = self.writer.shut() {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the store writer thread did not stop cleanly");
+            }
+        }
+    }
+
+    /// Runs a read on a pooled read-only connection, off the async threads.
+    async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.reads);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = read(&conn);
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(thread) = self.writer.shut() {
+            if thread.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Read-only connections, reused.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn take(&self) -> StoreResult<Connection> {
+        // Pop under the lock, open (slow) outside it.
+        let idle = self.idle.lock().pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => schema::open_reader(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock();
+        if idle.len() < READ_POOL_SIZE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The files of an `in_memory` store, removed on drop (the WAL and shared-memory files too).
+struct ScratchFiles(PathBuf);
+
+impl Drop for ScratchFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_identity(&self, identity: &Identity) -> StoreResult<()> {
+        let identity = identity.clone();
+        self.writer
+            .call(move |w| w.create_identity(&identity))
+            .await
+    }
+
+    async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>> {
+        let id = id.clone();
+        self.read(move |conn| reads::get_identity(conn, &id)).await
+    }
+
+    async fn bump_token_generation(&self, id: &IdentityId) -> StoreResult<u32> {
+        let id = id.clone();
+        self.writer
+            .call(move |w| w.bump_token_generation(&id))
+            .await
+    }
+
+    async fn delete_identity(&self, id: &IdentityId) -> StoreResult<()> {
+        let id = id.clone();
+        self.writer.call(move |w| w.delete_identity(&id)).await
+    }
+
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<CreatedConversation> {
+        self.writer.call(move |w| w.create_conversation(&new)).await
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.read(move |conn| reads::get_conversation(conn, id))
+            .await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        update: ConversationUpdate,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.update_conversation(id, &update, &by))
+            .await
+    }
+
+    async fn delete_conversation(&self, id: ConversationId) -> StoreResult<()> {
+        self.writer.call(move |w| w.delete_conversation(id)).await
+    }
+
+    async fn list_conversations(
+        &self,
+        member: &IdentityId,
+        active_since: Option<OffsetDateTime>,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<ConversationSummary>> {
+        let member = member.clone();
+        self.read(move |conn| {
+            reads::list_conversations(conn, &member, active_since, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn delete_expired_conversations(&self) -> StoreResult<Vec<ConversationId>> {
+        self.writer.call(|w| w.delete_expired_conversations()).await
+    }
+
+    async fn get_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<Participant>> {
+        let identity = identity.clone();
+        self.read(move |conn| reads::get_participant(conn, conversation, &identity))
+            .await
+    }
+
+    async fn list_participants(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<Participant>> {
+        self.read(move |conn| reads::list_participants(conn, conversation, &query))
+            .await
+    }
+
+    async fn add_participants(
+        &self,
+        conversation: ConversationId,
+        participants: Vec<Participant>,
+        by: &IdentityId,
+        max_participants: usize,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_participants(conversation, &participants, &by, max_participants))
+            .await
+    }
+
+    async fn remove_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let (identity, by) = (identity.clone(), by.clone());
+        self.writer
+            .call(move |w| w.remove_participant(conversation, &identity, &by))
+            .await
+    }
+
+    async fn append_message(&self, message: NewMessage) -> StoreResult<Message> {
+        self.writer.call(move |w| w.append_message(&message)).await
+    }
+
+    async fn get_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>> {
+        self.read(move |conn| reads::get_message(conn, conversation, id))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        conversation: ConversationId,
+        query: MessageQuery,
+    ) -> StoreResult<Page<Message>> {
+        self.read(move |conn| reads::list_messages(conn, conversation, &query))
+            .await
+    }
+
+    async fn edit_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        edit: MessageEdit,
+    ) -> StoreResult<Message> {
+        self.writer
+            .call(move |w| w.edit_message(conversation, id, &edit))
+            .await
+    }
+
+    async fn delete_message(&self, conversation: ConversationId, id: MessageId) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.delete_message(conversation, id))
+            .await
+    }
+
+    async fn put_read_receipt(
+        &self,
+        conversation: ConversationId,
+        reader: &IdentityId,
+        message: MessageId,
+    ) -> StoreResult<()> {
+        let reader = reader.clone();
+        self.writer
+            .call(move |w| w.put_read_receipt(conversation, &reader, message))
+            .await
+    }
+
+    async fn list_read_receipts(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<ReadReceipt>> {
+        self.read(move |conn| reads::list_read_receipts(conn, conversation, &query))
+            .await
+    }
+}

@@ -1,0 +1,339 @@
+//! The read queries. Each takes a plain connection: the read pool's, or the writer's when a write
+//! needs to read inside its own transaction.
+//!
+//! Every listing is keyset-paged on an index, so a page costs the same however deep it is.
+
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Conversation, ConversationSummary, Identity, Message, Page, Participant, ReadReceipt,
+};
+use confab_core::ports::{ListQuery, MessageQuery, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension};
+use time::OffsetDateTime;
+
+use crate::codec::{
+    self, conv_key, fetch_limit, into_page, DbResult, CONVERSATION_COLUMNS, IDENTITY_COLUMNS,
+    MESSAGE_COLUMNS, PARTICIPANT_COLUMNS, RECEIPT_COLUMNS,
+};
+
+pub(crate) fn get_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
+    let sql = format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([id.as_str()], codec::identity_from_row)
+        .optional()
+        .db()
+}
+
+pub(crate) fn get_conversation(
+    conn: &Connection,
+    id: ConversationId,
+) -> StoreResult<Option<Conversation>> {
+    let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([conv_key(id)], codec::conversation_from_row)
+        .optional()
+        .db()
+}
+
+/// The conversations `member` is in, most recent activity (last message, else creation) first,
+/// then by id. The sort runs over the member's conversations only (participants_by_identity).
+pub(crate) fn list_conversations(
+    conn: &Connection,
+    member: &IdentityId,
+    active_since: Option<OffsetDateTime>,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Page<ConversationSummary>> {
+    // Without a cursor, start above every possible key.
+    let (before_activity, before_id) = match after {
+        Some(cursor) => codec::parse_conversation_cursor(cursor)?,
+        None => (i64::MAX, [0xff; 16]),
+    };
+    let since = active_since.map_or(i64::MIN, codec::micros_ceil);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.id, c.topic, c.deleted_on, c.last_message_on,
+                    COALESCE(c.last_message_on, c.created_on) AS activity
+             FROM participants AS p
+             JOIN conversations AS c ON c.id = p.conversation
+             WHERE p.identity = ?1
+               AND COALESCE(c.last_message_on, c.created_on) >= ?2
+               AND (COALESCE(c.last_message_on, c.created_on) < ?3
+                    OR (COALESCE(c.last_message_on, c.created_on) = ?3 AND c.id < ?4))
+             ORDER BY activity DESC, c.id DESC
+             LIMIT ?5",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(
+            params![
+                member.as_str(),
+                since,
+                before_activity,
+                before_id,
+                fetch_limit(limit)
+            ],
+            |row| {
+                let summary = ConversationSummary {
+                    id: codec::conversation_at(row, 0)?,
+                    topic: row.get(1)?,
+                    deleted_on: codec::opt_time_at(row, 2)?,
+                    last_message_on: codec::opt_time_at(row, 3)?,
+                };
+                Ok((summary, row.get::<_, i64>(4)?))
+            },
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    let page = into_page(rows, limit, |(summary, activity)| {
+        codec::conversation_cursor(*activity, summary.id)
+    });
+    Ok(Page {
+        items: page.items.into_iter().map(|(summary, _)| summary).collect(),
+        next: page.next,
+    })
+}
+
+pub(crate) fn get_participant(
+    conn: &Connection,
+    conversation: ConversationId,
+    identity: &IdentityId,
+) -> StoreResult<Option<Participant>> {
+    let sql = format!(
+        "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE conversation = ?1 AND identity = ?2"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row(
+            params![conv_key(conversation), identity.as_str()],
+            codec::participant_from_row,
+        )
+        .optional()
+        .db()
+}
+
+/// Participants by identity. `skip` applies to the first page only (OFFSET is cheap here: a
+/// conversation has a few hundred participants at most).
+pub(crate) fn list_participants(
+    conn: &Connection,
+    conversation: ConversationId,
+    query: &ListQuery,
+) -> StoreResult<Page<Participant>> {
+    let (after, skip) = name_bounds(query)?;
+    let sql = format!(
+        "SELECT {PARTICIPANT_COLUMNS} FROM participants
+         WHERE conversation = ?1 AND identity > ?2
+         ORDER BY identity LIMIT ?3 OFFSET ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![
+                conv_key(conversation),
+                after,
+                fetch_limit(query.limit),
+                skip
+            ],
+            codec::participant_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    Ok(into_page(rows, query.limit, |p| {
+        codec::name_cursor(&p.identity)
+    }))
+}
+
+pub(crate) fn get_message(
+    conn: &Connection,
+    conversation: ConversationId,
+    id: MessageId,
+) -> StoreResult<Option<Message>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND conversation = ?2");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row(
+            params![id.0, conv_key(conversation)],
+            codec::message_from_row,
+        )
+        .optional()
+        .db()
+}
+
+/// Messages newest first, keyset-paged on the id.
+///
+/// Unset bounds are passed as the extreme values rather than `?n IS NULL OR …`, which would stop
+/// SQLite from using them as index range bounds (and page 50,000 would scan 50,000 pages).
+pub(crate) fn list_messages(
+    conn: &Connection,
+    conversation: ConversationId,
+    query: &MessageQuery,
+) -> StoreResult<Page<Message>> {
+    let before = match &query.after {
+        Some(cursor) => codec::parse_message_cursor(cursor)?,
+        None => i64::MAX,
+    };
+    let created_from = query.created_from.map_or(i64::MIN, codec::micros_ceil);
+    // A message's id is max(previous id + 1, its creation time in µs), so created_on >= t
+    // implies id >= t: the id bound lets the scan stop at the shared-history boundary.
+    let min_id = created_from;
+    let rows = match query.changed_since {
+        None => collect_messages(
+            conn,
+            &messages_sql(false),
+            params![
+                conv_key(conversation),
+                before,
+                min_id,
+                created_from,
+                fetch_limit(query.limit)
+            ],
+        )?,
+        Some(since) => collect_messages(
+            conn,
+            &messages_sql(true),
+            params![
+                conv_key(conversation),
+                codec::micros_ceil(since),
+                before,
+                min_id,
+                created_from,
+                fetch_limit(query.limit)
+            ],
+        )?,
+    };
+    Ok(into_page(rows, query.limit, |m| {
+        codec::message_cursor(m.id)
+    }))
+}
+
+/// The listing query: plain (walks `(conversation, id)` backwards from the cursor and stops
+/// after a page) or by change time.
+fn messages_sql(by_change: bool) -> String {
+    if by_change {
+        // "What changed since t" is typically a short, recent range (a client catching up), so
+        // walk the change index and sort that range, rather than walk the whole history by id
+        // looking for the few rows that changed.
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_change
+             WHERE conversation = ?1 AND changed_on >= ?2
+               AND id < ?3 AND id >= ?4 AND created_on >= ?5
+             ORDER BY id DESC LIMIT ?6"
+        )
+    } else {
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_conversation
+             WHERE conversation = ?1 AND id < ?2 AND id >= ?3 AND created_on >= ?4
+             ORDER BY id DESC LIMIT ?5"
+        )
+    }
+}
+
+fn collect_messages(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Message>> {
+    conn.prepare_cached(sql)
+        .db()?
+        .query_map(params, codec::message_from_row)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+/// Read receipts by reader, paged like participants.
+pub(crate) fn list_read_receipts(
+    conn: &Connection,
+    conversation: ConversationId,
+    query: &ListQuery,
+) -> StoreResult<Page<ReadReceipt>> {
+    let (after, skip) = name_bounds(query)?;
+    let sql = format!(
+        "SELECT {RECEIPT_COLUMNS} FROM read_receipts
+         WHERE conversation = ?1 AND reader > ?2
+         ORDER BY reader LIMIT ?3 OFFSET ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![
+                conv_key(conversation),
+                after,
+                fetch_limit(query.limit),
+                skip
+            ],
+            codec::receipt_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    Ok(into_page(rows, query.limit, |r| {
+        codec::name_cursor(&r.reader)
+    }))
+}
+
+/// The lower bound (exclusive) and the OFFSET for a by-identity listing: `skip` counts on the
+/// first page only; "" sorts before every identity.
+fn name_bounds(query: &ListQuery) -> StoreResult<(String, i64)> {
+    match &query.after {
+        Some(cursor) => Ok((codec::parse_name_cursor(cursor)?, 0)),
+        None => Ok((String::new(), i64::try_from(query.skip).unwrap_or(i64::MAX))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{self, Durability};
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let count = stmt.parameter_count();
+        let params: Vec<i64> = vec![0; count];
+        stmt.query_map(rusqlite::params_from_iter(params), |row| {
+            row.get::<_, String>(3)
+        })
+        .expect("plan")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("rows")
+        .join("\n")
+    }
+
+    /// Paging must be an index range walk that stops after a page: no sort, no OFFSET.
+    #[test]
+    fn message_pages_walk_the_index_without_sorting() {
+        let path = std::env::temp_dir().join(format!(
+            "confab-plan-{}-{}.sqlite",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let conn = schema::open_writer(&path, Durability::Off).expect("open");
+        let plain = plan(&conn, &messages_sql(false));
+        assert!(plain.contains("messages_by_conversation"), "{plain}");
+        assert!(plain.contains("id<?") && plain.contains("id>?"), "{plain}");
+        assert!(!plain.contains("TEMP B-TREE"), "{plain}");
+        let conversations = plan(
+            &conn,
+            "SELECT 1 FROM participants AS p JOIN conversations AS c ON c.id = p.conversation
+             WHERE p.identity = ?1",
+        );
+        assert!(
+            conversations.contains("participants_by_identity"),
+            "{conversations}"
+        );
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! The one writer: a thread that owns the read-write connection and commits in groups.
+//!
+//! Async callers hand it a job (a closure over [`Writer`]) with a oneshot for the answer. The
+//! thread blocks for the first job, drains whatever else is queued (up to [`MAX_BATCH`]), runs
+//! them all in ONE transaction, COMMITs once and only then answers: an `Ok` answer means
+//! committed. Under load this turns thousands of writes into one fsync.
+//!
+//! A failing job must fail alone. Every write first checks what can fail (missing
+//! conversation, limits, conflicts) and only then writes, so a job that fails has nothing to
+//! undo, and the batch runs without savepoints (a savepoint per job costs about a fifth of the
+//! writer's time: SQLite copies every page a job touches into the savepoint's journal). If a job
+//! does fail after writing (SQLite's change counter moved), the batch is rolled back and run
+//! again from the start with each job inside its own SAVEPOINT; jobs are re-runnable closures
+//! for that reason, and nothing is answered before the commit.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use confab_core::ports::{Clock, StoreError, StoreResult};
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::checkpoint::Checkpointer;
+use crate::codec::DbResult;
+use crate::schema::{self, Durability};
+
+/// The most jobs committed in one transaction. Bounds the latency a job can add to the others
+/// in its batch, and the work lost to a failed commit.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// A unit of work for the writer thread.
+pub(crate) trait Job: Send {
+    /// Runs the job inside the batch transaction and keeps its outcome (replacing that of an
+    /// earlier, rolled-back run). Answers whether it succeeded.
+    fn run(&mut self, writer: &mut Writer) -> bool;
+    /// Sends the kept outcome, or `batch_error` if the batch did not commit.
+    fn finish(self: Box<Self>, batch_error: Option<&str>);
+}
+
+/// A job made of a closure, answering through a oneshot.
+struct Call<T, F> {
+    work: F,
+    outcome: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&mut Writer) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, writer: &mut Writer) -> bool {
+        let work = &mut self.work;
+        // A panic must not take the writer thread (and every later write) down with it.
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(writer))).unwrap_or_else(|_| {
+            tracing::error!("a store write panicked");
+            Err(StoreError::Unavailable("store write failed".into()))
+        });
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, batch_error: Option<&str>) {
+        let answer = match (self.outcome, batch_error) {
+            // A job's own error stands: it left no change (none made, or its savepoint undone).
+            (Some(Err(err)), _) => Err(err),
+            (_, Some(err)) => Err(StoreError::Unavailable(err.to_owned())),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(StoreError::Unavailable("store write did not run".into())),
+        };
+        // The caller may have gone away (a cancelled request); the write stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The async side's handle on the writer thread.
+pub(crate) struct WriterHandle {
+    /// `None` once closed. Behind a lock only so that `close` can drop it through `&self`.
+    sender: RwLock<Option<Sender<Box<dyn Job>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    /// Opens the write connection (migrating the schema) and starts the thread.
+    pub(crate) fn start(
+        path: &Path,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
+        let conn = schema::open_writer(path, durability)?;
+        let mut writer = Writer::new(conn, clock)?;
+        writer.checkpointer = Some(Checkpointer::start(path, durability)?);
+        let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("confab-sqlite-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            sender: RwLock::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `work` on the writer thread; answers once its batch has committed.
+    pub(crate) async fn call<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Writer) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = job(work);
+        {
+            let sender = self.sender.read();
+            let sender = sender.as_ref().ok_or_else(closed)?;
+            sender.send(job).map_err(|_| closed())?;
+        }
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Closes the queue and returns the thread to join: it finishes the queued jobs first.
+    pub(crate) fn shut(&self) -> Option<JoinHandle<()>> {
+        drop(self.sender.write().take());
+        self.thread.lock().take()
+    }
+}
+
+/// Wraps `work` as a job, with the receiver of its answer.
+pub(crate) fn job<T, F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnMut(&mut Writer) -> StoreResult<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(Call {
+        work,
+        outcome: None,
+        reply,
+    });
+    (job, answer)
+}
+
+/// How an attempt at a batch ended.
+enum Pass {
+    Committed,
+    /// A job failed after writing: roll back and run the batch again with savepoints.
+    Replay,
+    /// The whole batch failed, for this reason.
+    Failed(String),
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+/// The writer thread's state: the connection and the message id clock.
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The last value the id clock handed out (a message id or a version).
+    pub(crate) last_id: i64,
+    /// Whether an edit or delete moved the id clock past MAX(messages.id) since the last commit,
+    /// so that `meta.id_clock` must be written for the clock to survive a restart.
+    pub(crate) clock_dirty: bool,
+    /// Told about every commit (absent in unit tests).
+    checkpointer: Option<Checkpointer>,
+    /// Batches that had to be run again with savepoints.
+    pub(crate) replays: u64,
+}
+
+impl Writer {
+    fn new(conn: Connection, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let max_id: i64 = conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+                r.get(0)
+            })
+            .db()?;
+        let saved: i64 = conn
+            .query_row(
+                "SELECT COALESCE((SELECT value FROM meta WHERE key = 'id_clock'), 0)",
+                [],
+                |r| r.get(0),
+            )
+            .db()?;
+        Ok(Self {
+            conn,
+            clock,
+            last_id: max_id.max(saved),
+            clock_dirty: false,
+            checkpointer: None,
+            replays: 0,
+        })
+    }
+
+    fn run(mut self, jobs: Receiver<Box<dyn Job>>) {
+        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+        // `recv` fails only once the queue is both closed and empty: queued work is finished.
+        while let Ok(first) = jobs.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let failure = self.run_batch(&mut batch);
+            if let Some(err) = &failure {
+                tracing::error!(error = %err, jobs = batch.len(), "store batch failed");
+            }
+            for job in batch.drain(..) {
+                job.finish(failure.as_deref());
+            }
+        }
+        // Stop the checkpointer, then leave an empty WAL behind; best effort.
+        drop(self.checkpointer.take());
+        if let Err(err) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!(error = %err, "final checkpoint failed");
+        }
+    }
+
+    /// Runs the jobs in one transaction. Answers the error that failed the whole batch, if any.
+    pub(crate) fn run_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Option<String> {
+        match self.try_batch(batch, false) {
+            Pass::Committed => None,
+            Pass::Failed(err) => Some(err),
+            Pass::Replay => {
+                self.replays += 1;
+                match self.try_batch(batch, true) {
+                    Pass::Committed => None,
+                    Pass::Failed(err) => Some(err),
+                    Pass::Replay => Some("store batch replay failed".into()),
+                }
+            }
+        }
+    }
+
+    /// One attempt at a batch: without savepoints (asking for a replay if a job fails after
+    /// writing), or with one savepoint per job.
+    fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
+        if let Err(err) = self.exec("BEGIN IMMEDIATE") {
+            return Pass::Failed(format!("cannot begin: {err}"));
+        }
+        for job in batch.iter_mut() {
+            if savepoints {
+                if let Err(err) = self.exec("SAVEPOINT job") {
+                    return Pass::Failed(self.abort(format!("cannot open a savepoint: {err}")));
+                }
+            }
+            let changes = self.conn.total_changes();
+            let ok = job.run(self);
+            if savepoints {
+                let end = if ok {
+                    self.exec("RELEASE job")
+                } else {
+                    self.exec("ROLLBACK TO job")
+                        .and_then(|()| self.exec("RELEASE job"))
+                };
+                if let Err(err) = end {
+                    return Pass::Failed(self.abort(format!("cannot end a savepoint: {err}")));
+                }
+            } else if !ok && self.conn.total_changes() != changes {
+                // It failed after writing, and without a savepoint its writes cannot be undone
+                // alone.
+                self.rollback();
+                return Pass::Replay;
+            }
+            // Some failures (disk full, I/O error) make SQLite roll back the whole transaction
+            // by itself, taking the earlier jobs' work with it.
+            if self.conn.is_autocommit() {
+                return Pass::Failed(self.abort("the transaction was rolled back".into()));
+            }
+        }
+        if self.clock_dirty {
+            if let Err(err) = self.save_clock() {
+                return Pass::Failed(self.abort(format!("cannot save the id clock: {err}")));
+            }
+        }
+        if let Err(err) = self.exec("COMMIT") {
+            return Pass::Failed(self.abort(format!("commit failed: {err}")));
+        }
+        self.clock_dirty = false;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.poke();
+        }
+        Pass::Committed
+    }
+
+    /// Rolls the batch back and answers `reason`.
+    fn abort(&mut self, reason: String) -> String {
+        self.rollback();
+        reason
+    }
+
+    /// Rolls the batch back, unless SQLite already has.
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(err) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %err, "store rollback failed");
+            }
+        }
+    }
+
+    fn exec(&self, sql: &str) -> StoreResult<()> {
+        self.conn.prepare_cached(sql).db()?.execute([]).db()?;
+        Ok(())
+    }
+
+    fn save_clock(&self) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('id_clock', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .db()?
+            .execute([self.last_id])
+            .db()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use confab_core::ids::{ConversationId, IdentityId, MessageId};
+    use confab_core::model::{Message, MessageContent, MessageType, Metadata, Participant, Role};
+    use confab_core::ports::{NewConversation, NewMessage, SystemClock};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::codec::conv_key;
+
+    /// A writer on a fresh file, removed afterwards.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    fn writer(name: &str) -> (Writer, Scratch) {
+        let path = std::env::temp_dir().join(format!(
+            "confab-writer-{name}-{}-{}.sqlite",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let scratch = Scratch(path.clone());
+        let conn = schema::open_writer(&path, Durability::Off).expect("open");
+        (
+            Writer::new(conn, Arc::new(SystemClock)).expect("writer"),
+            scratch,
+        )
+    }
+
+    fn alice() -> IdentityId {
+        IdentityId::parse("8:acs:res_alice").expect("id")
+    }
+
+    fn conversation(w: &mut Writer) -> ConversationId {
+        let id = ConversationId::random();
+        let new = NewConversation {
+            id,
+            topic: "t".into(),
+            created_by: alice(),
+            metadata: Metadata::new(),
+            retention: None,
+            participants: vec![Participant {
+                identity: alice(),
+                display_name: None,
+                share_history_time: None,
+                metadata: Metadata::new(),
+                role: Role::Admin,
+            }],
+            repeatability_key: None,
+        };
+        let mut batch = Vec::new();
+        let (j, answer) = job(move |w: &mut Writer| w.create_conversation(&new));
+        batch.push(j);
+        assert_eq!(w.run_batch(&mut batch), None);
+        for j in batch {
+            j.finish(None);
+        }
+        answer.blocking_recv().expect("answer").expect("created");
+        id
+    }
+
+    fn text(conversation: ConversationId, text: &str) -> NewMessage {
+        NewMessage {
+            conversation,
+            kind: MessageType::Text,
+            content: MessageContent {
+                text: Some(text.into()),
+                ..MessageContent::default()
+            },
+            sender: Some(alice()),
+            sender_display_name: None,
+            metadata: Metadata::new(),
+        }
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_alone_and_leaves_no_sequence_gap() {
+        let (mut w, _scratch) = writer("batch");
+        let a = conversation(&mut w);
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..6 {
+            let (j, answer) = match i {
+                // Appends to a conversation that does not exist.
+                1 => job(|w: &mut Writer| w.append_message(&text(ConversationId(7), "lost"))),
+                // Appends (taking a sequence id), then fails: the append must be undone.
+                3 => job(move |w: &mut Writer| {
+                    w.append_message(&text(a, "undone"))?;
+                    Err::<Message, _>(StoreError::Conflict("changed my mind".into()))
+                }),
+                _ => job(move |w: &mut Writer| w.append_message(&text(a, "kept"))),
+            };
+            batch.push(j);
+            answers.push(answer);
+        }
+        assert_eq!(w.run_batch(&mut batch), None);
+        for j in batch {
+            j.finish(None);
+        }
+        let results: Vec<_> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("answer"))
+            .collect();
+        assert_eq!(results[1].as_ref().err(), Some(&StoreError::NotFound));
+        assert!(matches!(results[3], Err(StoreError::Conflict(_))));
+        let sequences: Vec<i64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|m| m.sequence_id)
+            .collect();
+        // Sequence 1 is the conversation's participantAdded message.
+        assert_eq!(sequences, vec![2, 3, 4, 5]);
+        let texts: Vec<String> = w
+            .conn
+            .prepare("SELECT content FROM messages ORDER BY id")
+            .expect("prepare")
+            .query_map([], |row| row.get::<_, String>(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(texts.len(), 5);
+        assert!(texts
+            .iter()
+            .all(|t| !t.contains("undone") && !t.contains("lost")));
+        // The job that failed after writing made the batch run again with savepoints.
+        assert_eq!(w.replays, 1);
+        // The next append continues the sequence.
+        let next = w.append_message(&text(a, "after")).expect("append");
+        assert_eq!(next.sequence_id, 6);
+    }
+
+    /// The common failures (missing conversation, participant limit, conflicts) happen before
+    /// any write, so they need no savepoint and no replay.
+    #[test]
+    fn clean_failures_do_not_replay_the_batch() {
+        let (mut w, _scratch) = writer("clean");
+        let a = conversation(&mut w);
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..8 {
+            let (j, answer) = match i % 4 {
+                0 => job(move |w: &mut Writer| {
+                    w.append_message(&text(ConversationId(9), "lost"))
+                        .map(|_| ())
+                }),
+                1 => job(move |w: &mut Writer| {
+                    let extra = Participant {
+                        identity: IdentityId::parse("8:acs:res_bob").expect("id"),
+                        display_name: None,
+                        share_history_time: None,
+                        metadata: Metadata::new(),
+                        role: Role::Member,
+                    };
+                    w.add_participants(a, &[extra], &alice(), 1)
+                }),
+                2 => job(move |w: &mut Writer| w.delete_message(a, MessageId(1))),
+                _ => job(move |w: &mut Writer| w.append_message(&text(a, "kept")).map(|_| ())),
+            };
+            batch.push(j);
+            answers.push(answer);
+        }
+        assert_eq!(w.run_batch(&mut batch), None);
+        for j in batch {
+            j.finish(None);
+        }
+        let results: Vec<_> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("answer"))
+            .collect();
+        assert_eq!(results[0], Err(StoreError::NotFound));
+        assert_eq!(results[1], Err(StoreError::ParticipantLimit(1)));
+        assert_eq!(results[2], Err(StoreError::NotFound));
+        assert_eq!(results[3], Ok(()));
+        assert_eq!(w.replays, 0);
+        assert_eq!(
+            w.append_message(&text(a, "next"))
+                .expect("append")
+                .sequence_id,
+            4
+        );
+    }
+
+    /// An UPDATE … RETURNING read with `query_row` (stepped once, then reset) still counts as a
+    /// change, so a job failing after one is replayed and its change undone.
+    #[test]
+    fn a_returning_update_counts_as_a_change() {
+        let (mut w, _scratch) = writer("returning");
+        let a = conversation(&mut w);
+        let mut batch = Vec::new();
+        let (j, answer) = job(move |w: &mut Writer| -> StoreResult<()> {
+            let _topic: String = w
+                .conn
+                .query_row(
+                    "UPDATE conversations SET topic = 'changed' WHERE id = ?1 RETURNING topic",
+                    [conv_key(a)],
+                    |row| row.get(0),
+                )
+                .db()?;
+            Err(StoreError::Conflict("no".into()))
+        });
+        batch.push(j);
+        assert_eq!(w.run_batch(&mut batch), None);
+        for j in batch {
+            j.finish(None);
+        }
+        assert!(matches!(
+            answer.blocking_recv().expect("answer"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(w.replays, 1);
+        let topic: String = w
+            .conn
+            .query_row("SELECT topic FROM conversations", [], |row| row.get(0))
+            .expect("topic");
+        assert_eq!(topic, "t");
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_fails_every_job() {
+        let (mut w, _scratch) = writer("abort");
+        let a = conversation(&mut w);
+        let mut batch = Vec::new();
+        let (ok, ok_answer) = job(move |w: &mut Writer| w.append_message(&text(a, "x")));
+        // Ends the transaction behind the writer's back, as an I/O error would.
+        let (bad, bad_answer) = job(|w: &mut Writer| {
+            w.conn.execute_batch("ROLLBACK").db()?;
+            Ok(())
+        });
+        batch.push(ok);
+        batch.push(bad);
+        let failure = w.run_batch(&mut batch);
+        assert!(failure.is_some());
+        for j in batch {
+            j.finish(failure.as_deref());
+        }
+        assert!(matches!(
+            ok_answer.blocking_recv().expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            bad_answer.blocking_recv().expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        let count: i64 = w
+            .conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(count, 1, "only the participantAdded message of the create");
+        // The writer carries on.
+        assert_eq!(
+            w.append_message(&text(a, "y")).expect("append").sequence_id,
+            2
+        );
+    }
+
+    #[test]
+    fn a_panicking_job_answers_unavailable_and_the_batch_commits() {
+        let (mut w, _scratch) = writer("panic");
+        let a = conversation(&mut w);
+        let mut batch = Vec::new();
+        let (boom, boom_answer) = job(|_: &mut Writer| -> StoreResult<()> { panic!("boom") });
+        let (ok, ok_answer) = job(move |w: &mut Writer| w.append_message(&text(a, "x")));
+        batch.push(boom);
+        batch.push(ok);
+        assert_eq!(w.run_batch(&mut batch), None);
+        for j in batch {
+            j.finish(None);
+        }
+        assert!(matches!(
+            boom_answer.blocking_recv().expect("answer"),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(
+            ok_answer
+                .blocking_recv()
+                .expect("answer")
+                .expect("ok")
+                .sequence_id,
+            2
+        );
+    }
+}

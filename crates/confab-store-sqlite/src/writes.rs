@@ -1,0 +1,806 @@
+//! The writes, one per `Store` method, as run by the writer thread inside a batch transaction.
+//!
+//! Each checks everything that can fail before its first write (see `writer.rs` on why), stamps
+//! times and ids from the writer's clock, and logs its events in the same transaction.
+
+use std::collections::HashMap;
+
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata, Participant,
+    ParticipantRef,
+};
+use confab_core::ports::{
+    ConversationUpdate, CreatedConversation, MessageEdit, NewConversation, NewMessage, StoreError,
+    StoreResult,
+};
+use rusqlite::{params, OptionalExtension};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::codec::{self, conv_key, encode_metadata, DbResult, MESSAGE_COLUMNS};
+use crate::reads;
+use crate::writer::Writer;
+
+impl Writer {
+    // Helpers.
+
+    /// The clock's now, truncated to what the database keeps.
+    fn now(&self) -> StoreResult<(OffsetDateTime, i64)> {
+        codec::truncate(self.clock.now())
+    }
+
+    /// The next value of the id clock: the time in µs, bumped to stay strictly increasing.
+    fn next_id(&mut self, now_us: i64) -> i64 {
+        self.last_id = now_us.max(self.last_id.saturating_add(1));
+        self.last_id
+    }
+
+    /// A fresh version for an edited or deleted message.
+    fn next_version(&mut self, now_us: i64) -> i64 {
+        self.clock_dirty = true;
+        self.next_id(now_us)
+    }
+
+    /// Fails with `NotFound` unless the conversation exists and is not deleted.
+    fn ensure_open(&self, conversation: ConversationId) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND deleted_on IS NULL")
+            .db()?
+            .query_row([conv_key(conversation)], |_| Ok(()))
+            .optional()
+            .db()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Appends one row to the event log.
+    fn event(
+        &self,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        payload: serde_json::Value,
+        at: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .db()?
+            .execute(params![
+                conversation.map(conv_key),
+                codec::event_kind_name(&kind),
+                message,
+                identity.map(IdentityId::as_str),
+                payload.to_string(),
+                at
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    /// Appends a message: takes the conversation's next sequence id (failing with `NotFound` if
+    /// it is missing or deleted), stamps it, and logs `MessageReceived`.
+    fn insert_message(
+        &mut self,
+        new: &NewMessage,
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<Message> {
+        let key = conv_key(new.conversation);
+        // Encode first, so that whatever can fail fails before the first write (a job that fails
+        // after writing costs its batch a replay; see the module doc).
+        let content = codec::encode_content(&new.content)?;
+        let metadata = encode_metadata(&new.metadata)?;
+        // One statement checks the conversation, moves its activity and hands out the sequence
+        // id, in the batch transaction: a rolled-back job gives its sequence id back.
+        let sequence_id: i64 = self
+            .conn
+            .prepare_cached(
+                "UPDATE conversations
+                 SET last_message_on = ?1, last_sequence_id = last_sequence_id + 1
+                 WHERE id = ?2 AND deleted_on IS NULL
+                 RETURNING last_sequence_id",
+            )
+            .db()?
+            .query_row(params![now_us, key], |row| row.get(0))
+            .optional()
+            .db()?
+            .ok_or(StoreError::NotFound)?;
+        let id = self.next_id(now_us);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                     sender_display_name, metadata, version, created_on, changed_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)",
+            )
+            .db()?
+            .execute(params![
+                id,
+                key,
+                sequence_id,
+                new.kind.as_str(),
+                content,
+                new.sender.as_ref().map(IdentityId::as_str),
+                new.sender_display_name,
+                metadata,
+                now_us
+            ])
+            .db()?;
+        self.event(
+            EventKind::MessageReceived,
+            Some(new.conversation),
+            Some(id),
+            new.sender.as_ref(),
+            json!({
+                "conversation": new.conversation.to_acs(),
+                "messageId": id.to_string(),
+                "sequenceId": sequence_id,
+                "type": new.kind.as_str(),
+            }),
+            now_us,
+        )?;
+        Ok(Message {
+            id: MessageId(id),
+            conversation: new.conversation,
+            sequence_id,
+            kind: new.kind,
+            content: new.content.clone(),
+            sender: new.sender.clone(),
+            sender_display_name: new.sender_display_name.clone(),
+            metadata: new.metadata.clone(),
+            version: id,
+            created_on: now,
+            edited_on: None,
+            deleted_on: None,
+        })
+    }
+
+    /// Appends a system message (no sender) with the given content.
+    fn system_message(
+        &mut self,
+        conversation: ConversationId,
+        kind: MessageType,
+        content: MessageContent,
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<Message> {
+        let new = NewMessage {
+            conversation,
+            kind,
+            content,
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+        };
+        self.insert_message(&new, now, now_us)
+    }
+
+    /// Whether `identity` is a participant of `conversation`.
+    fn is_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM participants WHERE conversation = ?1 AND identity = ?2")
+            .db()?
+            .query_row(params![conv_key(conversation), identity.as_str()], |_| {
+                Ok(())
+            })
+            .optional()
+            .db()?
+            .is_some())
+    }
+
+    /// Inserts or updates a participant; an existing one keeps its `added_on`.
+    fn upsert_participant(
+        &self,
+        conversation: ConversationId,
+        participant: &Participant,
+        now_us: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO participants (conversation, identity, display_name,
+                     share_history_time, metadata, role, added_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (conversation, identity) DO UPDATE SET
+                     display_name = excluded.display_name,
+                     share_history_time = excluded.share_history_time,
+                     metadata = excluded.metadata,
+                     role = excluded.role",
+            )
+            .db()?
+            .execute(params![
+                conv_key(conversation),
+                participant.identity.as_str(),
+                participant.display_name,
+                participant.share_history_time.map(codec::micros),
+                encode_metadata(&participant.metadata)?,
+                participant.role.as_str(),
+                now_us
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    fn load_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE id = ?1 AND conversation = ?2 AND deleted_on IS NULL"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .db()?
+            .query_row(
+                params![id.0, conv_key(conversation)],
+                codec::message_from_row,
+            )
+            .optional()
+            .db()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The writes, one per `Store` method.
+
+    pub(crate) fn create_identity(&mut self, identity: &Identity) -> StoreResult<()> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO identities (id, created_on, token_generation) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .db()?
+            .execute(params![
+                identity.id.as_str(),
+                codec::micros(identity.created_on),
+                identity.token_generation
+            ])
+            .db()?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "identity {} already exists",
+                identity.id
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bump_token_generation(&mut self, id: &IdentityId) -> StoreResult<u32> {
+        let generation: i64 = self
+            .conn
+            .prepare_cached(
+                "UPDATE identities SET token_generation = token_generation + 1 WHERE id = ?1
+                 RETURNING token_generation",
+            )
+            .db()?
+            .query_row([id.as_str()], |row| row.get(0))
+            .optional()
+            .db()?
+            .ok_or(StoreError::NotFound)?;
+        u32::try_from(generation)
+            .map_err(|_| StoreError::Conflict("token generation exhausted".into()))
+    }
+
+    pub(crate) fn delete_identity(&mut self, id: &IdentityId) -> StoreResult<()> {
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM identities WHERE id = ?1")
+            .db()?
+            .execute([id.as_str()])
+            .db()?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn create_conversation(
+        &mut self,
+        new: &NewConversation,
+    ) -> StoreResult<CreatedConversation> {
+        if let Some(key) = &new.repeatability_key {
+            let earlier: Option<[u8; 16]> = self
+                .conn
+                .prepare_cached("SELECT id FROM conversations WHERE repeatability_key = ?1")
+                .db()?
+                .query_row([key], |row| row.get(0))
+                .optional()
+                .db()?;
+            if let Some(earlier) = earlier {
+                let id = ConversationId(u128::from_be_bytes(earlier));
+                let conversation =
+                    reads::get_conversation(&self.conn, id)?.ok_or(StoreError::NotFound)?;
+                return Ok(CreatedConversation {
+                    conversation,
+                    created: false,
+                });
+            }
+        }
+
+        let (now, now_us) = self.now()?;
+        let days = codec::retention_days(new.retention);
+        let metadata = encode_metadata(&new.metadata)?;
+        // The first write: a duplicate id fails here, before anything changed.
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO conversations (id, topic, created_by, created_on, metadata,
+                     retention_days, expires_on, repeatability_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .db()?
+            .execute(params![
+                conv_key(new.id),
+                new.topic,
+                new.created_by.as_str(),
+                now_us,
+                metadata,
+                days,
+                codec::expires_on(now_us, days),
+                new.repeatability_key
+            ]);
+        match inserted {
+            Ok(_) => {}
+            Err(err) if codec::is_constraint_violation(&err) => {
+                return Err(StoreError::Conflict(format!(
+                    "conversation {} already exists",
+                    new.id.to_acs()
+                )))
+            }
+            Err(err) => return Err(codec::db_err(err)),
+        }
+
+        let participants = dedupe(new.participants.clone());
+        for participant in &participants {
+            self.upsert_participant(new.id, participant, now_us)?;
+        }
+        self.event(
+            EventKind::ConversationCreated,
+            Some(new.id),
+            None,
+            Some(&new.created_by),
+            json!({
+                "conversation": new.id.to_acs(),
+                "createdBy": new.created_by.as_str(),
+                "participants": participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(),
+            }),
+            now_us,
+        )?;
+        let content = MessageContent {
+            participants: participants.iter().map(participant_ref).collect(),
+            initiator: Some(new.created_by.clone()),
+            ..MessageContent::default()
+        };
+        self.system_message(new.id, MessageType::ParticipantAdded, content, now, now_us)?;
+
+        Ok(CreatedConversation {
+            conversation: Conversation {
+                id: new.id,
+                topic: new.topic.clone(),
+                created_by: new.created_by.clone(),
+                created_on: now,
+                deleted_on: None,
+                metadata: new.metadata.clone(),
+                retention: new.retention,
+                last_message_on: Some(now),
+            },
+            created: true,
+        })
+    }
+
+    pub(crate) fn update_conversation(
+        &mut self,
+        id: ConversationId,
+        update: &ConversationUpdate,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let key = conv_key(id);
+        let (topic, created_on): (String, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT topic, created_on FROM conversations WHERE id = ?1 AND deleted_on IS NULL",
+            )
+            .db()?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .db()?
+            .ok_or(StoreError::NotFound)?;
+        let (now, now_us) = self.now()?;
+        let mut changed = Vec::new();
+        let new_topic = update.topic.as_ref().filter(|t| **t != topic);
+        let metadata = update.metadata.as_ref().map(encode_metadata).transpose()?;
+        if let Some(topic) = new_topic {
+            self.conn
+                .prepare_cached("UPDATE conversations SET topic = ?1 WHERE id = ?2")
+                .db()?
+                .execute(params![topic, key])
+                .db()?;
+            changed.push("topic");
+        }
+        if let Some(metadata) = metadata {
+            self.conn
+                .prepare_cached("UPDATE conversations SET metadata = ?1 WHERE id = ?2")
+                .db()?
+                .execute(params![metadata, key])
+                .db()?;
+            changed.push("metadata");
+        }
+        if let Some(retention) = update.retention {
+            let days = codec::retention_days(retention);
+            self.conn
+                .prepare_cached(
+                    "UPDATE conversations SET retention_days = ?1, expires_on = ?2 WHERE id = ?3",
+                )
+                .db()?
+                .execute(params![days, codec::expires_on(created_on, days), key])
+                .db()?;
+            changed.push("retention");
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.event(
+            EventKind::ConversationUpdated,
+            Some(id),
+            None,
+            Some(by),
+            json!({ "conversation": id.to_acs(), "changed": changed }),
+            now_us,
+        )?;
+        if let Some(topic) = new_topic {
+            let content = MessageContent {
+                topic: Some(topic.clone()),
+                initiator: Some(by.clone()),
+                ..MessageContent::default()
+            };
+            self.system_message(id, MessageType::TopicUpdated, content, now, now_us)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn delete_conversation(&mut self, id: ConversationId) -> StoreResult<()> {
+        let (_, now_us) = self.now()?;
+        self.mark_deleted(id, now_us, "request")
+    }
+
+    fn mark_deleted(&mut self, id: ConversationId, now_us: i64, reason: &str) -> StoreResult<()> {
+        let updated = self
+            .conn
+            .prepare_cached(
+                "UPDATE conversations SET deleted_on = ?1 WHERE id = ?2 AND deleted_on IS NULL",
+            )
+            .db()?
+            .execute(params![now_us, conv_key(id)])
+            .db()?;
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.event(
+            EventKind::ConversationDeleted,
+            Some(id),
+            None,
+            None,
+            json!({ "conversation": id.to_acs(), "reason": reason }),
+            now_us,
+        )
+    }
+
+    pub(crate) fn delete_expired_conversations(&mut self) -> StoreResult<Vec<ConversationId>> {
+        let (_, now_us) = self.now()?;
+        let expired = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM conversations
+                 WHERE deleted_on IS NULL AND expires_on IS NOT NULL AND expires_on <= ?1",
+            )
+            .db()?
+            .query_map([now_us], |row| codec::conversation_at(row, 0))
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()?;
+        for id in &expired {
+            self.mark_deleted(*id, now_us, "retention")?;
+        }
+        Ok(expired)
+    }
+
+    pub(crate) fn add_participants(
+        &mut self,
+        conversation: ConversationId,
+        participants: &[Participant],
+        by: &IdentityId,
+        max_participants: usize,
+    ) -> StoreResult<()> {
+        self.ensure_open(conversation)?;
+        let participants = dedupe(participants.to_vec());
+        let mut added = Vec::new();
+        let mut updated = Vec::new();
+        for participant in &participants {
+            if self.is_participant(conversation, &participant.identity)? {
+                updated.push(participant);
+            } else {
+                added.push(participant);
+            }
+        }
+        if !added.is_empty() {
+            let count: i64 = self
+                .conn
+                .prepare_cached("SELECT COUNT(*) FROM participants WHERE conversation = ?1")
+                .db()?
+                .query_row([conv_key(conversation)], |row| row.get(0))
+                .db()?;
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            if count.saturating_add(added.len()) > max_participants {
+                return Err(StoreError::ParticipantLimit(max_participants));
+            }
+        }
+        let (now, now_us) = self.now()?;
+        for participant in &participants {
+            self.upsert_participant(conversation, participant, now_us)?;
+        }
+        let ids = |list: &[&Participant]| -> Vec<String> {
+            list.iter().map(|p| p.identity.to_string()).collect()
+        };
+        self.event(
+            EventKind::ParticipantsAdded,
+            Some(conversation),
+            None,
+            Some(by),
+            json!({
+                "conversation": conversation.to_acs(),
+                "added": ids(&added),
+                "updated": ids(&updated),
+            }),
+            now_us,
+        )?;
+        if !added.is_empty() {
+            let content = MessageContent {
+                participants: added.iter().map(|p| participant_ref(p)).collect(),
+                initiator: Some(by.clone()),
+                ..MessageContent::default()
+            };
+            self.system_message(
+                conversation,
+                MessageType::ParticipantAdded,
+                content,
+                now,
+                now_us,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_participant(
+        &mut self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        self.ensure_open(conversation)?;
+        let (now, now_us) = self.now()?;
+        let removed: (Option<String>, Option<i64>) = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM participants WHERE conversation = ?1 AND identity = ?2
+                 RETURNING display_name, share_history_time",
+            )
+            .db()?
+            .query_row(params![conv_key(conversation), identity.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .db()?
+            .ok_or(StoreError::NotFound)?;
+        self.event(
+            EventKind::ParticipantRemoved,
+            Some(conversation),
+            None,
+            Some(identity),
+            json!({
+                "conversation": conversation.to_acs(),
+                "removed": identity.as_str(),
+                "by": by.as_str(),
+            }),
+            now_us,
+        )?;
+        let content = MessageContent {
+            participants: vec![ParticipantRef {
+                identity: identity.clone(),
+                display_name: removed.0,
+                share_history_time: removed.1.and_then(codec::from_micros),
+            }],
+            initiator: Some(by.clone()),
+            ..MessageContent::default()
+        };
+        self.system_message(
+            conversation,
+            MessageType::ParticipantRemoved,
+            content,
+            now,
+            now_us,
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn append_message(&mut self, message: &NewMessage) -> StoreResult<Message> {
+        let (now, now_us) = self.now()?;
+        self.insert_message(message, now, now_us)
+    }
+
+    pub(crate) fn edit_message(
+        &mut self,
+        conversation: ConversationId,
+        id: MessageId,
+        edit: &MessageEdit,
+    ) -> StoreResult<Message> {
+        self.ensure_open(conversation)?;
+        let mut message = self
+            .load_message(conversation, id)?
+            .ok_or(StoreError::NotFound)?;
+        let (now, now_us) = self.now()?;
+        if let Some(text) = &edit.text {
+            message.content.text = Some(text.clone());
+        }
+        if let Some(metadata) = &edit.metadata {
+            message.metadata = metadata.clone();
+        }
+        message.version = self.next_version(now_us);
+        message.edited_on = Some(now);
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET content = ?1, metadata = ?2, version = ?3, edited_on = ?4,
+                     changed_on = ?4
+                 WHERE id = ?5",
+            )
+            .db()?
+            .execute(params![
+                codec::encode_content(&message.content)?,
+                encode_metadata(&message.metadata)?,
+                message.version,
+                now_us,
+                id.0
+            ])
+            .db()?;
+        self.event(
+            EventKind::MessageEdited,
+            Some(conversation),
+            Some(id.0),
+            message.sender.as_ref(),
+            json!({
+                "conversation": conversation.to_acs(),
+                "messageId": id.to_string(),
+                "version": message.version.to_string(),
+            }),
+            now_us,
+        )?;
+        Ok(message)
+    }
+
+    pub(crate) fn delete_message(
+        &mut self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<()> {
+        self.ensure_open(conversation)?;
+        let mut message = self
+            .load_message(conversation, id)?
+            .ok_or(StoreError::NotFound)?;
+        let (_, now_us) = self.now()?;
+        message.content.text = None;
+        // A delete is a change too: clients that cache by version must see it.
+        let version = self.next_version(now_us);
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET content = ?1, version = ?2, deleted_on = ?3, changed_on = ?3
+                 WHERE id = ?4",
+            )
+            .db()?
+            .execute(params![
+                codec::encode_content(&message.content)?,
+                version,
+                now_us,
+                id.0
+            ])
+            .db()?;
+        self.event(
+            EventKind::MessageDeleted,
+            Some(conversation),
+            Some(id.0),
+            message.sender.as_ref(),
+            json!({
+                "conversation": conversation.to_acs(),
+                "messageId": id.to_string(),
+                "version": version.to_string(),
+            }),
+            now_us,
+        )
+    }
+
+    pub(crate) fn put_read_receipt(
+        &mut self,
+        conversation: ConversationId,
+        reader: &IdentityId,
+        message: MessageId,
+    ) -> StoreResult<()> {
+        self.ensure_open(conversation)?;
+        let key = conv_key(conversation);
+        let exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation = ?2")
+            .db()?
+            .query_row(params![message.0, key], |_| Ok(()))
+            .optional()
+            .db()?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        let (_, now_us) = self.now()?;
+        // Keeps the newest receipt per reader: an older message id changes nothing.
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO read_receipts (conversation, reader, message_id, read_on)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (conversation, reader) DO UPDATE SET
+                     message_id = excluded.message_id, read_on = excluded.read_on
+                 WHERE excluded.message_id > read_receipts.message_id",
+            )
+            .db()?
+            .execute(params![key, reader.as_str(), message.0, now_us])
+            .db()?;
+        if changed == 0 {
+            return Ok(());
+        }
+        self.event(
+            EventKind::ReadReceipt,
+            Some(conversation),
+            Some(message.0),
+            Some(reader),
+            json!({
+                "conversation": conversation.to_acs(),
+                "reader": reader.as_str(),
+                "messageId": message.to_string(),
+            }),
+            now_us,
+        )
+    }
+}
+
+/// Participants with one entry per identity: the last given wins, in the place of the first.
+/// Their times are truncated to what the database keeps, so that the system message records
+/// exactly what a read gives back.
+fn dedupe(participants: Vec<Participant>) -> Vec<Participant> {
+    let mut out: Vec<Participant> = Vec::with_capacity(participants.len());
+    let mut index: HashMap<IdentityId, usize> = HashMap::with_capacity(participants.len());
+    for mut participant in participants {
+        participant.share_history_time = participant
+            .share_history_time
+            .and_then(|t| codec::from_micros(codec::micros(t)));
+        match index.get(&participant.identity) {
+            Some(&at) => out[at] = participant,
+            None => {
+                index.insert(participant.identity.clone(), out.len());
+                out.push(participant);
+            }
+        }
+    }
+    out
+}
+
+fn participant_ref(participant: &Participant) -> ParticipantRef {
+    ParticipantRef {
+        identity: participant.identity.clone(),
+        display_name: participant.display_name.clone(),
+        share_history_time: participant.share_history_time,
+    }
+}

@@ -1,0 +1,1754 @@
+//! The `Store` contract, run against both a file store and an `in_memory` one.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Identity, Message, MessageContent, MessageType, Metadata, Participant, ParticipantRef,
+    RetentionPolicy, Role,
+};
+use confab_core::ports::{
+    Clock, ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
+    Store, StoreError,
+};
+use confab_store_sqlite::SqliteStore;
+use parking_lot::Mutex;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+// ---------------------------------------------------------------------------------------------
+// Harness.
+
+/// A clock the test moves by hand.
+struct TestClock(Mutex<OffsetDateTime>);
+
+impl TestClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(datetime!(2024-01-01 00:00:00 UTC))))
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock() += by;
+    }
+
+    fn set(&self, to: OffsetDateTime) {
+        *self.0.lock() = to;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock()
+    }
+}
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "confab-store-test-{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        Self(path)
+    }
+
+    fn db(&self) -> PathBuf {
+        // A missing parent directory: `open` must create it.
+        self.0.join("data").join("confab.sqlite")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Fixture {
+    store: SqliteStore,
+    clock: Arc<TestClock>,
+    /// Dropped after the store.
+    _dir: Option<TempDir>,
+}
+
+impl Fixture {
+    fn file() -> Self {
+        let dir = TempDir::new();
+        let clock = TestClock::new();
+        let store = SqliteStore::open(&dir.db(), clock.clone()).expect("open");
+        Self {
+            store,
+            clock,
+            _dir: Some(dir),
+        }
+    }
+
+    fn memory() -> Self {
+        let clock = TestClock::new();
+        let store = SqliteStore::in_memory(clock.clone()).expect("in_memory");
+        Self {
+            store,
+            clock,
+            _dir: None,
+        }
+    }
+
+    /// The event kinds logged so far, oldest first (read straight from the database).
+    fn events(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.store.path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open events");
+        let mut stmt = conn
+            .prepare("SELECT kind FROM events ORDER BY position")
+            .expect("prepare");
+        stmt.query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+}
+
+/// Runs a check against a file store and an in-memory store.
+macro_rules! both {
+    ($($check:ident),* $(,)?) => {
+        $(
+            mod $check {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn file() {
+                    super::$check(super::Fixture::file()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn in_memory() {
+                    super::$check(super::Fixture::memory()).await
+                }
+            }
+        )*
+    };
+}
+
+both!(
+    identities,
+    create_and_get_conversation,
+    conversation_id_conflict,
+    repeatability_key,
+    update_conversation,
+    delete_conversation,
+    list_conversations,
+    retention_expiry,
+    participants,
+    participant_limit,
+    participant_pages,
+    messages,
+    message_pages,
+    changed_since_and_created_from,
+    read_receipts,
+    concurrent_appends_are_gapless,
+    failures_in_a_batch_leave_no_gaps,
+    events_are_logged,
+    close_finishes_and_refuses_writes,
+);
+
+fn user(n: u32) -> IdentityId {
+    IdentityId::parse(&format!("8:acs:res_{n:06}")).expect("identity")
+}
+
+fn member(n: u32) -> Participant {
+    Participant {
+        identity: user(n),
+        display_name: Some(format!("User {n}")),
+        share_history_time: None,
+        metadata: Metadata::new(),
+        role: Role::Member,
+    }
+}
+
+fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn new_conversation(by: u32, members: &[u32]) -> NewConversation {
+    NewConversation {
+        id: ConversationId::random(),
+        topic: "Topic".into(),
+        created_by: user(by),
+        metadata: Metadata::new(),
+        retention: None,
+        participants: members.iter().map(|n| member(*n)).collect(),
+        repeatability_key: None,
+    }
+}
+
+fn text(conversation: ConversationId, from: u32, body: &str) -> NewMessage {
+    NewMessage {
+        conversation,
+        kind: MessageType::Text,
+        content: MessageContent {
+            text: Some(body.into()),
+            ..MessageContent::default()
+        },
+        sender: Some(user(from)),
+        sender_display_name: Some(format!("User {from}")),
+        metadata: Metadata::new(),
+    }
+}
+
+fn query(limit: usize) -> MessageQuery {
+    MessageQuery {
+        limit,
+        ..MessageQuery::default()
+    }
+}
+
+fn list(limit: usize) -> ListQuery {
+    ListQuery {
+        limit,
+        ..ListQuery::default()
+    }
+}
+
+async fn create(f: &Fixture, by: u32, members: &[u32]) -> ConversationId {
+    let created = f
+        .store
+        .create_conversation(new_conversation(by, members))
+        .await
+        .expect("create");
+    assert!(created.created);
+    created.conversation.id
+}
+
+/// Every message of a conversation, newest first, through the pager.
+async fn all_messages(
+    f: &Fixture,
+    conversation: ConversationId,
+    mut q: MessageQuery,
+) -> Vec<Message> {
+    let mut out = Vec::new();
+    loop {
+        let page = f
+            .store
+            .list_messages(conversation, q.clone())
+            .await
+            .expect("page");
+        assert!(page.items.len() <= q.limit.max(1));
+        out.extend(page.items);
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks.
+
+async fn identities(f: Fixture) {
+    let id = user(1);
+    let identity = Identity {
+        id: id.clone(),
+        created_on: datetime!(2024-01-01 00:00:00 UTC),
+        token_generation: 3,
+    };
+    assert_eq!(f.store.get_identity(&id).await, Ok(None));
+    f.store.create_identity(&identity).await.expect("create");
+    assert_eq!(f.store.get_identity(&id).await, Ok(Some(identity.clone())));
+    assert!(matches!(
+        f.store.create_identity(&identity).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(f.store.bump_token_generation(&id).await, Ok(4));
+    assert_eq!(f.store.bump_token_generation(&id).await, Ok(5));
+    let stored = f.store.get_identity(&id).await.expect("get").expect("some");
+    assert_eq!(stored.token_generation, 5);
+    assert_eq!(
+        f.store.bump_token_generation(&user(2)).await,
+        Err(StoreError::NotFound)
+    );
+    f.store.delete_identity(&id).await.expect("delete");
+    assert_eq!(f.store.get_identity(&id).await, Ok(None));
+    assert_eq!(
+        f.store.delete_identity(&id).await,
+        Err(StoreError::NotFound)
+    );
+    // A phone-number identity works the same.
+    let phone = Identity {
+        id: IdentityId::phone("+14255550123").expect("phone"),
+        created_on: datetime!(2024-02-03 04:05:06.789 UTC),
+        token_generation: 0,
+    };
+    f.store.create_identity(&phone).await.expect("create phone");
+    assert_eq!(f.store.get_identity(&phone.id).await, Ok(Some(phone)));
+}
+
+async fn create_and_get_conversation(f: Fixture) {
+    let now = f.clock.now();
+    let mut new = new_conversation(1, &[1, 2]);
+    new.metadata = meta(&[("k", "v")]);
+    new.retention = Some(RetentionPolicy::ThreadCreationDate {
+        delete_after_days: 30,
+    });
+    // A duplicate: the last one wins.
+    let mut again = member(2);
+    again.display_name = Some("Second".into());
+    again.role = Role::Admin;
+    again.share_history_time = Some(datetime!(2023-12-31 12:00:00 UTC));
+    new.participants.push(again.clone());
+    let id = new.id;
+
+    let created = f.store.create_conversation(new).await.expect("create");
+    assert!(created.created);
+    let conversation = created.conversation;
+    assert_eq!(conversation.id, id);
+    assert_eq!(conversation.topic, "Topic");
+    assert_eq!(conversation.created_by, user(1));
+    assert_eq!(conversation.created_on, now);
+    assert_eq!(conversation.deleted_on, None);
+    assert_eq!(conversation.metadata, meta(&[("k", "v")]));
+    assert_eq!(
+        conversation.retention,
+        Some(RetentionPolicy::ThreadCreationDate {
+            delete_after_days: 30
+        })
+    );
+    assert_eq!(conversation.last_message_on, Some(now));
+    assert_eq!(
+        f.store.get_conversation(id).await,
+        Ok(Some(conversation.clone()))
+    );
+    assert_eq!(
+        f.store.get_conversation(ConversationId::random()).await,
+        Ok(None)
+    );
+
+    let participants = f.store.list_participants(id, list(10)).await.expect("list");
+    assert_eq!(participants.items, vec![member(1), again.clone()]);
+    assert_eq!(participants.next, None);
+    assert_eq!(
+        f.store.get_participant(id, &user(2)).await,
+        Ok(Some(again.clone()))
+    );
+    assert_eq!(f.store.get_participant(id, &user(3)).await, Ok(None));
+
+    let messages = all_messages(&f, id, query(10)).await;
+    assert_eq!(messages.len(), 1);
+    let added = &messages[0];
+    assert_eq!(added.kind, MessageType::ParticipantAdded);
+    assert_eq!(added.sequence_id, 1);
+    assert_eq!(added.sender, None);
+    assert_eq!(added.created_on, now);
+    assert_eq!(added.version, added.id.0);
+    assert_eq!(added.content.initiator, Some(user(1)));
+    assert_eq!(
+        added.content.participants,
+        vec![
+            ParticipantRef {
+                identity: user(1),
+                display_name: Some("User 1".into()),
+                share_history_time: None
+            },
+            ParticipantRef {
+                identity: user(2),
+                display_name: Some("Second".into()),
+                share_history_time: again.share_history_time
+            },
+        ]
+    );
+}
+
+async fn conversation_id_conflict(f: Fixture) {
+    let new = new_conversation(1, &[1]);
+    f.store
+        .create_conversation(new.clone())
+        .await
+        .expect("create");
+    let again = f.store.create_conversation(new).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+async fn repeatability_key(f: Fixture) {
+    let mut first = new_conversation(1, &[1, 2]);
+    first.repeatability_key = Some("key-1".into());
+    let created = f
+        .store
+        .create_conversation(first.clone())
+        .await
+        .expect("first");
+    assert!(created.created);
+
+    f.clock.advance(Duration::seconds(5));
+    let mut second = new_conversation(3, &[3]);
+    second.repeatability_key = Some("key-1".into());
+    second.topic = "Other".into();
+    let repeated = f
+        .store
+        .create_conversation(second.clone())
+        .await
+        .expect("repeat");
+    assert!(!repeated.created);
+    assert_eq!(repeated.conversation, created.conversation);
+    // Nothing changed: no second conversation, no extra message, no new participants.
+    assert_eq!(f.store.get_conversation(second.id).await, Ok(None));
+    assert_eq!(all_messages(&f, first.id, query(10)).await.len(), 1);
+    assert_eq!(
+        f.store
+            .list_conversations(&user(3), None, None, 10)
+            .await
+            .expect("list")
+            .items
+            .len(),
+        0
+    );
+
+    // Another key creates another conversation.
+    second.repeatability_key = Some("key-2".into());
+    assert!(
+        f.store
+            .create_conversation(second)
+            .await
+            .expect("other")
+            .created
+    );
+}
+
+async fn update_conversation(f: Fixture) {
+    let id = create(&f, 1, &[1]).await;
+    f.clock.advance(Duration::seconds(1));
+
+    // A new topic appends a topicUpdated message.
+    let update = ConversationUpdate {
+        topic: Some("New".into()),
+        ..ConversationUpdate::default()
+    };
+    f.store
+        .update_conversation(id, update.clone(), &user(1))
+        .await
+        .expect("update");
+    let conversation = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(conversation.topic, "New");
+    assert_eq!(conversation.last_message_on, Some(f.clock.now()));
+    let messages = all_messages(&f, id, query(10)).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].kind, MessageType::TopicUpdated);
+    assert_eq!(messages[0].sequence_id, 2);
+    assert_eq!(messages[0].content.topic.as_deref(), Some("New"));
+    assert_eq!(messages[0].content.initiator, Some(user(1)));
+
+    // The same topic again: no message.
+    f.store
+        .update_conversation(id, update, &user(1))
+        .await
+        .expect("same");
+    assert_eq!(all_messages(&f, id, query(10)).await.len(), 2);
+
+    // Metadata replaces the whole map; retention set, then cleared.
+    f.store
+        .update_conversation(
+            id,
+            ConversationUpdate {
+                metadata: Some(meta(&[("a", "1"), ("b", "2")])),
+                retention: Some(Some(RetentionPolicy::ThreadCreationDate {
+                    delete_after_days: 7,
+                })),
+                ..ConversationUpdate::default()
+            },
+            &user(1),
+        )
+        .await
+        .expect("metadata");
+    f.store
+        .update_conversation(
+            id,
+            ConversationUpdate {
+                metadata: Some(meta(&[("c", "3")])),
+                ..ConversationUpdate::default()
+            },
+            &user(1),
+        )
+        .await
+        .expect("metadata again");
+    let conversation = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(conversation.metadata, meta(&[("c", "3")]));
+    assert_eq!(
+        conversation.retention,
+        Some(RetentionPolicy::ThreadCreationDate {
+            delete_after_days: 7
+        })
+    );
+    assert_eq!(conversation.topic, "New");
+    f.store
+        .update_conversation(
+            id,
+            ConversationUpdate {
+                retention: Some(None),
+                ..ConversationUpdate::default()
+            },
+            &user(1),
+        )
+        .await
+        .expect("clear retention");
+    let conversation = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(conversation.retention, None);
+    assert_eq!(conversation.metadata, meta(&[("c", "3")]));
+    // A cleared policy no longer expires anything.
+    f.clock.advance(Duration::days(30));
+    assert_eq!(f.store.delete_expired_conversations().await, Ok(vec![]));
+
+    assert_eq!(
+        f.store
+            .update_conversation(
+                ConversationId::random(),
+                ConversationUpdate::default(),
+                &user(1)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn delete_conversation(f: Fixture) {
+    let id = create(&f, 1, &[1, 2]).await;
+    let message = f
+        .store
+        .append_message(text(id, 1, "hi"))
+        .await
+        .expect("append");
+    f.store
+        .put_read_receipt(id, &user(2), message.id)
+        .await
+        .expect("receipt");
+    f.clock.advance(Duration::seconds(10));
+    f.store.delete_conversation(id).await.expect("delete");
+
+    let conversation = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(conversation.deleted_on, Some(f.clock.now()));
+    assert_eq!(
+        f.store.delete_conversation(id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.delete_conversation(ConversationId::random()).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Every write to it is NotFound.
+    assert_eq!(
+        f.store.append_message(text(id, 1, "late")).await.err(),
+        Some(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .update_conversation(
+                id,
+                ConversationUpdate {
+                    topic: Some("x".into()),
+                    ..ConversationUpdate::default()
+                },
+                &user(1)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .add_participants(id, vec![member(3)], &user(1), 10)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.remove_participant(id, &user(2), &user(1)).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .edit_message(
+                id,
+                message.id,
+                MessageEdit {
+                    text: Some("x".into()),
+                    ..MessageEdit::default()
+                }
+            )
+            .await
+            .err(),
+        Some(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.delete_message(id, message.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.put_read_receipt(id, &user(1), message.id).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Reads still answer, and the member still lists it (marked deleted).
+    assert_eq!(
+        f.store.get_message(id, message.id).await,
+        Ok(Some(message.clone()))
+    );
+    let listed = f
+        .store
+        .list_conversations(&user(2), None, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].deleted_on, Some(f.clock.now()));
+}
+
+async fn list_conversations(f: Fixture) {
+    // Ten conversations, one a second; then a message moves the second-oldest to the top.
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(create(&f, 1, &[1, 2]).await);
+        f.clock.advance(Duration::seconds(1));
+    }
+    let other = create(&f, 3, &[3]).await;
+    f.clock.advance(Duration::seconds(1));
+    let moved_on = f.clock.now();
+    f.store
+        .append_message(text(ids[1], 1, "bump"))
+        .await
+        .expect("append");
+
+    let mut expected: Vec<ConversationId> = ids.iter().rev().copied().collect();
+    expected.retain(|id| *id != ids[1]);
+    expected.insert(0, ids[1]);
+
+    // Paging, three at a time.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f
+            .store
+            .list_conversations(&user(2), None, after.clone(), 3)
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|s| s.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    assert!(!seen.contains(&other));
+
+    let top = f
+        .store
+        .list_conversations(&user(2), None, None, 1)
+        .await
+        .expect("top");
+    assert_eq!(top.items[0].id, ids[1]);
+    assert_eq!(top.items[0].topic, "Topic");
+    assert_eq!(top.items[0].last_message_on, Some(moved_on));
+    assert_eq!(top.items[0].deleted_on, None);
+
+    // Exactly `limit` rows left: no next page.
+    let all = f
+        .store
+        .list_conversations(&user(2), None, None, 10)
+        .await
+        .expect("all");
+    assert_eq!(all.items.len(), 10);
+    assert_eq!(all.next, None);
+
+    // Active since: the bumped one and the three newest (created at +7 s, +8 s, +9 s).
+    let since = datetime!(2024-01-01 00:00:07 UTC);
+    let active = f
+        .store
+        .list_conversations(&user(2), Some(since), None, 100)
+        .await
+        .expect("active");
+    assert_eq!(
+        active.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[9], ids[8], ids[7]]
+    );
+
+    // Identical activity: ordered by id, descending, and paging still sees each once.
+    let same_time: Vec<ConversationId> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(create(&f, 4, &[4]).await);
+        }
+        v.sort();
+        v.reverse();
+        v
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f
+            .store
+            .list_conversations(&user(4), None, after.clone(), 2)
+            .await
+            .expect("page");
+        seen.extend(page.items.iter().map(|s| s.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, same_time);
+
+    for bad in ["nope", "12_xyz", ""] {
+        assert_eq!(
+            f.store
+                .list_conversations(&user(2), None, Some(bad.into()), 3)
+                .await,
+            Err(StoreError::InvalidCursor),
+            "{bad}"
+        );
+    }
+
+    // Removing a member takes the conversation off their list.
+    f.store
+        .remove_participant(ids[0], &user(2), &user(1))
+        .await
+        .expect("remove");
+    let after_removal = f
+        .store
+        .list_conversations(&user(2), None, None, 100)
+        .await
+        .expect("list");
+    assert!(!after_removal.items.iter().any(|s| s.id == ids[0]));
+}
+
+async fn retention_expiry(f: Fixture) {
+    let mut one = new_conversation(1, &[1]);
+    one.retention = Some(RetentionPolicy::ThreadCreationDate {
+        delete_after_days: 1,
+    });
+    let mut two = new_conversation(1, &[1]);
+    two.retention = Some(RetentionPolicy::ThreadCreationDate {
+        delete_after_days: 2,
+    });
+    let forever = new_conversation(1, &[1]);
+    for new in [one.clone(), two.clone(), forever.clone()] {
+        f.store.create_conversation(new).await.expect("create");
+    }
+    assert_eq!(f.store.delete_expired_conversations().await, Ok(vec![]));
+
+    f.clock.advance(Duration::hours(23));
+    assert_eq!(f.store.delete_expired_conversations().await, Ok(vec![]));
+    f.clock.advance(Duration::hours(1));
+    assert_eq!(
+        f.store.delete_expired_conversations().await,
+        Ok(vec![one.id])
+    );
+    let deleted = f
+        .store
+        .get_conversation(one.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(deleted.deleted_on, Some(f.clock.now()));
+    // Already deleted: not again.
+    assert_eq!(f.store.delete_expired_conversations().await, Ok(vec![]));
+
+    f.clock.advance(Duration::days(5));
+    assert_eq!(
+        f.store.delete_expired_conversations().await,
+        Ok(vec![two.id])
+    );
+    let kept = f
+        .store
+        .get_conversation(forever.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(kept.deleted_on, None);
+    assert!(
+        f.events()
+            .iter()
+            .filter(|k| *k == "conversationDeleted")
+            .count()
+            == 2
+    );
+
+    // A policy set later counts from creation, not from the update.
+    f.store
+        .update_conversation(
+            forever.id,
+            ConversationUpdate {
+                retention: Some(Some(RetentionPolicy::ThreadCreationDate {
+                    delete_after_days: 3,
+                })),
+                ..ConversationUpdate::default()
+            },
+            &user(1),
+        )
+        .await
+        .expect("set retention");
+    assert_eq!(
+        f.store.delete_expired_conversations().await,
+        Ok(vec![forever.id])
+    );
+}
+
+async fn participants(f: Fixture) {
+    let id = create(&f, 1, &[1, 2]).await;
+    f.clock.advance(Duration::seconds(1));
+
+    // 2 is updated, 3 and 4 are new: one message listing 3 and 4.
+    let mut two = member(2);
+    two.display_name = Some("Renamed".into());
+    two.role = Role::Admin;
+    two.metadata = meta(&[("x", "y")]);
+    let mut three = member(3);
+    three.share_history_time = Some(datetime!(2023-06-01 00:00:00 UTC));
+    f.store
+        .add_participants(
+            id,
+            vec![two.clone(), three.clone(), member(4)],
+            &user(1),
+            10,
+        )
+        .await
+        .expect("add");
+    assert_eq!(
+        f.store.get_participant(id, &user(2)).await,
+        Ok(Some(two.clone()))
+    );
+    assert_eq!(
+        f.store.get_participant(id, &user(3)).await,
+        Ok(Some(three.clone()))
+    );
+    let messages = all_messages(&f, id, query(10)).await;
+    assert_eq!(messages.len(), 2);
+    let added = &messages[0];
+    assert_eq!(added.kind, MessageType::ParticipantAdded);
+    assert_eq!(added.sequence_id, 2);
+    assert_eq!(added.content.initiator, Some(user(1)));
+    assert_eq!(
+        added
+            .content
+            .participants
+            .iter()
+            .map(|p| p.identity.clone())
+            .collect::<Vec<_>>(),
+        vec![user(3), user(4)]
+    );
+    assert_eq!(
+        added.content.participants[0].share_history_time,
+        three.share_history_time
+    );
+
+    // Only updates: no message.
+    f.store
+        .add_participants(id, vec![member(2)], &user(1), 10)
+        .await
+        .expect("update only");
+    assert_eq!(all_messages(&f, id, query(10)).await.len(), 2);
+    assert_eq!(
+        f.store.get_participant(id, &user(2)).await,
+        Ok(Some(member(2)))
+    );
+
+    // Removal: a participantRemoved message naming them.
+    f.store
+        .remove_participant(id, &user(3), &user(1))
+        .await
+        .expect("remove");
+    assert_eq!(f.store.get_participant(id, &user(3)).await, Ok(None));
+    let messages = all_messages(&f, id, query(10)).await;
+    let removed = &messages[0];
+    assert_eq!(removed.kind, MessageType::ParticipantRemoved);
+    assert_eq!(removed.sequence_id, 3);
+    assert_eq!(removed.sender, None);
+    assert_eq!(removed.content.initiator, Some(user(1)));
+    assert_eq!(
+        removed.content.participants,
+        vec![ParticipantRef {
+            identity: user(3),
+            display_name: Some("User 3".into()),
+            share_history_time: three.share_history_time,
+        }]
+    );
+    assert_eq!(
+        f.store.remove_participant(id, &user(3), &user(1)).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .remove_participant(ConversationId::random(), &user(1), &user(1))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .add_participants(ConversationId::random(), vec![member(5)], &user(1), 10)
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn participant_limit(f: Fixture) {
+    let id = create(&f, 1, &[1, 2, 3]).await;
+    // 3 + 2 new > 4: refused, nothing changes (not even the update of 1).
+    let mut one = member(1);
+    one.display_name = Some("Changed".into());
+    assert_eq!(
+        f.store
+            .add_participants(id, vec![one.clone(), member(4), member(5)], &user(1), 4)
+            .await,
+        Err(StoreError::ParticipantLimit(4))
+    );
+    assert_eq!(
+        f.store.get_participant(id, &user(1)).await,
+        Ok(Some(member(1)))
+    );
+    assert_eq!(f.store.get_participant(id, &user(4)).await, Ok(None));
+    assert_eq!(all_messages(&f, id, query(10)).await.len(), 1);
+    // Exactly to the limit is fine; updates do not count.
+    f.store
+        .add_participants(id, vec![one.clone(), member(4)], &user(1), 4)
+        .await
+        .expect("to the limit");
+    assert_eq!(f.store.get_participant(id, &user(1)).await, Ok(Some(one)));
+    f.store
+        .add_participants(id, vec![member(2)], &user(1), 4)
+        .await
+        .expect("update at the limit");
+    // Duplicates in one request count once.
+    let other = create(&f, 1, &[1]).await;
+    f.store
+        .add_participants(other, vec![member(2), member(2), member(2)], &user(1), 2)
+        .await
+        .expect("duplicates");
+}
+
+async fn participant_pages(f: Fixture) {
+    let members: Vec<u32> = (1..=25).collect();
+    let id = create(&f, 1, &members).await;
+    let mut seen = Vec::new();
+    let mut q = ListQuery {
+        limit: 7,
+        skip: 3,
+        after: None,
+    };
+    loop {
+        let page = f
+            .store
+            .list_participants(id, q.clone())
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.into_iter().map(|p| p.identity));
+        match page.next {
+            // `skip` stays set: it must apply to the first page only.
+            Some(next) => q.after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<IdentityId> = (4..=25).map(user).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        f.store
+            .list_participants(
+                id,
+                ListQuery {
+                    after: Some("not hex".into()),
+                    ..list(5)
+                }
+            )
+            .await,
+        Err(StoreError::InvalidCursor)
+    );
+    let empty = f
+        .store
+        .list_participants(ConversationId::random(), list(5))
+        .await
+        .expect("empty");
+    assert!(empty.items.is_empty() && empty.next.is_none());
+}
+
+async fn messages(f: Fixture) {
+    let id = create(&f, 1, &[1, 2]).await;
+    let other = create(&f, 1, &[1]).await;
+    f.clock.advance(Duration::seconds(1));
+    let sent_on = f.clock.now();
+
+    let mut new = text(id, 2, "hello");
+    new.metadata = meta(&[("m", "1")]);
+    let message = f.store.append_message(new).await.expect("append");
+    assert_eq!(message.conversation, id);
+    assert_eq!(message.sequence_id, 2);
+    assert_eq!(message.kind, MessageType::Text);
+    assert_eq!(message.content.text.as_deref(), Some("hello"));
+    assert_eq!(message.sender, Some(user(2)));
+    assert_eq!(message.sender_display_name.as_deref(), Some("User 2"));
+    assert_eq!(message.metadata, meta(&[("m", "1")]));
+    assert_eq!(message.version, message.id.0);
+    assert_eq!(message.created_on, sent_on);
+    assert_eq!(message.edited_on, None);
+    assert_eq!(message.deleted_on, None);
+    // The id is the time in µs (or just past the previous one).
+    assert!(message.id.0 >= sent_on.unix_timestamp() * 1_000_000);
+    assert_eq!(
+        f.store.get_message(id, message.id).await,
+        Ok(Some(message.clone()))
+    );
+    assert_eq!(f.store.get_message(other, message.id).await, Ok(None));
+    assert_eq!(f.store.get_message(id, MessageId(1)).await, Ok(None));
+    let conversation = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(conversation.last_message_on, Some(sent_on));
+    assert_eq!(
+        f.store
+            .append_message(text(ConversationId::random(), 1, "x"))
+            .await
+            .err(),
+        Some(StoreError::NotFound)
+    );
+
+    // Edit: text only, then metadata only.
+    f.clock.advance(Duration::seconds(1));
+    let edited = f
+        .store
+        .edit_message(
+            id,
+            message.id,
+            MessageEdit {
+                text: Some("hello!".into()),
+                metadata: None,
+            },
+        )
+        .await
+        .expect("edit");
+    assert_eq!(edited.content.text.as_deref(), Some("hello!"));
+    assert_eq!(edited.metadata, meta(&[("m", "1")]));
+    assert_eq!(edited.edited_on, Some(f.clock.now()));
+    assert!(edited.version > message.version);
+    assert_eq!(edited.created_on, message.created_on);
+    assert_eq!(edited.sequence_id, message.sequence_id);
+    assert_eq!(
+        f.store.get_message(id, message.id).await,
+        Ok(Some(edited.clone()))
+    );
+    let edited_again = f
+        .store
+        .edit_message(
+            id,
+            message.id,
+            MessageEdit {
+                text: None,
+                metadata: Some(Metadata::new()),
+            },
+        )
+        .await
+        .expect("edit metadata");
+    assert_eq!(edited_again.content.text.as_deref(), Some("hello!"));
+    assert!(edited_again.metadata.is_empty());
+    assert!(edited_again.version > edited.version);
+    // Versions come from the id clock: a later message has a larger id than every version.
+    let later = f
+        .store
+        .append_message(text(id, 1, "later"))
+        .await
+        .expect("later");
+    assert!(later.id.0 > edited_again.version);
+    assert_eq!(later.sequence_id, 3);
+
+    assert_eq!(
+        f.store
+            .edit_message(other, message.id, MessageEdit::default())
+            .await
+            .err(),
+        Some(StoreError::NotFound)
+    );
+
+    // Delete.
+    f.clock.advance(Duration::seconds(1));
+    f.store
+        .delete_message(id, message.id)
+        .await
+        .expect("delete");
+    let deleted = f
+        .store
+        .get_message(id, message.id)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!(deleted.deleted_on, Some(f.clock.now()));
+    assert_eq!(deleted.content.text, None);
+    assert_eq!(deleted.sequence_id, message.sequence_id);
+    assert_eq!(
+        f.store.delete_message(id, message.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.delete_message(id, MessageId(42)).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .edit_message(
+                id,
+                message.id,
+                MessageEdit {
+                    text: Some("zombie".into()),
+                    ..MessageEdit::default()
+                }
+            )
+            .await
+            .err(),
+        Some(StoreError::NotFound)
+    );
+}
+
+async fn message_pages(f: Fixture) {
+    let id = create(&f, 1, &[1]).await;
+    let mut sent = Vec::new();
+    for i in 0..1000 {
+        if i % 10 == 0 {
+            f.clock.advance(Duration::milliseconds(3));
+        }
+        sent.push(
+            f.store
+                .append_message(text(id, 1, &format!("m{i}")))
+                .await
+                .expect("append"),
+        );
+    }
+    let listed = all_messages(&f, id, query(50)).await;
+    // 1000 messages + the participantAdded message, each once, newest first.
+    assert_eq!(listed.len(), 1001);
+    let ids: Vec<MessageId> = listed.iter().map(|m| m.id).collect();
+    let unique: HashSet<MessageId> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), 1001);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+    let mut newest_first: Vec<Message> = sent.clone();
+    newest_first.reverse();
+    assert_eq!(&listed[..1000], &newest_first[..]);
+    assert_eq!(listed[1000].sequence_id, 1);
+    // Sequence ids run down without a gap.
+    for (i, m) in listed.iter().enumerate() {
+        assert_eq!(m.sequence_id, 1001 - i as i64);
+    }
+
+    // A page of exactly the remaining rows has no next.
+    let last = f
+        .store
+        .list_messages(
+            id,
+            MessageQuery {
+                after: Some(sent[1].id.0.to_string()),
+                limit: 2,
+                ..MessageQuery::default()
+            },
+        )
+        .await
+        .expect("last page");
+    assert_eq!(last.items.len(), 2);
+    assert_eq!(last.next, None);
+
+    for bad in ["abc", "-5", "", "1_2"] {
+        assert_eq!(
+            f.store
+                .list_messages(
+                    id,
+                    MessageQuery {
+                        after: Some(bad.into()),
+                        limit: 10,
+                        ..MessageQuery::default()
+                    }
+                )
+                .await,
+            Err(StoreError::InvalidCursor),
+            "{bad}"
+        );
+    }
+}
+
+async fn changed_since_and_created_from(f: Fixture) {
+    let id = create(&f, 1, &[1]).await;
+    let mut old = Vec::new();
+    for i in 0..20 {
+        f.clock.advance(Duration::seconds(1));
+        old.push(
+            f.store
+                .append_message(text(id, 1, &format!("old {i}")))
+                .await
+                .expect("append"),
+        );
+    }
+    f.clock.advance(Duration::minutes(10));
+    let mark = f.clock.now();
+    f.clock.advance(Duration::seconds(1));
+    f.store
+        .edit_message(
+            id,
+            old[3].id,
+            MessageEdit {
+                text: Some("edited".into()),
+                ..MessageEdit::default()
+            },
+        )
+        .await
+        .expect("edit");
+    f.store.delete_message(id, old[7].id).await.expect("delete");
+    let mut new = Vec::new();
+    for i in 0..3 {
+        new.push(
+            f.store
+                .append_message(text(id, 1, &format!("new {i}")))
+                .await
+                .expect("append"),
+        );
+    }
+
+    let changed = all_messages(
+        &f,
+        id,
+        MessageQuery {
+            changed_since: Some(mark),
+            limit: 2,
+            ..MessageQuery::default()
+        },
+    )
+    .await;
+    let changed_ids: Vec<MessageId> = changed.iter().map(|m| m.id).collect();
+    assert_eq!(
+        changed_ids,
+        vec![new[2].id, new[1].id, new[0].id, old[7].id, old[3].id]
+    );
+    assert!(changed[3].deleted_on.is_some());
+    assert_eq!(changed[4].content.text.as_deref(), Some("edited"));
+
+    // created_from: only what was created at or after the time (a shared-history boundary).
+    let from = old[15].created_on;
+    let recent = all_messages(
+        &f,
+        id,
+        MessageQuery {
+            created_from: Some(from),
+            limit: 3,
+            ..MessageQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(recent.len(), 3 + 5);
+    assert!(recent.iter().all(|m| m.created_on >= from));
+    assert_eq!(recent.last().map(|m| m.id), Some(old[15].id));
+
+    // Both together.
+    let both = all_messages(
+        &f,
+        id,
+        MessageQuery {
+            created_from: Some(from),
+            changed_since: Some(mark),
+            limit: 10,
+            ..MessageQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(both.len(), 3);
+
+    // A time between two microseconds still includes the message created at the later one.
+    let just_before = old[15].created_on - Duration::nanoseconds(500);
+    let around = all_messages(
+        &f,
+        id,
+        MessageQuery {
+            created_from: Some(just_before),
+            limit: 100,
+            ..MessageQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(around.len(), 8);
+}
+
+async fn read_receipts(f: Fixture) {
+    let id = create(&f, 1, &[1, 2, 3]).await;
+    let other = create(&f, 1, &[1]).await;
+    let first = f.store.append_message(text(id, 1, "a")).await.expect("a");
+    let second = f.store.append_message(text(id, 1, "b")).await.expect("b");
+    let elsewhere = f
+        .store
+        .append_message(text(other, 1, "c"))
+        .await
+        .expect("c");
+
+    f.clock.advance(Duration::seconds(1));
+    let read_on = f.clock.now();
+    f.store
+        .put_read_receipt(id, &user(2), second.id)
+        .await
+        .expect("read");
+    f.clock.advance(Duration::seconds(1));
+    // An older message changes nothing.
+    f.store
+        .put_read_receipt(id, &user(2), first.id)
+        .await
+        .expect("older");
+    f.store
+        .put_read_receipt(id, &user(3), first.id)
+        .await
+        .expect("read 3");
+    f.store
+        .put_read_receipt(id, &user(1), first.id)
+        .await
+        .expect("read 1");
+    f.clock.advance(Duration::seconds(1));
+    f.store
+        .put_read_receipt(id, &user(1), second.id)
+        .await
+        .expect("newer");
+
+    let receipts = f
+        .store
+        .list_read_receipts(id, list(10))
+        .await
+        .expect("list");
+    let summary: Vec<(IdentityId, MessageId)> = receipts
+        .items
+        .iter()
+        .map(|r| (r.reader.clone(), r.message_id))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (user(1), second.id),
+            (user(2), second.id),
+            (user(3), first.id)
+        ]
+    );
+    assert_eq!(receipts.items[0].read_on, f.clock.now());
+    assert_eq!(receipts.items[1].read_on, read_on);
+
+    // Paging with skip.
+    let page = f
+        .store
+        .list_read_receipts(
+            id,
+            ListQuery {
+                skip: 1,
+                limit: 1,
+                after: None,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(page.items[0].reader, user(2));
+    let next = f
+        .store
+        .list_read_receipts(
+            id,
+            ListQuery {
+                skip: 1,
+                limit: 1,
+                after: page.next,
+            },
+        )
+        .await
+        .expect("next");
+    assert_eq!(next.items[0].reader, user(3));
+    assert_eq!(next.next, None);
+    assert_eq!(
+        f.store
+            .list_read_receipts(
+                id,
+                ListQuery {
+                    after: Some("zz".into()),
+                    ..list(5)
+                }
+            )
+            .await,
+        Err(StoreError::InvalidCursor)
+    );
+
+    // The message must be in the conversation.
+    assert_eq!(
+        f.store.put_read_receipt(id, &user(2), elsewhere.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store.put_read_receipt(id, &user(2), MessageId(5)).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        f.store
+            .put_read_receipt(ConversationId::random(), &user(2), second.id)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // A reader who leaves keeps their receipt.
+    f.store
+        .remove_participant(id, &user(3), &user(1))
+        .await
+        .expect("remove");
+    assert_eq!(
+        f.store
+            .list_read_receipts(id, list(10))
+            .await
+            .expect("list")
+            .items
+            .len(),
+        3
+    );
+}
+
+async fn concurrent_appends_are_gapless(f: Fixture) {
+    let store = Arc::new(f.store);
+    let mut conversations = Vec::new();
+    for _ in 0..4 {
+        let created = store
+            .create_conversation(new_conversation(1, &[1]))
+            .await
+            .expect("create");
+        conversations.push(created.conversation.id);
+    }
+    // 2,000 appends from 40 tasks, spread over the conversations.
+    let mut tasks = Vec::new();
+    for task in 0..40u32 {
+        let store = Arc::clone(&store);
+        let conversations = conversations.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for i in 0..50u32 {
+                let conversation = conversations[((task + i) % 4) as usize];
+                let message = store
+                    .append_message(text(conversation, 1, &format!("{task}/{i}")))
+                    .await
+                    .expect("append");
+                sent.push(message);
+            }
+            sent
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task"));
+    }
+    assert_eq!(all.len(), 2000);
+    let unique: HashSet<MessageId> = all.iter().map(|m| m.id).collect();
+    assert_eq!(unique.len(), 2000);
+
+    let mut by_conversation: BTreeMap<ConversationId, Vec<&Message>> = BTreeMap::new();
+    for m in &all {
+        by_conversation.entry(m.conversation).or_default().push(m);
+    }
+    for (conversation, mut messages) in by_conversation {
+        messages.sort_by_key(|m| m.sequence_id);
+        // Sequence 1 is the participantAdded message: the appends take 2..=n+1, no gap.
+        let sequences: Vec<i64> = messages.iter().map(|m| m.sequence_id).collect();
+        let expected: Vec<i64> = (2..=messages.len() as i64 + 1).collect();
+        assert_eq!(sequences, expected);
+        // Ids increase with the sequence.
+        assert!(messages.windows(2).all(|w| w[0].id < w[1].id));
+        // And the store agrees with what the appends answered.
+        let listed = store
+            .list_messages(conversation, query(1000))
+            .await
+            .expect("list");
+        assert_eq!(listed.items.len(), messages.len() + 1);
+        let mut listed_texts: Vec<&Message> = listed.items.iter().collect();
+        listed_texts.reverse();
+        assert_eq!(&listed_texts[1..], &messages[..]);
+    }
+}
+
+async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
+    let store = Arc::new(f.store);
+    let good = store
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let gone = store
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    store.delete_conversation(gone).await.expect("delete");
+    // Good and failing appends submitted together land in shared batches.
+    let mut tasks = Vec::new();
+    for i in 0..400u32 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let target = if i % 3 == 0 { gone } else { good };
+            store.append_message(text(target, 1, "x")).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(message) => {
+                assert_eq!(message.conversation, good);
+                ok += 1;
+            }
+            Err(err) => assert_eq!(err, StoreError::NotFound),
+        }
+    }
+    assert_eq!(ok, 266);
+    let listed = store.list_messages(good, query(1000)).await.expect("list");
+    let sequences: Vec<i64> = listed.items.iter().rev().map(|m| m.sequence_id).collect();
+    assert_eq!(sequences, (1..=267).collect::<Vec<i64>>());
+}
+
+async fn events_are_logged(f: Fixture) {
+    let id = create(&f, 1, &[1, 2]).await;
+    f.store
+        .update_conversation(
+            id,
+            ConversationUpdate {
+                topic: Some("T2".into()),
+                ..ConversationUpdate::default()
+            },
+            &user(1),
+        )
+        .await
+        .expect("update");
+    f.store
+        .add_participants(id, vec![member(3)], &user(1), 10)
+        .await
+        .expect("add");
+    f.store
+        .remove_participant(id, &user(3), &user(1))
+        .await
+        .expect("remove");
+    let m = f
+        .store
+        .append_message(text(id, 1, "x"))
+        .await
+        .expect("append");
+    f.store
+        .edit_message(
+            id,
+            m.id,
+            MessageEdit {
+                text: Some("y".into()),
+                ..MessageEdit::default()
+            },
+        )
+        .await
+        .expect("edit");
+    f.store
+        .put_read_receipt(id, &user(2), m.id)
+        .await
+        .expect("receipt");
+    f.store
+        .delete_message(id, m.id)
+        .await
+        .expect("delete message");
+    f.store.delete_conversation(id).await.expect("delete");
+    // A failed write logs nothing.
+    let _ = f.store.delete_conversation(id).await;
+    assert_eq!(
+        f.events(),
+        vec![
+            "conversationCreated",
+            "messageReceived",
+            "conversationUpdated",
+            "messageReceived",
+            "participantsAdded",
+            "messageReceived",
+            "participantRemoved",
+            "messageReceived",
+            "messageReceived",
+            "messageEdited",
+            "readReceipt",
+            "messageDeleted",
+            "conversationDeleted",
+        ]
+    );
+}
+
+async fn close_finishes_and_refuses_writes(f: Fixture) {
+    let store = Arc::new(f.store);
+    let id = store
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.append_message(text(id, 1, "x")).await
+        }));
+    }
+    // Let the appends queue up, then close: each is either committed or refused, never lost.
+    tokio::task::yield_now().await;
+    store.close().await;
+    let mut committed = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => committed += 1,
+            Err(err) => assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}"),
+        }
+    }
+    assert!(matches!(
+        store.append_message(text(id, 1, "late")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // Reads still work and see exactly the committed appends.
+    let listed = store.list_messages(id, query(1000)).await.expect("list");
+    assert_eq!(listed.items.len(), committed + 1);
+    store.close().await; // twice is fine
+}
+
+// ---------------------------------------------------------------------------------------------
+// File store only.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_data_and_continues_ids_and_sequences() {
+    let dir = TempDir::new();
+    let clock = TestClock::new();
+    let (id, last_version, last_id) = {
+        let store = SqliteStore::open(&dir.db(), clock.clone()).expect("open");
+        let created = store
+            .create_conversation(new_conversation(1, &[1, 2]))
+            .await
+            .expect("create");
+        let id = created.conversation.id;
+        let mut last = None;
+        for i in 0..5 {
+            last = Some(
+                store
+                    .append_message(text(id, 1, &format!("{i}")))
+                    .await
+                    .expect("append"),
+            );
+        }
+        let last = last.expect("sent");
+        // An edit moves the id clock past every message id.
+        clock.advance(Duration::hours(1));
+        let edited = store
+            .edit_message(
+                id,
+                last.id,
+                MessageEdit {
+                    text: Some("edited".into()),
+                    ..MessageEdit::default()
+                },
+            )
+            .await
+            .expect("edit");
+        store
+            .create_identity(&Identity {
+                id: user(9),
+                created_on: clock.now(),
+                token_generation: 1,
+            })
+            .await
+            .expect("identity");
+        (id, edited.version, last.id)
+    }; // dropped: the writer finishes and stops
+
+    // The clock went back (a restart on a machine with a slower clock).
+    clock.set(datetime!(2023-01-01 00:00:00 UTC));
+    let store = SqliteStore::open(&dir.db(), clock.clone()).expect("reopen");
+    assert!(store.get_identity(&user(9)).await.expect("get").is_some());
+    let conversation = store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(conversation.topic, "Topic");
+    let next = store
+        .append_message(text(id, 2, "again"))
+        .await
+        .expect("append");
+    assert_eq!(next.sequence_id, 7);
+    assert!(next.id > last_id);
+    assert!(next.id.0 > last_version, "ids stay above every version");
+    let listed = store.list_messages(id, query(100)).await.expect("list");
+    assert_eq!(listed.items.len(), 7);
+    assert_eq!(
+        listed.items[1].content.text.as_deref(),
+        Some("edited"),
+        "the edit survived"
+    );
+    drop(store);
+
+    // A third open with no changes in between migrates nothing and still works.
+    let store = SqliteStore::open(&dir.db(), clock).expect("third open");
+    assert_eq!(
+        store
+            .list_participants(id, list(10))
+            .await
+            .expect("list")
+            .items
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_stores_are_separate_and_leave_no_files() {
+    let clock = TestClock::new();
+    let a = SqliteStore::in_memory(clock.clone()).expect("a");
+    let b = SqliteStore::in_memory(clock.clone()).expect("b");
+    assert_ne!(a.path(), b.path());
+    let created = a
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create");
+    assert_eq!(b.get_conversation(created.conversation.id).await, Ok(None));
+    let path = a.path().to_path_buf();
+    assert!(path.exists());
+    drop(a);
+    assert!(!path.exists());
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
+    assert!(!PathBuf::from(wal).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let dir = TempDir::new();
+    let clock = TestClock::new();
+    drop(SqliteStore::open(&dir.db(), clock.clone()).expect("open"));
+    {
+        let conn = rusqlite::Connection::open(dir.db()).expect("raw");
+        conn.execute_batch("PRAGMA user_version = 999")
+            .expect("bump");
+    }
+    assert!(matches!(
+        SqliteStore::open(&dir.db(), clock),
+        Err(StoreError::Unavailable(_))
+    ));
+}
