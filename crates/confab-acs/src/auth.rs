@@ -31,7 +31,9 @@ pub fn verify_hmac(
         .ok_or_else(|| AcsError::unauthenticated("The x-ms-date header is missing."))?;
     let signed_at = httpdate::parse_http_date(date)
         .map_err(|_| AcsError::unauthenticated("The x-ms-date header is not an RFC 1123 date."))?;
-    let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
+    let skew = now
+        .duration_since(signed_at)
+        .unwrap_or_else(|e| e.duration());
     if skew > max_skew {
         return Err(AcsError::unauthenticated(
             "The x-ms-date header is too far from the server's time.",
@@ -49,8 +51,10 @@ pub fn verify_hmac(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .ok_or_else(|| AcsError::unauthenticated("The Host header is missing."))?;
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let string_to_sign =
-        format!("{}\n{}\n{};{};{}", parts.method, path_and_query, date, host, content_hash);
+    let string_to_sign = format!(
+        "{}\n{}\n{};{};{}",
+        parts.method, path_and_query, date, host, content_hash
+    );
     let mut mac = HmacSha256::new_from_slice(access_key)
         .map_err(|_| AcsError::unauthenticated("The access key is not valid."))?;
     mac.update(string_to_sign.as_bytes());
@@ -60,8 +64,13 @@ pub fn verify_hmac(
 
 /// `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>`.
 fn parse_authorization(value: &str) -> AcsResult<Vec<u8>> {
-    let malformed = || AcsError::unauthenticated("The Authorization header is not a valid HMAC-SHA256 signature.");
-    let rest = value.strip_prefix("HMAC-SHA256").ok_or_else(malformed)?.trim_start();
+    let malformed = || {
+        AcsError::unauthenticated("The Authorization header is not a valid HMAC-SHA256 signature.")
+    };
+    let rest = value
+        .strip_prefix("HMAC-SHA256")
+        .ok_or_else(malformed)?
+        .trim_start();
     let mut signed_headers = None;
     let mut signature = None;
     for pair in rest.split('&') {
@@ -72,10 +81,13 @@ fn parse_authorization(value: &str) -> AcsResult<Vec<u8>> {
             _ => return Err(malformed()),
         }
     }
-    if !signed_headers.is_some_and(|h| h.eq_ignore_ascii_case("x-ms-date;host;x-ms-content-sha256")) {
+    if !signed_headers.is_some_and(|h| h.eq_ignore_ascii_case("x-ms-date;host;x-ms-content-sha256"))
+    {
         return Err(malformed());
     }
-    STANDARD.decode(signature.ok_or_else(malformed)?).map_err(|_| malformed())
+    STANDARD
+        .decode(signature.ok_or_else(malformed)?)
+        .map_err(|_| malformed())
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -118,7 +130,9 @@ mod tests {
     #[test]
     fn every_sdk_vector_verifies_and_a_changed_one_does_not() {
         let vectors: serde_json::Value = serde_json::from_str(VECTORS).expect("fixture");
-        let key = STANDARD.decode(vectors["access_key_base64"].as_str().expect("key")).expect("b64");
+        let key = STANDARD
+            .decode(vectors["access_key_base64"].as_str().expect("key"))
+            .expect("b64");
         let list = vectors["vectors"].as_array().expect("vectors");
         assert!(list.len() >= 12);
         for vector in list {
@@ -140,7 +154,10 @@ mod tests {
     fn bearer_tokens_are_read_from_the_header() {
         let mut headers = HeaderMap::new();
         assert!(bearer_token(&headers).is_err());
-        headers.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().expect("value"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer abc.def.ghi".parse().expect("value"),
+        );
         assert_eq!(bearer_token(&headers).ok(), Some("abc.def.ghi"));
         headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("value"));
         assert!(bearer_token(&headers).is_err());

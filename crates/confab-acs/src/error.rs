@@ -73,7 +73,11 @@ impl IntoResponse for AcsError {
             _ => None,
         };
         let body = CommunicationErrorResponse {
-            error: CommunicationError { code: code.to_owned(), message, target },
+            error: CommunicationError {
+                code: code.to_owned(),
+                message,
+                target,
+            },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Error::RateLimited { retry_after } = &self.0 {

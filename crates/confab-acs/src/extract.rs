@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use confab_core::chat::PageRequest;
 use confab_core::identity::Caller;
@@ -28,15 +28,28 @@ pub struct AcsState {
     pub config: Arc<AcsConfig>,
 }
 
-impl AcsState {
-    /// Authenticates a chat call's bearer token.
-    pub async fn caller(&self, headers: &HeaderMap) -> AcsResult<Caller> {
-        let token = auth::bearer_token(headers)?;
-        Ok(self.core.authenticate(token).await?)
-    }
+/// An authenticated chat call: its bearer token verified, its api-version resolved. Extracted
+/// before the body, so a caller without credentials gets 401 whatever it sent.
+pub struct ChatCall {
+    pub caller: Caller,
+    pub version: ChatVersion,
+    pub params: Params,
+}
 
-    pub fn chat_version(&self, params: &Params) -> AcsResult<ChatVersion> {
-        api_version::chat_version(params.get("api-version"), self.config.strict_api_version)
+impl FromRequestParts<AcsState> for ChatCall {
+    type Rejection = AcsError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AcsState) -> AcsResult<Self> {
+        let token = auth::bearer_token(&parts.headers)?;
+        let caller = state.core.authenticate(token).await?;
+        let params = Params::from_request_parts(parts, state).await?;
+        let version =
+            api_version::chat_version(params.get("api-version"), state.config.strict_api_version)?;
+        Ok(ChatCall {
+            caller,
+            version,
+            params,
+        })
     }
 }
 
@@ -107,7 +120,11 @@ impl Params {
 const CONTINUATION: &str = "continuationToken";
 
 /// What a query value may hold unencoded: the characters no client re-encodes differently.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A thread id as a path segment (`19%3A…%40thread.v2`).
 pub fn path_segment(text: &str) -> String {
@@ -140,14 +157,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AcsJson<T> {
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> AcsResult<Bytes> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AcsError(confab_core::Error::TooLarge("The request body is too large.".into()))
+            AcsError(confab_core::Error::TooLarge(
+                "The request body is too large.".into(),
+            ))
         } else {
             AcsError::bad_request(rejection.body_text())
         }
     })
 }
 
+/// Parses a request body. Every ACS request body is a JSON object; serde would otherwise also
+/// build a struct from an array.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AcsResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AcsError::bad_request(
+            "The request body must be a JSON object.",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|err| AcsError::bad_request(format!("The request body is not valid: {err}.")))
 }

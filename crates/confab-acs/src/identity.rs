@@ -22,24 +22,57 @@ use crate::wire::{
 };
 
 pub fn routes() -> Router<AcsState> {
+    // The `/:issueAccessToken`-style segments are literal on the ACS wire; axum reserves a
+    // leading `:`, so they are captured and dispatched here.
     Router::new()
         .route("/identities", post(create))
         .route("/identities/{id}", delete(remove))
-        .route("/identities/{id}/:issueAccessToken", post(issue_token))
-        .route("/identities/{id}/:revokeAccessTokens", post(revoke_tokens))
-        .route("/teamsUser/:exchangeAccessToken", post(exchange_teams_token))
+        .route("/identities/{id}/{action}", post(identity_action))
+        .route("/teamsUser/{action}", post(teams_action))
+}
+
+async fn identity_action(
+    State(state): State<AcsState>,
+    Path((id, action)): Path<(String, String)>,
+    request: Request,
+) -> AcsResult<Response> {
+    match action.as_str() {
+        ":issueAccessToken" => Ok(issue_token(state, &id, request).await?.into_response()),
+        ":revokeAccessTokens" => Ok(revoke_tokens(state, &id, request).await?.into_response()),
+        _ => Err(AcsError::not_found(
+            "The requested resource does not exist.",
+        )),
+    }
+}
+
+async fn teams_action(
+    State(state): State<AcsState>,
+    Path(action): Path<String>,
+    request: Request,
+) -> AcsResult<()> {
+    match action.as_str() {
+        ":exchangeAccessToken" => exchange_teams_token(state, request).await,
+        _ => Err(AcsError::not_found(
+            "The requested resource does not exist.",
+        )),
+    }
 }
 
 /// Checks the api-version and the HMAC signature; answers the body.
 async fn signed_body(state: &AcsState, request: Request) -> AcsResult<Bytes> {
     let (parts, body) = request.into_parts();
-    let params = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-        &parts.uri,
-    )
-    .map_err(|_| AcsError::bad_request("The query string is malformed."))?;
+    let params =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|_| AcsError::bad_request("The query string is malformed."))?;
     let body = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
     let config = &state.config;
-    verify_hmac(&parts, &body, &config.access_key, config.max_clock_skew, SystemTime::now())?;
+    verify_hmac(
+        &parts,
+        &body,
+        &config.access_key,
+        config.max_clock_skew,
+        SystemTime::now(),
+    )?;
     api_version::identity_version(
         params.get("api-version").map(String::as_str),
         config.strict_api_version,
@@ -61,7 +94,10 @@ fn minutes_from(minutes: Option<i64>) -> AcsResult<Option<u32>> {
     minutes
         .map(|m| {
             u32::try_from(m).map_err(|_| {
-                AcsError::invalid("expiresInMinutes must be between 60 and 1440.", "expiresInMinutes")
+                AcsError::invalid(
+                    "expiresInMinutes must be between 60 and 1440.",
+                    "expiresInMinutes",
+                )
             })
         })
         .transpose()
@@ -72,7 +108,10 @@ fn identity_from_path(id: &str) -> AcsResult<IdentityId> {
 }
 
 fn wire_token(issued: IssuedToken) -> AccessToken {
-    AccessToken { token: issued.token, expires_on: issued.expires_on }
+    AccessToken {
+        token: issued.token,
+        expires_on: issued.expires_on,
+    }
 }
 
 async fn create(State(state): State<AcsState>, request: Request) -> AcsResult<Response> {
@@ -87,34 +126,31 @@ async fn create(State(state): State<AcsState>, request: Request) -> AcsResult<Re
     };
     let (identity, token) = state.core.create_identity(token).await?;
     let result = CreateIdentityResult {
-        identity: CommunicationIdentity { id: identity.id.to_string() },
+        identity: CommunicationIdentity {
+            id: identity.id.to_string(),
+        },
         access_token: token.map(wire_token),
     };
     Ok((StatusCode::CREATED, Json(result)).into_response())
 }
 
-async fn issue_token(
-    State(state): State<AcsState>,
-    Path(id): Path<String>,
-    request: Request,
-) -> AcsResult<Json<AccessToken>> {
+async fn issue_token(state: AcsState, id: &str, request: Request) -> AcsResult<Json<AccessToken>> {
     let body = signed_body(&state, request).await?;
     let request: IssueTokenRequest = parse_json(&body)?;
     let token = TokenRequest {
         scopes: scopes_from(&request.scopes)?,
         expires_in_minutes: minutes_from(request.expires_in_minutes)?,
     };
-    let issued = state.core.issue_token(&identity_from_path(&id)?, token).await?;
+    let issued = state
+        .core
+        .issue_token(&identity_from_path(id)?, token)
+        .await?;
     Ok(Json(wire_token(issued)))
 }
 
-async fn revoke_tokens(
-    State(state): State<AcsState>,
-    Path(id): Path<String>,
-    request: Request,
-) -> AcsResult<StatusCode> {
+async fn revoke_tokens(state: AcsState, id: &str, request: Request) -> AcsResult<StatusCode> {
     signed_body(&state, request).await?;
-    state.core.revoke_tokens(&identity_from_path(&id)?).await?;
+    state.core.revoke_tokens(&identity_from_path(id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,12 +160,15 @@ async fn remove(
     request: Request,
 ) -> AcsResult<StatusCode> {
     signed_body(&state, request).await?;
-    state.core.delete_identity(&identity_from_path(&id)?).await?;
+    state
+        .core
+        .delete_identity(&identity_from_path(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Teams user tokens come from Microsoft Entra ID, which a self-hosted server cannot verify.
-async fn exchange_teams_token(State(state): State<AcsState>, request: Request) -> AcsResult<()> {
+async fn exchange_teams_token(state: AcsState, request: Request) -> AcsResult<()> {
     signed_body(&state, request).await?;
     Err(AcsError::bad_request(
         "Exchanging Microsoft Teams user tokens is not supported by this server.",

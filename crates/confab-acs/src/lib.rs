@@ -41,10 +41,11 @@ pub struct AcsConfig {
 
 /// The routes of the ACS face.
 pub fn router(core: Arc<Core>, config: AcsConfig) -> Router {
-    let state = AcsState { core, config: Arc::new(config) };
+    let state = AcsState {
+        core,
+        config: Arc::new(config),
+    };
     Router::new()
-        // `/:issueAccessToken`-style literal segments are the ACS wire format, not captures.
-        .without_v07_checks()
         .merge(identity::routes())
         .merge(chat::routes())
         .fallback(|| async { AcsError::not_found("The requested resource does not exist.") })

@@ -46,7 +46,9 @@ impl IdentifierModel {
             Some(number) => IdentifierModel {
                 kind: Some("phoneNumber".into()),
                 raw_id: Some(id.to_string()),
-                phone_number: Some(PhoneNumberModel { value: number.to_owned() }),
+                phone_number: Some(PhoneNumberModel {
+                    value: number.to_owned(),
+                }),
                 ..Default::default()
             },
             None => IdentifierModel {
@@ -72,7 +74,9 @@ impl IdentifierModel {
         } else {
             return Err("The identifier names no identity.".into());
         };
-        parsed.ok_or_else(|| "The identifier is not a valid communication user or phone number.".into())
+        parsed.ok_or_else(|| {
+            "The identifier is not a valid communication user or phone number.".into()
+        })
     }
 
     /// A display form for error targets.
@@ -221,9 +225,13 @@ pub fn retention_from_wire(value: &serde_json::Value) -> AcsResult<Option<Retent
                 .and_then(|d| d.as_u64())
                 .and_then(|d| u32::try_from(d).ok())
                 .ok_or_else(|| invalid("deleteThreadAfterDays must be a positive integer."))?;
-            Ok(Some(RetentionPolicy::ThreadCreationDate { delete_after_days: days }))
+            Ok(Some(RetentionPolicy::ThreadCreationDate {
+                delete_after_days: days,
+            }))
         }
-        _ => Err(invalid("retentionPolicy.kind must be 'threadCreationDate' or 'none'.")),
+        _ => Err(invalid(
+            "retentionPolicy.kind must be 'threadCreationDate' or 'none'.",
+        )),
     }
 }
 
@@ -237,7 +245,10 @@ pub struct ChatThreadProperties {
     #[serde(with = "time::serde::rfc3339")]
     pub created_on: OffsetDateTime,
     pub created_by_communication_identifier: IdentifierModel,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub deleted_on: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -277,9 +288,15 @@ fn retention_to_wire(policy: Option<RetentionPolicy>) -> serde_json::Value {
 pub struct ChatThreadItem {
     pub id: String,
     pub topic: String,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub deleted_on: Option<OffsetDateTime>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub last_message_received_on: Option<OffsetDateTime>,
 }
 
@@ -300,7 +317,10 @@ pub struct ChatParticipantOut {
     pub communication_identifier: IdentifierModel,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub share_history_time: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -346,9 +366,15 @@ pub struct ChatMessage {
     pub created_on: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_communication_identifier: Option<IdentifierModel>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub deleted_on: Option<OffsetDateTime>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub edited_on: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,

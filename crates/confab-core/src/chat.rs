@@ -59,8 +59,12 @@ impl Core {
         caller: &Caller,
         request: CreateConversation,
     ) -> Result<Conversation> {
-        self.throttle.check(&caller.identity, Operation::CreateThread)?;
-        require(caller.can_manage_threads(), "The token's scopes do not allow creating threads.")?;
+        self.throttle
+            .check(&caller.identity, Operation::CreateThread)?;
+        require(
+            caller.can_manage_threads(),
+            "The token's scopes do not allow creating threads.",
+        )?;
         self.check_topic(&request.topic)?;
         self.check_metadata(&request.metadata, "metadata")?;
         self.check_retention(request.retention)?;
@@ -83,7 +87,10 @@ impl Core {
         }
         let mut participants = self.participants_from(request.participants)?;
         // The creator always belongs to the thread, as its admin.
-        match participants.iter_mut().find(|p| p.identity == caller.identity) {
+        match participants
+            .iter_mut()
+            .find(|p| p.identity == caller.identity)
+        {
             Some(creator) => creator.role = Role::Admin,
             None => participants.insert(
                 0,
@@ -98,7 +105,10 @@ impl Core {
         }
         if participants.len() > self.limits.max_participants {
             return Err(Error::invalid(
-                format!("A thread can have at most {} participants.", self.limits.max_participants),
+                format!(
+                    "A thread can have at most {} participants.",
+                    self.limits.max_participants
+                ),
                 "participants",
             ));
         }
@@ -117,8 +127,13 @@ impl Core {
         Ok(created.conversation)
     }
 
-    pub async fn get_conversation(&self, caller: &Caller, id: ConversationId) -> Result<Conversation> {
+    pub async fn get_conversation(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<Conversation> {
         self.throttle.check(&caller.identity, Operation::Other)?;
+        require_chat(caller)?;
         self.membership(caller, id).await?;
         self.live_conversation(id).await
     }
@@ -130,7 +145,10 @@ impl Core {
         update: ConversationUpdate,
     ) -> Result<()> {
         self.throttle.check(&caller.identity, Operation::Other)?;
-        require(caller.can_manage_threads(), "The token's scopes do not allow updating threads.")?;
+        require(
+            caller.can_manage_threads(),
+            "The token's scopes do not allow updating threads.",
+        )?;
         if let Some(topic) = &update.topic {
             self.check_topic(topic)?;
         }
@@ -141,12 +159,18 @@ impl Core {
             self.check_retention(retention)?;
         }
         self.membership(caller, id).await?;
-        Ok(self.store.update_conversation(id, update, &caller.identity).await?)
+        Ok(self
+            .store
+            .update_conversation(id, update, &caller.identity)
+            .await?)
     }
 
     pub async fn delete_conversation(&self, caller: &Caller, id: ConversationId) -> Result<()> {
         self.throttle.check(&caller.identity, Operation::Other)?;
-        require(caller.can_manage_threads(), "The token's scopes do not allow deleting threads.")?;
+        require(
+            caller.can_manage_threads(),
+            "The token's scopes do not allow deleting threads.",
+        )?;
         self.membership(caller, id).await?;
         Ok(self.store.delete_conversation(id).await?)
     }
@@ -172,10 +196,14 @@ impl Core {
         id: ConversationId,
         message: SendMessage,
     ) -> Result<Message> {
-        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
+        self.throttle
+            .check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         if message.kind.is_system() {
-            return Err(Error::invalid("Only text and html messages can be sent.", "type"));
+            return Err(Error::invalid(
+                "Only text and html messages can be sent.",
+                "type",
+            ));
         }
         self.check_message_text(&message.text)?;
         self.check_display_name(message.sender_display_name.as_deref(), "senderDisplayName")?;
@@ -186,7 +214,10 @@ impl Core {
             .append_message(NewMessage {
                 conversation: id,
                 kind: message.kind,
-                content: MessageContent { text: Some(message.text), ..Default::default() },
+                content: MessageContent {
+                    text: Some(message.text),
+                    ..Default::default()
+                },
                 sender: Some(caller.identity.clone()),
                 sender_display_name: message.sender_display_name,
                 metadata: message.metadata,
@@ -214,7 +245,8 @@ impl Core {
         changed_since: Option<OffsetDateTime>,
         page: PageRequest,
     ) -> Result<Page<Message>> {
-        self.throttle.check(&caller.identity, Operation::ListMessages(id))?;
+        self.throttle
+            .check(&caller.identity, Operation::ListMessages(id))?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         let me = self.membership(caller, id).await?;
@@ -240,7 +272,8 @@ impl Core {
         message_id: MessageId,
         edit: MessageEdit,
     ) -> Result<()> {
-        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
+        self.throttle
+            .check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         if let Some(text) = &edit.text {
             self.check_message_text(text)?;
@@ -262,7 +295,8 @@ impl Core {
         id: ConversationId,
         message_id: MessageId,
     ) -> Result<()> {
-        self.throttle.check(&caller.identity, Operation::WriteMessage(id))?;
+        self.throttle
+            .check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
         let message = self.visible_message(&me, id, message_id).await?;
@@ -285,7 +319,10 @@ impl Core {
             "The token's scopes do not allow adding participants.",
         )?;
         if participants.is_empty() {
-            return Err(Error::invalid("At least one participant is required.", "participants"));
+            return Err(Error::invalid(
+                "At least one participant is required.",
+                "participants",
+            ));
         }
         if participants.len() > self.limits.max_participants_per_batch {
             return Err(Error::invalid(
@@ -300,7 +337,12 @@ impl Core {
         self.membership(caller, id).await?;
         Ok(self
             .store
-            .add_participants(id, participants, &caller.identity, self.limits.max_participants)
+            .add_participants(
+                id,
+                participants,
+                &caller.identity,
+                self.limits.max_participants,
+            )
             .await?)
     }
 
@@ -314,7 +356,11 @@ impl Core {
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         self.membership(caller, id).await?;
-        let query = ListQuery { after: page.continuation, skip: page.skip, limit };
+        let query = ListQuery {
+            after: page.continuation,
+            skip: page.skip,
+            limit,
+        };
         Ok(self.store.list_participants(id, query).await?)
     }
 
@@ -326,6 +372,7 @@ impl Core {
         who: &IdentityId,
     ) -> Result<()> {
         self.throttle.check(&caller.identity, Operation::Other)?;
+        require_chat(caller)?;
         if *who != caller.identity {
             require(
                 caller.can_manage_participants(),
@@ -333,12 +380,15 @@ impl Core {
             )?;
         }
         self.membership(caller, id).await?;
-        self.store.remove_participant(id, who, &caller.identity).await.map_err(|err| match err {
-            crate::ports::StoreError::NotFound => {
-                Error::NotFound("The participant is not in the thread.".into())
-            }
-            other => other.into(),
-        })
+        self.store
+            .remove_participant(id, who, &caller.identity)
+            .await
+            .map_err(|err| match err {
+                crate::ports::StoreError::NotFound => {
+                    Error::NotFound("The participant is not in the thread.".into())
+                }
+                other => other.into(),
+            })
     }
 
     pub async fn send_read_receipt(
@@ -351,7 +401,10 @@ impl Core {
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
         self.visible_message(&me, id, message_id).await?;
-        Ok(self.store.put_read_receipt(id, &caller.identity, message_id).await?)
+        Ok(self
+            .store
+            .put_read_receipt(id, &caller.identity, message_id)
+            .await?)
     }
 
     pub async fn list_read_receipts(
@@ -364,7 +417,11 @@ impl Core {
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         self.membership(caller, id).await?;
-        let query = ListQuery { after: page.continuation, skip: page.skip, limit };
+        let query = ListQuery {
+            after: page.continuation,
+            skip: page.skip,
+            limit,
+        };
         Ok(self.store.list_read_receipts(id, query).await?)
     }
 
@@ -395,7 +452,9 @@ impl Core {
         }
         // Not a participant: tell apart an unknown thread from a forbidden one.
         self.live_conversation(id).await?;
-        Err(Error::Forbidden("The caller is not a participant of the thread.".into()))
+        Err(Error::Forbidden(
+            "The caller is not a participant of the thread.".into(),
+        ))
     }
 
     async fn live_conversation(&self, id: ConversationId) -> Result<Conversation> {
@@ -414,7 +473,13 @@ impl Core {
     ) -> Result<Message> {
         let message = self.store.get_message(id, message_id).await?;
         match message {
-            Some(m) if me.share_history_time.is_none_or(|from| m.created_on >= from) => Ok(m),
+            Some(m)
+                if me
+                    .share_history_time
+                    .is_none_or(|from| m.created_on >= from) =>
+            {
+                Ok(m)
+            }
             _ => Err(Error::NotFound("The message does not exist.".into())),
         }
     }
@@ -441,7 +506,10 @@ impl Core {
             None => Ok(DEFAULT_PAGE_SIZE.min(self.limits.max_page_size)),
             Some(size) if (1..=self.limits.max_page_size).contains(&size) => Ok(size),
             Some(_) => Err(Error::invalid(
-                format!("maxPageSize must be between 1 and {}.", self.limits.max_page_size),
+                format!(
+                    "maxPageSize must be between 1 and {}.",
+                    self.limits.max_page_size
+                ),
                 "maxPageSize",
             )),
         }
@@ -453,7 +521,10 @@ impl Core {
         }
         if topic.chars().count() > self.limits.max_topic_chars {
             return Err(Error::invalid(
-                format!("The topic is longer than {} characters.", self.limits.max_topic_chars),
+                format!(
+                    "The topic is longer than {} characters.",
+                    self.limits.max_topic_chars
+                ),
                 "topic",
             ));
         }
@@ -478,7 +549,10 @@ impl Core {
     fn check_metadata(&self, metadata: &Metadata, target: &str) -> Result<()> {
         if metadata_bytes(metadata) > self.limits.max_metadata_bytes {
             return Err(Error::invalid(
-                format!("The metadata is larger than {} bytes.", self.limits.max_metadata_bytes),
+                format!(
+                    "The metadata is larger than {} bytes.",
+                    self.limits.max_metadata_bytes
+                ),
                 target,
             ));
         }
@@ -497,7 +571,10 @@ impl Core {
 
     fn check_message_text(&self, text: &str) -> Result<()> {
         if text.is_empty() {
-            return Err(Error::invalid("The message content must not be empty.", "content"));
+            return Err(Error::invalid(
+                "The message content must not be empty.",
+                "content",
+            ));
         }
         if text.len() > self.limits.max_message_bytes {
             return Err(Error::TooLarge(format!(
@@ -541,10 +618,14 @@ fn require_chat(caller: &Caller) -> Result<()> {
 
 fn own_message(caller: &Caller, message: &Message, verb: &str) -> Result<()> {
     if message.kind.is_system() {
-        return Err(Error::Forbidden("System messages cannot be changed.".into()));
+        return Err(Error::Forbidden(
+            "System messages cannot be changed.".into(),
+        ));
     }
     if message.sender.as_ref() != Some(&caller.identity) {
-        return Err(Error::Forbidden(format!("Only the sender may {verb} a message.")));
+        return Err(Error::Forbidden(format!(
+            "Only the sender may {verb} a message."
+        )));
     }
     Ok(())
 }

@@ -17,7 +17,10 @@ pub enum Error {
     NotFound(String),
     /// The request is malformed or breaks a rule (400). `target` names the offending field.
     #[error("{message}")]
-    Invalid { message: String, target: Option<String> },
+    Invalid {
+        message: String,
+        target: Option<String>,
+    },
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
@@ -36,11 +39,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(message: impl Into<String>, target: impl Into<String>) -> Self {
-        Error::Invalid { message: message.into(), target: Some(target.into()) }
+        Error::Invalid {
+            message: message.into(),
+            target: Some(target.into()),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Error::Invalid { message: message.into(), target: None }
+        Error::Invalid {
+            message: message.into(),
+            target: None,
+        }
     }
 }
 

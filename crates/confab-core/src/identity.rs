@@ -77,37 +77,60 @@ impl Core {
 
     pub async fn issue_token(&self, id: &IdentityId, request: TokenRequest) -> Result<IssuedToken> {
         let minutes = validate_token_request(&request)?;
-        let identity = self.store.get_identity(id).await?.ok_or_else(identity_not_found)?;
+        let identity = self
+            .store
+            .get_identity(id)
+            .await?
+            .ok_or_else(identity_not_found)?;
         Ok(self.mint(&identity, &request.scopes, minutes))
     }
 
     /// Invalidates every token issued to `id` so far.
     pub async fn revoke_tokens(&self, id: &IdentityId) -> Result<()> {
-        let generation = self.store.bump_token_generation(id).await.map_err(not_found_identity)?;
-        self.generations.write().insert(id.clone(), Some(generation));
+        let generation = self
+            .store
+            .bump_token_generation(id)
+            .await
+            .map_err(not_found_identity)?;
+        self.generations
+            .write()
+            .insert(id.clone(), Some(generation));
         Ok(())
     }
 
     /// Deletes the identity; its tokens stop working at once.
     pub async fn delete_identity(&self, id: &IdentityId) -> Result<()> {
-        self.store.delete_identity(id).await.map_err(not_found_identity)?;
+        self.store
+            .delete_identity(id)
+            .await
+            .map_err(not_found_identity)?;
         self.generations.write().insert(id.clone(), None);
         Ok(())
     }
 
     /// Verifies a bearer token: signature, expiry, and that it was not revoked since.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
-        let claims = self.tokens.verify(token, self.clock.now()).map_err(|err| match err {
-            TokenError::Expired => Error::Unauthenticated("The access token has expired.".into()),
-            _ => Error::Unauthenticated("The access token is not valid.".into()),
-        })?;
+        let claims = self
+            .tokens
+            .verify(token, self.clock.now())
+            .map_err(|err| match err {
+                TokenError::Expired => {
+                    Error::Unauthenticated("The access token has expired.".into())
+                }
+                _ => Error::Unauthenticated("The access token is not valid.".into()),
+            })?;
         let identity = IdentityId::parse(&claims.sub)
             .ok_or_else(|| Error::Unauthenticated("The access token is not valid.".into()))?;
         let generation = self.current_generation(&identity).await?;
         if generation != Some(claims.gen) {
-            return Err(Error::Unauthenticated("The access token has been revoked.".into()));
+            return Err(Error::Unauthenticated(
+                "The access token has been revoked.".into(),
+            ));
         }
-        Ok(Caller { identity, scopes: claims.scp })
+        Ok(Caller {
+            identity,
+            scopes: claims.scp,
+        })
     }
 
     /// The identity's token generation (None: deleted or unknown), cached after the first read.
@@ -115,7 +138,11 @@ impl Core {
         if let Some(cached) = self.generations.read().get(id) {
             return Ok(*cached);
         }
-        let generation = self.store.get_identity(id).await?.map(|i| i.token_generation);
+        let generation = self
+            .store
+            .get_identity(id)
+            .await?
+            .map(|i| i.token_generation);
         self.generations.write().insert(id.clone(), generation);
         Ok(generation)
     }
@@ -123,7 +150,13 @@ impl Core {
     fn mint(&self, identity: &Identity, scopes: &[Scope], minutes: u32) -> IssuedToken {
         let now = self.clock.now();
         let expires_on = now + Duration::minutes(i64::from(minutes));
-        let token = self.tokens.mint(&identity.id, identity.token_generation, scopes, now, expires_on);
+        let token = self.tokens.mint(
+            &identity.id,
+            identity.token_generation,
+            scopes,
+            now,
+            expires_on,
+        );
         IssuedToken { token, expires_on }
     }
 }

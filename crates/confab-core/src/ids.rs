@@ -110,7 +110,9 @@ impl IdentityId {
             .find_map(|prefix| raw.strip_prefix(prefix))?;
         let valid = !user.is_empty()
             && user.len() <= 256
-            && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            && user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         valid.then(|| Self(raw.to_owned()))
     }
 
@@ -147,13 +149,26 @@ mod tests {
         let id = ConversationId::random();
         assert_eq!(ConversationId::parse(&id.to_acs()), Some(id));
         assert_eq!(ConversationId::parse(&id.to_guid()), Some(id));
-        assert_eq!(ConversationId::parse(&format!("{}@1", id.to_guid())), Some(id));
-        assert_eq!(ConversationId::parse(&id.to_guid().to_uppercase()), Some(id));
+        assert_eq!(
+            ConversationId::parse(&format!("{}@1", id.to_guid())),
+            Some(id)
+        );
+        assert_eq!(
+            ConversationId::parse(&id.to_guid().to_uppercase()),
+            Some(id)
+        );
     }
 
     #[test]
     fn conversation_id_rejects_garbage() {
-        for bad in ["", "19:", "19:abc@thread.v2", "19:zz@thread.v2", "hello", "19:uni01_x@thread.v2"] {
+        for bad in [
+            "",
+            "19:",
+            "19:abc@thread.v2",
+            "19:zz@thread.v2",
+            "hello",
+            "19:uni01_x@thread.v2",
+        ] {
             assert_eq!(ConversationId::parse(bad), None, "{bad}");
         }
     }

@@ -132,7 +132,11 @@ pub struct ParticipantRef {
     pub identity: IdentityId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub share_history_time: Option<OffsetDateTime>,
 }
 

@@ -111,9 +111,11 @@ fn limiter<K: Hash + Eq + Clone>(rule: Option<Rule>) -> Limiter<K> {
 
 fn check<K: Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Result<()> {
     match limiter {
-        Some(limiter) => limiter.check_key(key).map_err(|not_until| Error::RateLimited {
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-        }),
+        Some(limiter) => limiter
+            .check_key(key)
+            .map_err(|not_until| Error::RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }),
         None => Ok(()),
     }
 }
@@ -164,7 +166,10 @@ mod tests {
 
     #[test]
     fn a_rule_allows_its_burst_then_answers_a_wait() {
-        let limits = RateLimits { per_identity: Some(Rule::new(3, 10)), ..Default::default() };
+        let limits = RateLimits {
+            per_identity: Some(Rule::new(3, 10)),
+            ..Default::default()
+        };
         let throttle = Throttle::new(&limits);
         let alice = IdentityId::new_user("r");
         let bob = IdentityId::new_user("r");
@@ -177,7 +182,10 @@ mod tests {
             }
             other => panic!("expected RateLimited, got {other:?}"),
         }
-        assert!(throttle.check(&bob, Operation::Other).is_ok(), "limits are per identity");
+        assert!(
+            throttle.check(&bob, Operation::Other).is_ok(),
+            "limits are per identity"
+        );
     }
 
     #[test]
@@ -186,14 +194,25 @@ mod tests {
         let thread = ConversationId::random();
         let users: Vec<_> = (0..11).map(|_| IdentityId::new_user("r")).collect();
         for user in &users[..10] {
-            assert!(throttle.check(user, Operation::WriteMessage(thread)).is_ok());
+            assert!(throttle
+                .check(user, Operation::WriteMessage(thread))
+                .is_ok());
         }
-        assert!(throttle.check(&users[10], Operation::WriteMessage(thread)).is_err());
-        assert!(throttle.check(&users[10], Operation::WriteMessage(ConversationId::random())).is_ok());
+        assert!(throttle
+            .check(&users[10], Operation::WriteMessage(thread))
+            .is_err());
+        assert!(throttle
+            .check(
+                &users[10],
+                Operation::WriteMessage(ConversationId::random())
+            )
+            .is_ok());
 
         let off = Throttle::new(&RateLimits::profile(Profile::Off));
         for _ in 0..10_000 {
-            assert!(off.check(&users[0], Operation::WriteMessage(thread)).is_ok());
+            assert!(off
+                .check(&users[0], Operation::WriteMessage(thread))
+                .is_ok());
         }
     }
 }

@@ -33,8 +33,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::Chat, Scope::Voip, Scope::ChatJoin, Scope::ChatJoinLimited, Scope::VoipJoin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Chat,
+        Scope::Voip,
+        Scope::ChatJoin,
+        Scope::ChatJoinLimited,
+        Scope::VoipJoin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,7 +52,9 @@ impl Scope {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -126,11 +133,16 @@ impl TokenIssuer {
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac.clone();
         mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now.unix_timestamp() {
             return Err(TokenError::Expired);
@@ -159,7 +171,13 @@ mod tests {
     fn minted_tokens_verify_and_carry_claims() {
         let now = OffsetDateTime::now_utc();
         let id = IdentityId::new_user("res");
-        let token = issuer().mint(&id, 3, &[Scope::Chat, Scope::Voip], now, now + Duration::hours(1));
+        let token = issuer().mint(
+            &id,
+            3,
+            &[Scope::Chat, Scope::Voip],
+            now,
+            now + Duration::hours(1),
+        );
         let claims = issuer().verify(&token, now).expect("valid");
         assert_eq!(claims.sub, id.as_str());
         assert_eq!(claims.scp, vec![Scope::Chat, Scope::Voip]);
@@ -194,9 +212,13 @@ mod tests {
             Err(TokenError::Expired)
         );
         let mut parts: Vec<&str> = token.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(r#"{"sub":"8:acs:x","scp":["chat"],"gen":0,"iat":0,"exp":99999999999,"n":0}"#);
+        let forged = URL_SAFE_NO_PAD
+            .encode(r#"{"sub":"8:acs:x","scp":["chat"],"gen":0,"iat":0,"exp":99999999999,"n":0}"#);
         parts[1] = &forged;
-        assert_eq!(issuer().verify(&parts.join("."), now), Err(TokenError::BadSignature));
+        assert_eq!(
+            issuer().verify(&parts.join("."), now),
+            Err(TokenError::BadSignature)
+        );
         for junk in ["", "a", "a.b", "a.b.c", "..."] {
             assert!(issuer().verify(junk, now).is_err(), "{junk}");
         }

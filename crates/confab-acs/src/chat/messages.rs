@@ -1,7 +1,7 @@
 //! Message routes: send, get, list, update, delete.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::chat::SendMessage;
@@ -10,7 +10,7 @@ use confab_core::ports::MessageEdit;
 use serde::Serialize;
 
 use crate::error::{AcsError, AcsResult};
-use crate::extract::{message_id, path_segment, thread_id, AcsJson, AcsState, Params};
+use crate::extract::{message_id, path_segment, thread_id, AcsJson, AcsState, ChatCall};
 use crate::wire::{ChatMessage, Collection, SendMessageRequest, UpdateMessageRequest};
 
 #[derive(Serialize)]
@@ -20,19 +20,18 @@ struct SendMessageResult {
 
 pub async fn send(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path(thread): Path<String>,
     AcsJson(request): AcsJson<SendMessageRequest>,
 ) -> AcsResult<Response> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
     let id = thread_id(&thread)?;
     let kind = match request.kind.as_deref() {
         None => MessageType::Text,
         Some(name) => MessageType::parse(name)
             .filter(|kind| !kind.is_system())
-            .ok_or_else(|| AcsError::invalid("The message type must be 'text' or 'html'.", "type"))?,
+            .ok_or_else(|| {
+                AcsError::invalid("The message type must be 'text' or 'html'.", "type")
+            })?,
     };
     let message = SendMessage {
         kind,
@@ -40,66 +39,78 @@ pub async fn send(
         sender_display_name: request.sender_display_name,
         metadata: request.metadata.unwrap_or_default(),
     };
-    let sent = state.core.send_message(&caller, id, message).await?;
-    let location =
-        format!("/chat/threads/{}/messages/{}", path_segment(&id.to_acs()), sent.id);
-    let body = Json(SendMessageResult { id: sent.id.to_string() });
+    let sent = state.core.send_message(&call.caller, id, message).await?;
+    let location = format!(
+        "/chat/threads/{}/messages/{}",
+        path_segment(&id.to_acs()),
+        sent.id
+    );
+    let body = Json(SendMessageResult {
+        id: sent.id.to_string(),
+    });
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
 }
 
 pub async fn get(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path((thread, message)): Path<(String, String)>,
 ) -> AcsResult<Json<ChatMessage>> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let message =
-        state.core.get_message(&caller, thread_id(&thread)?, message_id(&message)?).await?;
+    let message = state
+        .core
+        .get_message(&call.caller, thread_id(&thread)?, message_id(&message)?)
+        .await?;
     Ok(Json(ChatMessage::new(&message)))
 }
 
 pub async fn list(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path(thread): Path<String>,
 ) -> AcsResult<Json<Collection<ChatMessage>>> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
     let id = thread_id(&thread)?;
-    let since = params.time("startTime")?;
-    let page = state.core.list_messages(&caller, id, since, params.page()?).await?;
+    let since = call.params.time("startTime")?;
+    let page = state
+        .core
+        .list_messages(&call.caller, id, since, call.params.page()?)
+        .await?;
     let path = format!("/chat/threads/{}/messages", path_segment(&id.to_acs()));
     Ok(Json(Collection {
         value: page.items.iter().map(ChatMessage::new).collect(),
-        next_link: params.next_link(&path, page.next),
+        next_link: call.params.next_link(&path, page.next),
     }))
 }
 
 pub async fn update(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path((thread, message)): Path<(String, String)>,
     AcsJson(request): AcsJson<UpdateMessageRequest>,
 ) -> AcsResult<StatusCode> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let edit = MessageEdit { text: request.content, metadata: request.metadata };
-    state.core.edit_message(&caller, thread_id(&thread)?, message_id(&message)?, edit).await?;
+    let edit = MessageEdit {
+        text: request.content,
+        metadata: request.metadata,
+    };
+    state
+        .core
+        .edit_message(
+            &call.caller,
+            thread_id(&thread)?,
+            message_id(&message)?,
+            edit,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn remove(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path((thread, message)): Path<(String, String)>,
 ) -> AcsResult<StatusCode> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    state.core.delete_message(&caller, thread_id(&thread)?, message_id(&message)?).await?;
+    state
+        .core
+        .delete_message(&call.caller, thread_id(&thread)?, message_id(&message)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

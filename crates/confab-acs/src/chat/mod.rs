@@ -19,17 +19,33 @@ pub fn routes() -> Router<AcsState> {
         .route("/chat/threads", post(threads::create).get(threads::list))
         .route(
             "/chat/threads/{thread}",
-            get(threads::get).patch(threads::update).delete(threads::remove),
+            get(threads::get)
+                .patch(threads::update)
+                .delete(threads::remove),
         )
-        .route("/chat/threads/{thread}/messages", post(messages::send).get(messages::list))
+        .route(
+            "/chat/threads/{thread}/messages",
+            post(messages::send).get(messages::list),
+        )
         .route(
             "/chat/threads/{thread}/messages/{message}",
-            get(messages::get).patch(messages::update).delete(messages::remove),
+            get(messages::get)
+                .patch(messages::update)
+                .delete(messages::remove),
         )
-        .route("/chat/threads/{thread}/participants", get(participants::list))
-        .route("/chat/threads/{thread}/participants/:add", post(participants::add))
-        .route("/chat/threads/{thread}/participants/:remove", post(participants::remove))
-        .route("/chat/threads/{thread}/readReceipts", post(receipts::send).get(receipts::list))
+        .route(
+            "/chat/threads/{thread}/participants",
+            get(participants::list),
+        )
+        // `/:add` and `/:remove` are literal on the ACS wire; axum reserves a leading `:`.
+        .route(
+            "/chat/threads/{thread}/participants/{action}",
+            post(participants::action),
+        )
+        .route(
+            "/chat/threads/{thread}/readReceipts",
+            post(receipts::send).get(receipts::list),
+        )
         .route("/chat/threads/{thread}/typing", post(receipts::typing))
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::participant_inputs;
 use crate::error::{AcsResult, CommunicationError};
-use crate::extract::{path_segment, thread_id, AcsJson, AcsState, Params};
+use crate::extract::{path_segment, thread_id, AcsJson, AcsState, ChatCall};
 use crate::wire::{
     retention_from_wire, ChatThreadItem, ChatThreadProperties, Collection, CreateThreadRequest,
     UpdateThreadRequest,
@@ -26,15 +26,18 @@ struct CreateThreadResult {
 
 pub async fn create(
     State(state): State<AcsState>,
+    call: ChatCall,
     headers: HeaderMap,
-    params: Params,
     AcsJson(request): AcsJson<CreateThreadRequest>,
 ) -> AcsResult<Response> {
-    let version = state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let (participants, invalid_participants) = participant_inputs(request.participants, version);
-    let (metadata, retention) = if version.has_metadata() {
-        let retention = request.retention_policy.as_ref().map(retention_from_wire).transpose()?;
+    let (participants, invalid_participants) =
+        participant_inputs(request.participants, call.version);
+    let (metadata, retention) = if call.version.has_metadata() {
+        let retention = request
+            .retention_policy
+            .as_ref()
+            .map(retention_from_wire)
+            .transpose()?;
         (request.metadata.unwrap_or_default(), retention.flatten())
     } else {
         Default::default()
@@ -46,7 +49,7 @@ pub async fn create(
     let conversation = state
         .core
         .create_conversation(
-            &caller,
+            &call.caller,
             CreateConversation {
                 topic: request.topic,
                 participants,
@@ -58,65 +61,77 @@ pub async fn create(
         .await?;
     let location = format!("/chat/threads/{}", path_segment(&conversation.id.to_acs()));
     let result = CreateThreadResult {
-        chat_thread: ChatThreadProperties::new(&conversation, version),
+        chat_thread: ChatThreadProperties::new(&conversation, call.version),
         invalid_participants,
     };
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(result)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(result),
+    )
+        .into_response())
 }
 
 pub async fn get(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path(thread): Path<String>,
 ) -> AcsResult<Json<ChatThreadProperties>> {
-    let version = state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let conversation = state.core.get_conversation(&caller, thread_id(&thread)?).await?;
-    Ok(Json(ChatThreadProperties::new(&conversation, version)))
+    let conversation = state
+        .core
+        .get_conversation(&call.caller, thread_id(&thread)?)
+        .await?;
+    Ok(Json(ChatThreadProperties::new(&conversation, call.version)))
 }
 
 pub async fn update(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path(thread): Path<String>,
     AcsJson(request): AcsJson<UpdateThreadRequest>,
 ) -> AcsResult<StatusCode> {
-    let version = state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let mut update = ConversationUpdate { topic: request.topic, ..Default::default() };
-    if version.has_metadata() {
+    let mut update = ConversationUpdate {
+        topic: request.topic,
+        ..Default::default()
+    };
+    if call.version.has_metadata() {
         update.metadata = request.metadata;
-        update.retention = request.retention_policy.as_ref().map(retention_from_wire).transpose()?;
+        update.retention = request
+            .retention_policy
+            .as_ref()
+            .map(retention_from_wire)
+            .transpose()?;
     }
-    state.core.update_conversation(&caller, thread_id(&thread)?, update).await?;
+    state
+        .core
+        .update_conversation(&call.caller, thread_id(&thread)?, update)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn remove(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
     Path(thread): Path<String>,
 ) -> AcsResult<StatusCode> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    state.core.delete_conversation(&caller, thread_id(&thread)?).await?;
+    state
+        .core
+        .delete_conversation(&call.caller, thread_id(&thread)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list(
     State(state): State<AcsState>,
-    headers: HeaderMap,
-    params: Params,
+    call: ChatCall,
 ) -> AcsResult<Json<Collection<ChatThreadItem>>> {
-    state.chat_version(&params)?;
-    let caller = state.caller(&headers).await?;
-    let since = params.time("startTime")?;
-    let page = state.core.list_conversations(&caller, since, params.page()?).await?;
+    let since = call.params.time("startTime")?;
+    let page = state
+        .core
+        .list_conversations(&call.caller, since, call.params.page()?)
+        .await?;
     Ok(Json(Collection {
         value: page.items.iter().map(ChatThreadItem::from).collect(),
-        next_link: params.next_link("/chat/threads", page.next),
+        next_link: call.params.next_link("/chat/threads", page.next),
     }))
 }

@@ -1,0 +1,518 @@
+//! Settings and where they come from.
+//!
+//! Precedence, highest first: command-line flags > `CONFAB_*` environment variables >
+//! `confab.toml` (in the current directory, or the file named by `--config` / `CONFAB_CONFIG`) >
+//! built-in defaults. Only flags actually given override; a flag left out lets the lower layers
+//! speak.
+//!
+//! The environment is read through [`resolve`]'s `env` argument rather than straight from the
+//! process, so the precedence rules can be tested without mutating the process environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use clap::Args;
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+/// The file read from the current directory when no `--config` / `CONFAB_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "confab.toml";
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "CONFAB_CONFIG";
+/// The prefix of every setting's environment variable: `CONFAB_PORT`, `CONFAB_DATA_DIR`, ...
+pub const ENV_PREFIX: &str = "CONFAB_";
+
+/// The resolved settings of a server.
+///
+/// `Settings::default()` is what `confab serve` uses with no configuration at all: HTTPS on
+/// 127.0.0.1:8443 with data in `./confab-data`. Tests should start from [`Settings::for_tests`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the database, the server's secrets and the self-signed certificate live.
+    pub data_dir: PathBuf,
+    /// Keep nothing on disk: no data dir is created. A self-signed certificate then goes to a
+    /// temporary directory removed on shutdown.
+    pub in_memory: bool,
+    /// The address (or host name) to listen on; also the host of the printed endpoint.
+    pub host: String,
+    /// The port to listen on; 0 picks any free port.
+    pub port: u16,
+    /// Serve plain HTTP instead of HTTPS. The official SDKs refuse bearer tokens over plain
+    /// HTTP, so this suits only tests and HMAC-only (Identity) use.
+    pub http: bool,
+    /// A PEM certificate (chain) to serve instead of the self-signed one. Needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// The access key of the connection string, base64. Unset: a random key generated on the
+    /// first run and kept in the data dir (or a fresh one per run when in memory).
+    pub access_key: Option<String>,
+    /// Reject api-versions newer than the newest known instead of serving them.
+    pub strict_api_version: bool,
+    /// How far an HMAC-signed request's `x-ms-date` may be from the server's clock.
+    pub max_clock_skew_secs: u64,
+    /// Seconds between sweeps that delete threads whose retention ran out; 0 disables them.
+    pub retention_sweep_secs: u64,
+    /// The tracing filter (`RUST_LOG` syntax), e.g. `info` or `confab=debug,tower_http=debug`.
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./confab-data"),
+            in_memory: false,
+            host: "127.0.0.1".into(),
+            port: 8443,
+            http: false,
+            tls_cert: None,
+            tls_key: None,
+            access_key: None,
+            strict_api_version: false,
+            max_clock_skew_secs: 900,
+            retention_sweep_secs: 60,
+            log: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for integration tests: in memory, plain HTTP, 127.0.0.1 on a free port, a random
+    /// access key (read it back from `Running::access_key` or `Running::connection_string`).
+    /// Override fields with struct update syntax: `Settings { http: false, ..Settings::for_tests() }`.
+    pub fn for_tests() -> Self {
+        Self {
+            in_memory: true,
+            http: true,
+            port: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The configured access key, decoded; None when unset (a generated one is used).
+    pub fn decoded_access_key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(text) = &self.access_key else {
+            return Ok(None);
+        };
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .context("access_key is not valid base64 (expected standard base64, as in an ACS connection string)")?;
+        if key.is_empty() {
+            bail!("access_key is empty");
+        }
+        Ok(Some(key))
+    }
+
+    /// Checks what can be checked without touching the network or the data dir.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.decoded_access_key()?;
+        if self.host.trim().is_empty() {
+            bail!("host is empty");
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => bail!("tls_cert is set but tls_key is not: give both or neither"),
+            (None, Some(_)) => bail!("tls_key is set but tls_cert is not: give both or neither"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The flags of `confab serve`. Every one is optional so that only flags actually given
+/// override the lower layers; boolean flags take an optional value (`--http`, `--http=false`) so
+/// the command line can also turn off what a config file turned on.
+#[derive(Args, Clone, Debug, Default, Serialize)]
+pub struct ServeArgs {
+    /// Where the database, secrets and self-signed certificate live [default: ./confab-data]
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep nothing on disk
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_memory: Option<bool>,
+
+    /// Address or host name to listen on [default: 127.0.0.1]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+
+    /// Port to listen on, 0 for any free port [default: 8443]
+    #[arg(long, short)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+
+    /// Serve plain HTTP instead of HTTPS
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<bool>,
+
+    /// PEM certificate (chain) to serve instead of a self-signed one
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Access key (base64) of the connection string; prefer CONFAB_ACCESS_KEY, flags show in `ps`
+    #[arg(long, value_name = "BASE64")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+
+    /// Reject api-versions newer than the newest known
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict_api_version: Option<bool>,
+
+    /// Accepted distance of x-ms-date from the server clock, seconds [default: 900]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_clock_skew_secs: Option<u64>,
+
+    /// Seconds between retention sweeps, 0 to disable [default: 60]
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_sweep_secs: Option<u64>,
+
+    /// Tracing filter, e.g. "info" or "confab=debug" [default: info]
+    #[arg(long, value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+/// How an environment variable's text becomes a value.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Taken verbatim: a data dir named `123` or a key of digits stays a string.
+    Text,
+    /// Parsed (`true`, `8443`), so figment can type-check it against the field.
+    Parsed,
+}
+
+/// The settings an environment variable may set, with `CONFAB_` + the upper-cased name.
+/// Anything else under the prefix (`CONFAB_CONFIG`, variables of tests or other tools) is not a
+/// setting and is ignored rather than rejected.
+const ENV_KEYS: &[(&str, Kind)] = &[
+    ("data_dir", Kind::Text),
+    ("in_memory", Kind::Parsed),
+    ("host", Kind::Text),
+    ("port", Kind::Parsed),
+    ("http", Kind::Parsed),
+    ("tls_cert", Kind::Text),
+    ("tls_key", Kind::Text),
+    ("access_key", Kind::Text),
+    ("strict_api_version", Kind::Parsed),
+    ("max_clock_skew_secs", Kind::Parsed),
+    ("retention_sweep_secs", Kind::Parsed),
+    ("log", Kind::Text),
+];
+
+/// The settings found in `env` (name, value pairs, e.g. `std::env::vars()`).
+fn env_layer<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Dict {
+    let mut dict = Dict::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase();
+        let Some((key, kind)) = ENV_KEYS.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        // `CONFAB_ACCESS_KEY=` (as compose files and CI templates often leave it) means unset,
+        // not "the empty string".
+        if value.trim().is_empty() {
+            continue;
+        }
+        let value = match kind {
+            Kind::Text => Value::from(value.to_string()),
+            // Value's parser is infallible: what is not a number, bool, array or map is a string.
+            Kind::Parsed => value
+                .parse::<Value>()
+                .unwrap_or_else(|never| match never {}),
+        };
+        dict.insert((*key).to_string(), value);
+    }
+    dict
+}
+
+/// One layer of settings, named so that an error says where a bad value came from
+/// ("for key `CONFAB_PORT` in the environment").
+struct Layer {
+    name: String,
+    dict: Dict,
+    /// How a setting is spelled in this layer: `port`, `CONFAB_PORT`, `--port`.
+    spelling: fn(&str) -> String,
+}
+
+impl Layer {
+    fn new(name: String, dict: Dict, spelling: fn(&str) -> String) -> Self {
+        Self {
+            name,
+            dict,
+            spelling,
+        }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        let spelling = self.spelling;
+        Metadata::named(self.name.clone())
+            .interpolater(move |_profile: &Profile, keys: &[&str]| spelling(&keys.join(".")))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// A serializable struct as a figment dictionary.
+fn to_dict(value: &impl Serialize) -> anyhow::Result<Dict> {
+    match Value::serialize(value) {
+        Ok(Value::Dict(_, dict)) => Ok(dict),
+        Ok(_) => bail!("settings did not serialize to a map"),
+        Err(err) => Err(anyhow::anyhow!("{err}")),
+    }
+}
+
+/// Resolves the settings from the layers.
+///
+/// - `flags`: the parsed `serve` flags (top layer; only those given count).
+/// - `config_flag`: `--config FILE`, if given.
+/// - `env`: the environment, e.g. `std::env::vars()`; read for `CONFAB_*` settings and for
+///   `CONFAB_CONFIG`.
+/// - `cwd`: where the default `confab.toml` is looked for.
+///
+/// A config file named by `--config` or `CONFAB_CONFIG` must exist; the default `confab.toml`
+/// may be absent.
+pub fn resolve(
+    flags: &ServeArgs,
+    config_flag: Option<&Path>,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> anyhow::Result<Settings> {
+    let env_config = env
+        .iter()
+        .find(|(name, _)| name == CONFIG_ENV)
+        .map(|(_, value)| PathBuf::from(value));
+    let explicit = config_flag.map(Path::to_path_buf).or(env_config);
+
+    let config_file = match explicit {
+        Some(path) => {
+            let path = cwd.join(path);
+            if !path.is_file() {
+                bail!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                );
+            }
+            Some(path)
+        }
+        None => {
+            let path = cwd.join(DEFAULT_CONFIG_FILE);
+            path.is_file().then_some(path)
+        }
+    };
+
+    let mut figment = Figment::from(Layer::new(
+        "the built-in defaults".into(),
+        to_dict(&Settings::default())?,
+        |key| key.to_string(),
+    ));
+    if let Some(path) = &config_file {
+        // file_exact: figment's plain `file` would also search the parent directories.
+        let data = Toml::file_exact(path)
+            .data()
+            .map_err(|err| anyhow::anyhow!("{err}"))
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let dict = data.into_values().next().unwrap_or_default();
+        figment = figment.merge(Layer::new(
+            format!("config file {}", path.display()),
+            dict,
+            |key| key.to_string(),
+        ));
+    }
+    figment = figment
+        .merge(Layer::new(
+            "the environment".into(),
+            env_layer(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            |key| format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()),
+        ))
+        .merge(Layer::new(
+            "the command line".into(),
+            to_dict(flags)?,
+            |key| format!("--{}", key.replace('_', "-")),
+        ));
+
+    let settings: Settings = figment
+        .extract()
+        .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tempdir::TempDir;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_any_layer() {
+        let dir = TempDir::new("cfg-defaults").unwrap();
+        let settings = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn toml_then_env_then_flags() {
+        let dir = TempDir::new("cfg-precedence").unwrap();
+        std::fs::write(
+            dir.path().join("confab.toml"),
+            "port = 1000\nhost = \"0.0.0.0\"\nlog = \"debug\"\nhttp = true\nretention_sweep_secs = 5\n",
+        )
+        .unwrap();
+
+        // toml alone
+        let s = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
+        assert_eq!(
+            (s.port, s.host.as_str(), s.log.as_str(), s.http),
+            (1000, "0.0.0.0", "debug", true)
+        );
+        assert_eq!(s.retention_sweep_secs, 5);
+
+        // env beats toml
+        let e = env(&[
+            ("CONFAB_PORT", "2000"),
+            ("CONFAB_LOG", "warn"),
+            ("CONFAB_HTTP", "false"),
+        ]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(
+            (s.port, s.host.as_str(), s.log.as_str(), s.http),
+            (2000, "0.0.0.0", "warn", false)
+        );
+
+        // flags beat env; flags not given leave env and toml in place
+        let flags = ServeArgs {
+            port: Some(3000),
+            http: Some(true),
+            ..ServeArgs::default()
+        };
+        let s = resolve(&flags, None, &e, dir.path()).unwrap();
+        assert_eq!(
+            (s.port, s.host.as_str(), s.log.as_str(), s.http),
+            (3000, "0.0.0.0", "warn", true)
+        );
+        assert_eq!(s.retention_sweep_secs, 5);
+        assert_eq!(s.max_clock_skew_secs, 900);
+    }
+
+    #[test]
+    fn config_file_from_flag_and_env() {
+        let dir = TempDir::new("cfg-file").unwrap();
+        std::fs::write(dir.path().join("confab.toml"), "port = 1\n").unwrap();
+        std::fs::write(dir.path().join("a.toml"), "port = 2\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "port = 3\n").unwrap();
+
+        let e = env(&[("CONFAB_CONFIG", "b.toml")]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(s.port, 3, "CONFAB_CONFIG replaces confab.toml");
+        let s = resolve(
+            &ServeArgs::default(),
+            Some(Path::new("a.toml")),
+            &e,
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.port, 2, "--config beats CONFAB_CONFIG");
+
+        let err = resolve(
+            &ServeArgs::default(),
+            Some(Path::new("missing.toml")),
+            &[],
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn env_strings_stay_strings_and_unknown_vars_are_ignored() {
+        let dir = TempDir::new("cfg-env").unwrap();
+        let e = env(&[
+            ("CONFAB_DATA_DIR", "123"),
+            ("CONFAB_ACCESS_KEY", "1234"),
+            ("CONFAB_TEST_POSTGRES_URL", "postgres://x"),
+            ("CONFAB_STRICT_API_VERSION", "true"),
+            ("CONFAB_LOG", ""),
+            ("OTHER", "x"),
+        ]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("123"));
+        assert_eq!(s.access_key.as_deref(), Some("1234"));
+        assert!(s.strict_api_version);
+        assert_eq!(s.log, "info", "an empty variable counts as unset");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let dir = TempDir::new("cfg-bad").unwrap();
+        let e = env(&[("CONFAB_PORT", "http")]);
+        let err = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("CONFAB_PORT"), "{err}");
+
+        std::fs::write(dir.path().join("confab.toml"), "prot = 1\n").unwrap();
+        let err = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        assert!(err.to_string().contains("confab.toml"), "{err}");
+
+        std::fs::write(dir.path().join("confab.toml"), "port = [\n").unwrap();
+        let err = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("confab.toml"), "{err:#}");
+        std::fs::remove_file(dir.path().join("confab.toml")).unwrap();
+
+        let flags = ServeArgs {
+            access_key: Some("not base64!".into()),
+            ..ServeArgs::default()
+        };
+        let err = resolve(&flags, None, &[], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("base64"), "{err}");
+
+        let flags = ServeArgs {
+            tls_cert: Some("cert.pem".into()),
+            ..ServeArgs::default()
+        };
+        let err = resolve(&flags, None, &[], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("tls_key"), "{err}");
+    }
+
+    #[test]
+    fn boolean_flags_parse_with_and_without_value() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let cli = Cli::try_parse_from(["x", "--http", "--in-memory=false", "-p", "0"]).unwrap();
+        assert_eq!(cli.serve.http, Some(true));
+        assert_eq!(cli.serve.in_memory, Some(false));
+        assert_eq!(cli.serve.port, Some(0));
+        assert_eq!(cli.serve.strict_api_version, None);
+    }
+}

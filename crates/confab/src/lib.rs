@@ -1,0 +1,624 @@
+//! The confab server: wires settings, store, core and faces together and runs them.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! // What integration tests do: an in-memory, plain-HTTP server on a free port.
+//! let running = confab::start(confab::Settings::for_tests()).await?;
+//! println!("{}", running.connection_string);
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+mod secrets;
+mod tempdir;
+pub mod tls;
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use axum::Router;
+use base64::Engine as _;
+use confab_acs::AcsConfig;
+use confab_core::ports::{Clock, Store, SystemClock};
+use confab_core::{Core, CoreConfig, Limits};
+use confab_store_sqlite::SqliteStore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+pub use config::{ServeArgs, Settings};
+
+/// The database file inside the data dir.
+pub const DB_FILE: &str = "confab.db";
+/// How long a graceful shutdown waits for in-flight requests before cutting connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// After the server stops, how long to wait for the last request tasks to let go of the core,
+/// so that the store is dropped (and its queued writes finished) before `shutdown` returns.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// A started server. Stop it with [`Running::shutdown`], or run it until a signal with
+/// [`Running::wait`]. Dropping it without either stops the server abruptly.
+pub struct Running {
+    /// The address the server listens on (the real port when `port` was 0).
+    pub local_addr: SocketAddr,
+    /// The base URL clients use, e.g. `https://127.0.0.1:8443/`.
+    pub endpoint: String,
+    /// `endpoint=<endpoint>;accesskey=<base64>`, as the ACS SDKs take it.
+    pub connection_string: String,
+    /// The access key, base64 (the same as in the connection string).
+    pub access_key: String,
+    /// The certificate clients should trust; None over plain HTTP.
+    pub cert_path: Option<PathBuf>,
+    /// True when `cert_path` is a certificate confab made itself.
+    pub self_signed: bool,
+    /// The absolute data dir; None in memory.
+    pub data_dir: Option<PathBuf>,
+    inner: Option<Inner>,
+}
+
+/// What `shutdown` takes apart.
+struct Inner {
+    handle: axum_server::Handle,
+    server: JoinHandle<std::io::Result<()>>,
+    sweeper: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    core: Arc<Core>,
+    /// Holds an in-memory server's certificate file; removed when dropped.
+    _cert_dir: Option<tempdir::TempDir>,
+}
+
+/// Starts a server: opens the store, builds the core and the faces, binds, and serves in the
+/// background. Returns once the server accepts connections.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    settings.validate()?;
+    tls::install_default_provider();
+
+    // The data dir, unless in memory: then nothing at all goes to disk but a temporary
+    // certificate file.
+    let data_dir = if settings.in_memory {
+        None
+    } else {
+        let dir = &settings.data_dir;
+        tempdir::create_private_dir_all(dir)
+            .with_context(|| format!("creating the data dir {}", dir.display()))?;
+        Some(tls::absolute(dir))
+    };
+
+    let secrets = match &data_dir {
+        Some(dir) => secrets::ServerSecrets::load_or_create(dir)?,
+        None => secrets::ServerSecrets::generate(),
+    };
+    let access_key = match settings.decoded_access_key()? {
+        Some(key) => key,
+        None => secrets.access_key.clone(),
+    };
+
+    // Certificate and port first: a mistake there fails before the database is touched.
+    let tls = if settings.http {
+        if settings.tls_cert.is_some() {
+            tracing::warn!("serving plain HTTP: tls_cert and tls_key are ignored");
+        }
+        None
+    } else {
+        let configured = settings
+            .tls_cert
+            .as_deref()
+            .zip(settings.tls_key.as_deref());
+        Some(tls::setup(configured, data_dir.as_deref(), &settings.host)?)
+    };
+
+    let listener = bind(&settings.host, settings.port).await?;
+    let local_addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(data_dir.as_deref(), clock.clone()).await?;
+    let core = Arc::new(Core::new(
+        store,
+        clock,
+        CoreConfig {
+            resource_id: secrets.resource_id.clone(),
+            token_secret: secrets.token_secret.clone(),
+            limits: Limits::default(),
+        },
+    ));
+    let app = app(
+        core.clone(),
+        AcsConfig {
+            access_key: access_key.clone(),
+            strict_api_version: settings.strict_api_version,
+            max_clock_skew: Duration::from_secs(settings.max_clock_skew_secs),
+        },
+    );
+
+    let (tls_config, cert_path, self_signed, cert_dir) = match tls {
+        Some(tls) => (
+            Some(tls.config),
+            Some(tls.cert_path),
+            tls.self_signed,
+            tls.temp_dir,
+        ),
+        None => (None, None, false, None),
+    };
+    let (handle, server) = launch(app, listener, tls_config)
+        .await
+        .with_context(|| format!("starting to serve on {local_addr}"))?;
+
+    let sweeper = (settings.retention_sweep_secs > 0).then(|| {
+        spawn_retention_sweeper(
+            core.clone(),
+            Duration::from_secs(settings.retention_sweep_secs),
+        )
+    });
+
+    let scheme = if settings.http { "http" } else { "https" };
+    let endpoint = format!(
+        "{scheme}://{}:{}/",
+        url_host(&settings.host),
+        local_addr.port()
+    );
+    let access_key = base64::engine::general_purpose::STANDARD.encode(&access_key);
+    let connection_string = format!("endpoint={endpoint};accesskey={access_key}");
+    tracing::info!(%local_addr, %endpoint, "confab listening");
+
+    Ok(Running {
+        local_addr,
+        endpoint,
+        connection_string,
+        access_key,
+        cert_path,
+        self_signed,
+        data_dir,
+        inner: Some(Inner {
+            handle,
+            server,
+            sweeper,
+            core,
+            _cert_dir: cert_dir,
+        }),
+    })
+}
+
+/// Serves `app` on `listener` (over TLS if `tls` is given) in a background task. Returns once
+/// the accept loop runs.
+async fn launch(
+    app: Router,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<(axum_server::Handle, JoinHandle<std::io::Result<()>>)> {
+    let handle = axum_server::Handle::new();
+    // Connect info lets handlers (rate limits, logs) see the peer address.
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    // One server type for both schemes, so both share the graceful shutdown of the handle.
+    let server = match tls {
+        Some(config) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            tokio::spawn(
+                axum_server::from_tcp_rustls(listener, config)
+                    .handle(handle.clone())
+                    .serve(make_service),
+            )
+        }
+        None => tokio::spawn(
+            axum_server::from_tcp(listener)
+                .handle(handle.clone())
+                .serve(make_service),
+        ),
+    };
+    // The listener is bound already (connections queue in the kernel); waiting for the accept
+    // loop as well means that what the caller prints next is true.
+    if handle.listening().await.is_none() {
+        return Err(match server.await {
+            Ok(Err(err)) => anyhow!(err),
+            Ok(Ok(())) => anyhow!("the server stopped at once"),
+            Err(err) => anyhow!(err),
+        });
+    }
+    Ok((handle, server))
+}
+
+/// All faces in one router.
+fn app(core: Arc<Core>, acs: AcsConfig) -> Router {
+    Router::new()
+        .merge(confab_acs::router(core, acs))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn open_store(
+    data_dir: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let db = data_dir.map(|dir| dir.join(DB_FILE));
+    // Opening may run migrations: blocking work, off the async threads.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn Store>> {
+        let store = match &db {
+            Some(path) => SqliteStore::open(path, clock)
+                .with_context(|| format!("opening the database {}", path.display()))?,
+            None => SqliteStore::in_memory(clock).context("opening the in-memory database")?,
+        };
+        Ok(Arc::new(store))
+    })
+    .await
+    .context("opening the store")?
+}
+
+/// Binds the listening socket. `host` may be an IP address (IPv6 with or without brackets) or a
+/// name; a name is resolved and the first address that binds wins.
+async fn bind(host: &str, port: u16) -> anyhow::Result<std::net::TcpListener> {
+    let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((bare, port))
+            .await
+            .with_context(|| format!("resolving host {host:?}"))?
+            .collect(),
+    };
+    let mut last_err = None;
+    for addr in &addrs {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last_err = Some((addr, err)),
+        }
+    }
+    match last_err {
+        Some((addr, err)) => Err(err).with_context(|| format!("listening on {addr}")),
+        None => Err(anyhow!("host {host:?} resolves to no address")),
+    }
+}
+
+/// The host as it goes in a URL. A wildcard address is no place to connect to, so the endpoint
+/// names the loopback address of the same family instead.
+fn url_host(host: &str) -> String {
+    let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => format!("[{}]", Ipv6Addr::LOCALHOST),
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+        Ok(IpAddr::V4(ip)) => ip.to_string(),
+        Err(_) => bare.to_string(),
+    }
+}
+
+/// Deletes expired threads every `period` until told to stop. Each sweep runs in its own task,
+/// so that neither an error nor a panic in one sweep ends the sweeping.
+fn spawn_retention_sweeper(
+    core: Arc<Core>,
+    period: Duration,
+) -> (watch::Sender<bool>, JoinHandle<()>) {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        // After a slow sweep, wait a full period instead of sweeping back to back.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop_rx.changed() => return,
+            }
+            let sweep = tokio::spawn({
+                let core = core.clone();
+                async move { core.enforce_retention().await }
+            });
+            match sweep.await {
+                Ok(Ok(deleted)) if deleted.is_empty() => {}
+                Ok(Ok(deleted)) => {
+                    tracing::info!(
+                        count = deleted.len(),
+                        "deleted threads past their retention"
+                    )
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "retention sweep failed"),
+                Err(err) => tracing::error!(error = %err, "retention sweep panicked"),
+            }
+        }
+    });
+    (stop_tx, task)
+}
+
+impl Running {
+    /// Stops gracefully: stops accepting, lets in-flight requests finish (for up to
+    /// [`SHUTDOWN_GRACE`]), stops the retention sweeper, then drops the core and the store so
+    /// that queued writes are committed before this returns.
+    pub async fn shutdown(mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let Inner {
+            handle,
+            server,
+            sweeper,
+            core,
+            _cert_dir,
+        } = inner;
+
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "the server failed"),
+            Err(err) => tracing::error!(error = %err, "the server task failed"),
+        }
+        if let Some((stop, task)) = sweeper {
+            let _ = stop.send(true);
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "the retention sweeper failed");
+            }
+        }
+        release_core(core).await;
+        tracing::info!("confab stopped");
+    }
+
+    /// Runs until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully. A second signal
+    /// during the grace period cuts the remaining connections at once.
+    pub async fn wait(mut self) {
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down (send the signal again to stop at once)");
+            }
+            result = &mut inner.server => {
+                // The server ended on its own (it only does on an error): nothing to wait for.
+                match result {
+                    Ok(Ok(())) => tracing::error!("the server stopped unexpectedly"),
+                    Ok(Err(err)) => tracing::error!(error = %err, "the server failed"),
+                    Err(err) => tracing::error!(error = %err, "the server task failed"),
+                }
+                // Replace the finished task: a JoinHandle must not be polled again.
+                inner.server = tokio::spawn(async { Ok(()) });
+            }
+        }
+        let handle = inner.handle.clone();
+        let impatience = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::warn!("stopping at once");
+            handle.shutdown();
+        });
+        self.shutdown().await;
+        impatience.abort();
+    }
+
+    /// The start-up banner `confab serve` prints, Azurite-style.
+    pub fn banner(&self) -> String {
+        let mut out = format!(
+            "confab {} listening\n  endpoint:          {}\n  connection string: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.endpoint,
+            self.connection_string
+        );
+        match &self.cert_path {
+            Some(path) if self.self_signed => {
+                let p = path.display();
+                out.push_str(&format!(
+                    "  certificate:       {p}  (self-signed; trust it: REQUESTS_CA_BUNDLE={p} / NODE_EXTRA_CA_CERTS={p})\n"
+                ));
+            }
+            Some(path) => {
+                out.push_str(&format!("  certificate:       {}\n", path.display()));
+            }
+            None => out.push_str("  certificate:       none (plain HTTP)\n"),
+        }
+        match &self.data_dir {
+            Some(dir) => out.push_str(&format!("  data:              {}\n", dir.display())),
+            None => out.push_str("  data:              in memory\n"),
+        }
+        out
+    }
+
+    /// Prints the banner to stdout and flushes it: scripts wait for the `connection string:`
+    /// line, which must therefore not sit in a buffer.
+    pub fn print_banner(&self) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(self.banner().as_bytes())?;
+        stdout.flush()
+    }
+}
+
+impl Drop for Running {
+    /// Dropped without `shutdown`: stop serving at once rather than leave a server running
+    /// in the background with nobody to stop it.
+    fn drop(&mut self) {
+        if let Some(inner) = &self.inner {
+            inner.handle.shutdown();
+            if let Some((stop, _)) = &inner.sweeper {
+                let _ = stop.send(true);
+            }
+        }
+    }
+}
+
+/// Waits until the last other holder of the core (a finishing request task) lets go, then
+/// drops it off the async threads: dropping the store waits for its writer to commit what is
+/// queued.
+async fn release_core(core: Arc<Core>) {
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    while Arc::strong_count(&core) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if Arc::strong_count(&core) > 1 {
+        tracing::warn!(
+            "the core is still in use after shutdown; the store closes when it is released"
+        );
+    }
+    if let Err(err) = tokio::task::spawn_blocking(move || drop(core)).await {
+        tracing::error!(error = %err, "closing the store failed");
+    }
+}
+
+/// Resolves on SIGINT or (on unix) SIGTERM. If a signal cannot be watched, that one is just
+/// never reported.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot watch for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use axum::routing::get;
+
+    /// A router that answers at once on `/` and after a while on `/slow`.
+    fn test_app() -> Router {
+        Router::new().route("/", get(|| async { "hello" })).route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "slow"
+            }),
+        )
+    }
+
+    // Loopback only: the serving machinery (TLS, ALPN, graceful shutdown) without the faces.
+    #[tokio::test]
+    async fn https_with_h2_and_graceful_shutdown() {
+        tls::install_default_provider();
+        let pair = tls::generate_self_signed(&tls::subject_alt_names("127.0.0.1")).unwrap();
+        let config = tls::server_config(&pair).unwrap();
+        let listener = bind("127.0.0.1", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (handle, server) = launch(test_app(), listener, Some(config)).await.unwrap();
+
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pair.cert_pem).unwrap())
+            .build()
+            .unwrap();
+        for host in ["127.0.0.1", "localhost"] {
+            let url = format!("https://{host}:{}/", addr.port());
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(
+                response.version(),
+                reqwest::Version::HTTP_2,
+                "ALPN picks h2"
+            );
+            assert_eq!(response.text().await.unwrap(), "hello");
+        }
+
+        // A request in flight when the shutdown starts still gets its answer.
+        let slow = tokio::spawn({
+            let client = client.clone();
+            let url = format!("https://127.0.0.1:{}/slow", addr.port());
+            async move { client.get(url).send().await?.text().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        assert_eq!(slow.await.unwrap().unwrap(), "slow");
+        server.await.unwrap().unwrap();
+        // And then nobody listens any more.
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    #[tokio::test]
+    async fn restart_on_a_data_dir_keeps_key_and_certificate() {
+        let dir = tempdir::TempDir::new("start-disk").unwrap();
+        let settings = Settings {
+            in_memory: false,
+            http: false,
+            data_dir: dir.path().join("data"),
+            ..Settings::for_tests()
+        };
+        let first = start(settings.clone()).await.unwrap();
+        let data_dir = first.data_dir.clone().unwrap();
+        let cert_path = first.cert_path.clone().unwrap();
+        assert!(data_dir.join(DB_FILE).exists());
+        assert_eq!(cert_path, data_dir.join("tls").join(tls::CERT_FILE));
+        assert!(first.endpoint.starts_with("https://127.0.0.1:"));
+        assert_eq!(
+            first.connection_string,
+            format!("endpoint={};accesskey={}", first.endpoint, first.access_key)
+        );
+        assert!(first
+            .banner()
+            .contains("connection string: endpoint=https://"));
+        let cert = std::fs::read(&cert_path).unwrap();
+        let key = first.access_key.clone();
+        first.shutdown().await;
+
+        let second = start(settings).await.unwrap();
+        assert_eq!(second.access_key, key);
+        assert_eq!(std::fs::read(&cert_path).unwrap(), cert);
+        second.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn in_memory_leaves_nothing_behind() {
+        let dir = tempdir::TempDir::new("start-memory").unwrap();
+        let settings = Settings {
+            http: false,
+            data_dir: dir.path().join("data"),
+            access_key: Some("c2VjcmV0".into()),
+            ..Settings::for_tests()
+        };
+        let running = start(settings).await.unwrap();
+        assert_eq!(running.access_key, "c2VjcmV0");
+        assert!(running.data_dir.is_none());
+        assert!(running.banner().contains("in memory"));
+        let cert_path = running.cert_path.clone().unwrap();
+        assert!(cert_path.is_file());
+        running.shutdown().await;
+        assert!(!cert_path.exists());
+        assert!(!dir.path().join("data").exists());
+    }
+
+    #[tokio::test]
+    async fn plain_http_serves_too() {
+        let listener = bind("localhost", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (handle, server) = launch(test_app(), listener, None).await.unwrap();
+        let url = format!("http://{}/", addr);
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        assert_eq!(text, "hello");
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn busy_port_is_a_clear_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = bind("127.0.0.1", port).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("127.0.0.1:{port}")),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("127.0.0.1"), "127.0.0.1");
+        assert_eq!(url_host("0.0.0.0"), "127.0.0.1");
+        assert_eq!(url_host("::"), "[::1]");
+        assert_eq!(url_host("[::]"), "[::1]");
+        assert_eq!(url_host("::1"), "[::1]");
+        assert_eq!(url_host("[::1]"), "[::1]");
+        assert_eq!(url_host("localhost"), "localhost");
+    }
+}
