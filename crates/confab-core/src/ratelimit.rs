@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ConversationId, IdentityId};
 
 /// `requests` per `seconds`, refilled evenly (GCRA), with the whole allowance as burst.
+/// `requests = 0` switches the rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     pub requests: u32,
@@ -82,6 +83,24 @@ impl RateLimits {
                 message_writes_per_thread: Some(Rule::new(10, 10)),
                 list_messages_per_identity_thread: Some(Rule::new(50, 10)),
             },
+        }
+    }
+}
+
+impl RateLimits {
+    /// These rules, with each rule `overrides` sets taking the place of this one's.
+    pub fn overridden_by(&self, overrides: &RateLimits) -> RateLimits {
+        RateLimits {
+            per_identity: overrides.per_identity.or(self.per_identity),
+            create_thread_per_identity: overrides
+                .create_thread_per_identity
+                .or(self.create_thread_per_identity),
+            message_writes_per_thread: overrides
+                .message_writes_per_thread
+                .or(self.message_writes_per_thread),
+            list_messages_per_identity_thread: overrides
+                .list_messages_per_identity_thread
+                .or(self.list_messages_per_identity_thread),
         }
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use base64::Engine as _;
 use clap::Args;
+use confab_core::ratelimit::{Profile as RateLimitProfile, RateLimits};
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -59,6 +60,11 @@ pub struct Settings {
     pub retention_sweep_secs: u64,
     /// The tracing filter (`RUST_LOG` syntax), e.g. `info` or `confab=debug,tower_http=debug`.
     pub log: String,
+    /// The rate-limit profile: `standard`, `acs-cloud` (the cloud's limits) or `off`.
+    pub rate_limits: RateLimitProfile,
+    /// Rules that replace the profile's, e.g. in confab.toml:
+    /// `[rate_limit_rules] per_identity = { requests = 100, seconds = 10 }`.
+    pub rate_limit_rules: RateLimits,
 }
 
 impl Default for Settings {
@@ -76,6 +82,8 @@ impl Default for Settings {
             max_clock_skew_secs: 900,
             retention_sweep_secs: 60,
             log: "info".into(),
+            rate_limits: RateLimitProfile::Standard,
+            rate_limit_rules: RateLimits::default(),
         }
     }
 }
@@ -186,6 +194,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+
+    /// Rate-limit profile: standard, acs-cloud or off [default: standard]
+    #[arg(long, value_name = "PROFILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<String>,
 }
 
 /// How an environment variable's text becomes a value.
@@ -213,6 +226,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("max_clock_skew_secs", Kind::Parsed),
     ("retention_sweep_secs", Kind::Parsed),
     ("log", Kind::Text),
+    ("rate_limits", Kind::Text),
 ];
 
 /// The settings found in `env` (name, value pairs, e.g. `std::env::vars()`).
@@ -420,6 +434,39 @@ mod tests {
         );
         assert_eq!(s.retention_sweep_secs, 5);
         assert_eq!(s.max_clock_skew_secs, 900);
+    }
+
+    #[test]
+    fn rate_limit_profile_and_rules_from_every_layer() {
+        use confab_core::ratelimit::Rule;
+        let dir = TempDir::new("cfg-rate").unwrap();
+        std::fs::write(
+            dir.path().join("confab.toml"),
+            "rate_limits = \"acs-cloud\"\n[rate_limit_rules]\nper_identity = { requests = 7, seconds = 1 }\n",
+        )
+        .unwrap();
+        let s = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
+        assert_eq!(s.rate_limits, RateLimitProfile::AcsCloud);
+        assert_eq!(s.rate_limit_rules.per_identity, Some(Rule::new(7, 1)));
+        assert_eq!(s.rate_limit_rules.message_writes_per_thread, None);
+
+        let e = env(&[("CONFAB_RATE_LIMITS", "off")]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(s.rate_limits, RateLimitProfile::Off);
+
+        let flags = ServeArgs {
+            rate_limits: Some("standard".into()),
+            ..ServeArgs::default()
+        };
+        let s = resolve(&flags, None, &e, dir.path()).unwrap();
+        assert_eq!(s.rate_limits, RateLimitProfile::Standard);
+
+        let bad = ServeArgs {
+            rate_limits: Some("fast".into()),
+            ..ServeArgs::default()
+        };
+        let err = resolve(&bad, None, &[], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("rate"), "{err:#}");
     }
 
     #[test]

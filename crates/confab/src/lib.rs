@@ -25,6 +25,7 @@ use axum::Router;
 use base64::Engine as _;
 use confab_acs::AcsConfig;
 use confab_core::ports::{Clock, Store, SystemClock};
+use confab_core::ratelimit::RateLimits;
 use confab_core::{Core, CoreConfig, Limits};
 use confab_store_sqlite::SqliteStore;
 use tokio::sync::watch;
@@ -118,15 +119,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(data_dir.as_deref(), clock.clone()).await?;
-    let core = Arc::new(Core::new(
-        store,
-        clock,
-        CoreConfig {
-            resource_id: secrets.resource_id.clone(),
-            token_secret: secrets.token_secret.clone(),
-            limits: Limits::default(),
-        },
-    ));
+    let core = Arc::new(
+        Core::new(
+            store,
+            clock,
+            CoreConfig {
+                resource_id: secrets.resource_id.clone(),
+                token_secret: secrets.token_secret.clone(),
+                limits: Limits::default(),
+            },
+        )
+        .with_rate_limits(
+            &RateLimits::profile(settings.rate_limits).overridden_by(&settings.rate_limit_rules),
+        ),
+    );
     let app = app(
         core.clone(),
         AcsConfig {
@@ -284,7 +290,8 @@ fn url_host(host: &str) -> String {
     }
 }
 
-/// Deletes expired threads every `period` until told to stop. Each sweep runs in its own task,
+/// Deletes expired threads (and forgets quiet callers' rate-limit state) every `period` until
+/// told to stop. Each sweep runs in its own task,
 /// so that neither an error nor a panic in one sweep ends the sweeping.
 fn spawn_retention_sweeper(
     core: Arc<Core>,
@@ -302,7 +309,10 @@ fn spawn_retention_sweeper(
             }
             let sweep = tokio::spawn({
                 let core = core.clone();
-                async move { core.enforce_retention().await }
+                async move {
+                    core.prune_rate_limits();
+                    core.enforce_retention().await
+                }
             });
             match sweep.await {
                 Ok(Ok(deleted)) if deleted.is_empty() => {}
