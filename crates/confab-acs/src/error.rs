@@ -59,6 +59,7 @@ impl IntoResponse for AcsError {
             Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         };
         let message = match &self.0 {

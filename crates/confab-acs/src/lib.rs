@@ -3,7 +3,7 @@
 //! api-versions and error shapes live here; the rules live in the core.
 
 mod api_version;
-mod auth;
+pub mod auth;
 mod chat;
 mod error;
 mod extract;

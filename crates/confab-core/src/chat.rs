@@ -8,8 +8,8 @@ use crate::identity::Caller;
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::limits::metadata_bytes;
 use crate::model::{
-    Conversation, ConversationSummary, Message, MessageContent, MessageType, Metadata, Page,
-    Participant, ReadReceipt, RetentionPolicy, Role,
+    Conversation, ConversationKind, ConversationSummary, Message, MessageContent, MessageType,
+    Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
 };
 use crate::ports::{
     ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
@@ -121,7 +121,12 @@ impl Core {
                 metadata: request.metadata,
                 retention: request.retention,
                 participants,
-                repeatability_key: request.repeatability_key,
+                // Keys are the caller's own: another caller's key must not find their thread.
+                repeatability_key: request
+                    .repeatability_key
+                    .map(|key| format!("{}\n{key}", caller.identity)),
+                kind: ConversationKind::Chat,
+                welcome_message: None,
             })
             .await?;
         Ok(created.conversation)
@@ -445,7 +450,11 @@ impl Core {
     }
 
     /// The caller's participant record, or 403; 404 if the conversation is unknown or deleted.
-    async fn membership(&self, caller: &Caller, id: ConversationId) -> Result<Participant> {
+    pub(crate) async fn membership(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<Participant> {
         if let Some(participant) = self.store.get_participant(id, &caller.identity).await? {
             self.live_conversation(id).await?;
             return Ok(participant);
@@ -465,7 +474,7 @@ impl Core {
     }
 
     /// A message the participant may see: it exists and is within their shared history.
-    async fn visible_message(
+    pub(crate) async fn visible_message(
         &self,
         me: &Participant,
         id: ConversationId,
@@ -515,7 +524,7 @@ impl Core {
         }
     }
 
-    fn check_topic(&self, topic: &str) -> Result<()> {
+    pub(crate) fn check_topic(&self, topic: &str) -> Result<()> {
         if topic.trim().is_empty() {
             return Err(Error::invalid("The topic must not be empty.", "topic"));
         }
@@ -604,7 +613,7 @@ impl Core {
     }
 }
 
-fn require(allowed: bool, message: &str) -> Result<()> {
+pub(crate) fn require(allowed: bool, message: &str) -> Result<()> {
     if allowed {
         Ok(())
     } else {
@@ -612,7 +621,7 @@ fn require(allowed: bool, message: &str) -> Result<()> {
     }
 }
 
-fn require_chat(caller: &Caller) -> Result<()> {
+pub(crate) fn require_chat(caller: &Caller) -> Result<()> {
     require(caller.can_chat(), "The token's scopes do not allow chat.")
 }
 

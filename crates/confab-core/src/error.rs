@@ -30,7 +30,11 @@ pub enum Error {
     /// Too many requests (429).
     #[error("too many requests, retry after {retry_after:?}")]
     RateLimited { retry_after: Duration },
-    /// The server failed (500/503). The message is logged, not shown in detail.
+    /// A service the server depends on (an SMS gateway, say) failed; retrying later may work
+    /// (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server failed (500). The message is logged, not shown in detail.
     #[error("{0}")]
     Internal(String),
 }

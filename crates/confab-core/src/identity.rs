@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::ids::IdentityId;
 use crate::model::Identity;
 use crate::ports::StoreError;
-use crate::tokens::{Scope, TokenError};
+use crate::tokens::{ConnectorGrant, Scope, TokenError};
 use crate::Core;
 
 /// Token lifetimes the Identity API accepts, in minutes.
@@ -25,6 +25,9 @@ pub struct IssuedToken {
 pub struct Caller {
     pub identity: IdentityId,
     pub scopes: Vec<Scope>,
+    /// Set when the token came from a connector (Kaizala) login: its application and
+    /// permissions. `None` for tokens of the Identity API.
+    pub connector: Option<ConnectorGrant>,
 }
 
 impl Caller {
@@ -127,14 +130,29 @@ impl Core {
                 "The access token has been revoked.".into(),
             ));
         }
+        let connector = match claims.app {
+            Some(application) => {
+                if !self.application_exists(&application).await? {
+                    return Err(Error::Unauthenticated(
+                        "The access token's application has been deleted.".into(),
+                    ));
+                }
+                Some(ConnectorGrant {
+                    application,
+                    permissions: claims.perm,
+                })
+            }
+            None => None,
+        };
         Ok(Caller {
             identity,
             scopes: claims.scp,
+            connector,
         })
     }
 
     /// The identity's token generation (None: deleted or unknown), cached after the first read.
-    async fn current_generation(&self, id: &IdentityId) -> Result<Option<u32>> {
+    pub(crate) async fn current_generation(&self, id: &IdentityId) -> Result<Option<u32>> {
         if let Some(cached) = self.generations.read().get(id) {
             return Ok(*cached);
         }
@@ -145,6 +163,11 @@ impl Core {
             .map(|i| i.token_generation);
         self.generations.write().insert(id.clone(), generation);
         Ok(generation)
+    }
+
+    /// Forgets the cached token generation of `id` (its identity row was just created).
+    pub(crate) fn forget_generation(&self, id: &IdentityId) {
+        self.generations.write().remove(id);
     }
 
     fn mint(&self, identity: &Identity, scopes: &[Scope], minutes: u32) -> IssuedToken {

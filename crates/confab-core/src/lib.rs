@@ -2,7 +2,9 @@
 //! through which the core reaches storage and time. No I/O but through those ports.
 
 pub mod chat;
+pub mod connector;
 pub mod error;
+pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod limits;
@@ -16,10 +18,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use connector::ConnectorConfig;
 pub use error::{Error, Result};
 use ids::IdentityId;
 pub use limits::Limits;
-use ports::{Clock, Store};
+use ports::connectors::NoPinSender;
+use ports::{Clock, PinSender, Store};
 use ratelimit::{RateLimits, Throttle};
 use tokens::TokenIssuer;
 
@@ -43,6 +47,10 @@ pub struct Core {
     throttle: Throttle,
     /// Token generation per identity (None: deleted), so a token check costs no query.
     generations: RwLock<HashMap<IdentityId, Option<u32>>>,
+    /// Whether a connector application exists, so that a connector token check costs no query.
+    applications: RwLock<HashMap<String, bool>>,
+    connectors: ConnectorConfig,
+    pin_sender: Arc<dyn PinSender>,
 }
 
 impl Core {
@@ -55,7 +63,22 @@ impl Core {
             limits: config.limits,
             throttle: Throttle::new(&RateLimits::default()),
             generations: RwLock::new(HashMap::new()),
+            applications: RwLock::new(HashMap::new()),
+            connectors: ConnectorConfig::default(),
+            pin_sender: Arc::new(NoPinSender),
         }
+    }
+
+    /// Replaces the connector (Kaizala login) settings.
+    pub fn with_connectors(mut self, config: ConnectorConfig) -> Self {
+        self.connectors = config;
+        self
+    }
+
+    /// Replaces the PIN sender (by default PINs are not delivered, only logged as sent).
+    pub fn with_pin_sender(mut self, sender: Arc<dyn PinSender>) -> Self {
+        self.pin_sender = sender;
+        self
     }
 
     /// Replaces the rate limits (none by default).

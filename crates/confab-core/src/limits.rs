@@ -14,7 +14,7 @@ pub struct Limits {
     pub max_page_size: usize,
     pub max_topic_chars: usize,
     pub max_display_name_chars: usize,
-    /// Accepted `deleteThreadAfterDays`.
+    /// Accepted `deleteThreadAfterDays` (the cloud's 30–90).
     pub retention_days: std::ops::RangeInclusive<u32>,
 }
 
@@ -29,7 +29,7 @@ impl Default for Limits {
             max_page_size: 200,
             max_topic_chars: 1024,
             max_display_name_chars: 256,
-            retention_days: 1..=90,
+            retention_days: 30..=90,
         }
     }
 }

@@ -46,6 +46,37 @@ impl Role {
     }
 }
 
+/// What kind of conversation this is. ACS threads are `Chat`; the Kaizala face makes `Group`s
+/// and `ConnectGroup`s (managed public groups). Every kind is a thread on the ACS face and a group
+/// on the Kaizala face.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationKind {
+    #[default]
+    Chat,
+    Group,
+    ConnectGroup,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Chat => "chat",
+            ConversationKind::Group => "group",
+            ConversationKind::ConnectGroup => "connectGroup",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ConversationKind::Chat,
+            ConversationKind::Group,
+            ConversationKind::ConnectGroup,
+        ]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
 /// When a conversation deletes itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetentionPolicy {
@@ -64,6 +95,9 @@ pub struct Conversation {
     pub retention: Option<RetentionPolicy>,
     /// The time of the newest message (system messages included).
     pub last_message_on: Option<OffsetDateTime>,
+    pub kind: ConversationKind,
+    /// Shown to new members of a Kaizala group.
+    pub welcome_message: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -194,4 +228,56 @@ pub enum EventKind {
     MessageEdited,
     MessageDeleted,
     ReadReceipt,
+    ParticipantRoleChanged,
+}
+
+/// A conversation as a Kaizala group, seen by one identity: with its member counts and the
+/// viewer's role (`None`: the viewer is not a member).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupView {
+    pub conversation: Conversation,
+    pub viewer_role: Option<Role>,
+    pub member_count: usize,
+    /// Members that are phone numbers which never logged in (no identity row yet).
+    pub unprovisioned_count: usize,
+}
+
+/// A participant with whether its identity exists on this server (for a phone number: whether
+/// it has ever logged in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub participant: Participant,
+    pub provisioned: bool,
+}
+
+/// A registered connector application (Kaizala). Only a hash of the secret is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: [u8; 32],
+    /// The permissions granted to tokens of this application (`groupinfo.read`, …).
+    pub scopes: Vec<String>,
+    pub created_on: OffsetDateTime,
+}
+
+/// A PIN sent to a phone number for one application. Only a hash of the PIN is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PinChallenge {
+    pub application: String,
+    pub identity: IdentityId,
+    pub pin_hash: [u8; 32],
+    pub expires_on: OffsetDateTime,
+    pub attempts_left: u32,
+}
+
+/// A refresh token of an application for an identity. Only a hash of the token is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefreshToken {
+    pub hash: [u8; 32],
+    pub application: String,
+    pub identity: IdentityId,
+    pub scopes: Vec<String>,
+    pub created_on: OffsetDateTime,
+    pub expires_on: OffsetDateTime,
 }

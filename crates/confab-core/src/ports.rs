@@ -6,9 +6,12 @@ use time::OffsetDateTime;
 
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::model::{
-    Conversation, ConversationSummary, Identity, Message, MessageContent, MessageType, Metadata,
-    Page, Participant, ReadReceipt, RetentionPolicy,
+    Conversation, ConversationKind, ConversationSummary, GroupView, Identity, Member, Message,
+    MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
 };
+
+pub mod connectors;
+pub use connectors::{ConnectorStore, PinMessage, PinOutcome, PinRedemption, PinSender};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
@@ -38,6 +41,8 @@ pub struct NewConversation {
     pub participants: Vec<Participant>,
     /// A client's idempotency key: a repeat with the same key returns the first conversation.
     pub repeatability_key: Option<String>,
+    pub kind: ConversationKind,
+    pub welcome_message: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -97,9 +102,10 @@ pub struct ListQuery {
 }
 
 /// Repository-level, transactional storage. Every write commits its change, its system messages
-/// and its event rows in one transaction; a returned `Ok` means committed.
+/// and its event rows in one transaction; a returned `Ok` means committed. The connector
+/// (Kaizala application, PIN, refresh token) storage is the supertrait [`ConnectorStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConnectorStore + Send + Sync + 'static {
     // Identities
     async fn create_identity(&self, identity: &Identity) -> StoreResult<()>;
     async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>>;
@@ -196,6 +202,38 @@ pub trait Store: Send + Sync + 'static {
         conversation: ConversationId,
         query: ListQuery,
     ) -> StoreResult<Page<ReadReceipt>>;
+
+    // Groups (the Kaizala view of conversations)
+    /// A conversation with its member counts and `viewer`'s role, in one read. `None` if the
+    /// conversation is unknown (deleted ones are returned; the caller decides).
+    async fn get_group(
+        &self,
+        id: ConversationId,
+        viewer: &IdentityId,
+    ) -> StoreResult<Option<GroupView>>;
+    /// The live (not deleted) conversations `member` belongs to, as groups, keyset-paged by id.
+    async fn list_groups(
+        &self,
+        member: &IdentityId,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<GroupView>>;
+    /// Participants with whether each identity exists (has ever logged in), paged like
+    /// `list_participants`.
+    async fn list_members(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<Member>>;
+    /// Changes a participant's role (`NotFound` if absent or the conversation is gone); logs
+    /// `ParticipantRoleChanged` from `by`. Setting the role it already has changes nothing.
+    async fn set_participant_role(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        role: Role,
+        by: &IdentityId,
+    ) -> StoreResult<()>;
 }
 
 /// The time source. Tests substitute a clock they move by hand.

@@ -1,6 +1,8 @@
 //! Per-identity and per-thread request limits, by profile: `standard` stops a flood without
-//! touching heavy normal use, `acs-cloud` throttles like the cloud service (NOTES.md), `off`
-//! lets everything through. Each rule can be overridden in confab.toml.
+//! touching heavy normal use, `acs-cloud` throttles like the cloud service (NOTES.md),
+//! `kaizala-cloud` adds the Kaizala cloud's per-connector (100/min) and per-tenant (300/min)
+//! limits to the standard rules, `off` lets everything through. Each rule can be overridden in
+//! confab.toml.
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
@@ -38,6 +40,7 @@ impl Rule {
 pub enum Profile {
     Standard,
     AcsCloud,
+    KaizalaCloud,
     Off,
 }
 
@@ -46,6 +49,7 @@ impl Profile {
         match text {
             "standard" => Some(Profile::Standard),
             "acs-cloud" => Some(Profile::AcsCloud),
+            "kaizala-cloud" => Some(Profile::KaizalaCloud),
             "off" => Some(Profile::Off),
             _ => None,
         }
@@ -64,6 +68,10 @@ pub struct RateLimits {
     pub message_writes_per_thread: Option<Rule>,
     /// Message listings by one identity in one thread.
     pub list_messages_per_identity_thread: Option<Rule>,
+    /// Kaizala calls of one connector application (its logins and its tokens' calls).
+    pub per_connector: Option<Rule>,
+    /// Kaizala calls of all connector applications together (the tenant is the whole server).
+    pub per_tenant: Option<Rule>,
 }
 
 impl RateLimits {
@@ -75,6 +83,8 @@ impl RateLimits {
                 create_thread_per_identity: Some(Rule::new(2_000, 10)),
                 message_writes_per_thread: Some(Rule::new(20_000, 10)),
                 list_messages_per_identity_thread: Some(Rule::new(10_000, 10)),
+                per_connector: None,
+                per_tenant: None,
             },
             // The cloud's published per-10-second limits.
             Profile::AcsCloud => RateLimits {
@@ -82,6 +92,14 @@ impl RateLimits {
                 create_thread_per_identity: Some(Rule::new(10, 10)),
                 message_writes_per_thread: Some(Rule::new(10, 10)),
                 list_messages_per_identity_thread: Some(Rule::new(50, 10)),
+                per_connector: None,
+                per_tenant: None,
+            },
+            // The Kaizala cloud's published per-minute limits, over the standard rules.
+            Profile::KaizalaCloud => RateLimits {
+                per_connector: Some(Rule::new(100, 60)),
+                per_tenant: Some(Rule::new(300, 60)),
+                ..RateLimits::profile(Profile::Standard)
             },
         }
     }
@@ -101,6 +119,8 @@ impl RateLimits {
             list_messages_per_identity_thread: overrides
                 .list_messages_per_identity_thread
                 .or(self.list_messages_per_identity_thread),
+            per_connector: overrides.per_connector.or(self.per_connector),
+            per_tenant: overrides.per_tenant.or(self.per_tenant),
         }
     }
 }
@@ -122,6 +142,8 @@ pub struct Throttle {
     create_thread: Limiter<IdentityId>,
     message_writes: Limiter<ConversationId>,
     list_messages: Limiter<(IdentityId, ConversationId)>,
+    per_connector: Limiter<String>,
+    per_tenant: Limiter<()>,
 }
 
 fn limiter<K: Hash + Eq + Clone>(rule: Option<Rule>) -> Limiter<K> {
@@ -146,7 +168,18 @@ impl Throttle {
             create_thread: limiter(limits.create_thread_per_identity),
             message_writes: limiter(limits.message_writes_per_thread),
             list_messages: limiter(limits.list_messages_per_identity_thread),
+            per_connector: limiter(limits.per_connector),
+            per_tenant: limiter(limits.per_tenant),
         }
+    }
+
+    /// Counts one call of a connector application: against its own allowance, then the
+    /// tenant's (a call refused by the first does not use up the second).
+    pub fn check_connector(&self, application: &str) -> Result<()> {
+        if self.per_connector.is_some() {
+            check(&self.per_connector, &application.to_owned())?;
+        }
+        check(&self.per_tenant, &())
     }
 
     /// Counts one call; `RateLimited` with the time to wait when a rule is exhausted.
@@ -174,6 +207,9 @@ impl Throttle {
             l.retain_recent();
         }
         if let Some(l) = &self.list_messages {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_connector {
             l.retain_recent();
         }
     }
@@ -226,6 +262,25 @@ mod tests {
                 Operation::WriteMessage(ConversationId::random())
             )
             .is_ok());
+
+        let kaizala = Throttle::new(&RateLimits::profile(Profile::KaizalaCloud));
+        for _ in 0..100 {
+            assert!(kaizala.check_connector("app-a").is_ok());
+        }
+        assert!(
+            kaizala.check_connector("app-a").is_err(),
+            "100/min per connector"
+        );
+        for app in ["app-b", "app-c"] {
+            for _ in 0..100 {
+                assert!(kaizala.check_connector(app).is_ok());
+            }
+        }
+        // 300 used across connectors (the refused call above did not count): the tenant is full.
+        assert!(
+            kaizala.check_connector("app-d").is_err(),
+            "300/min per tenant"
+        );
 
         let off = Throttle::new(&RateLimits::profile(Profile::Off));
         for _ in 0..10_000 {

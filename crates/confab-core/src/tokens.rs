@@ -71,6 +71,19 @@ pub struct Claims {
     pub exp: i64,
     /// Varied until the encoded payload has no `-` or `_`.
     pub n: u32,
+    /// The connector application a Kaizala login minted this token for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The connector permissions (`groupinfo.read`, …) of such a token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perm: Vec<String>,
+}
+
+/// What a token minted through a connector (Kaizala) login carries besides its scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorGrant {
+    pub application: String,
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +118,19 @@ impl TokenIssuer {
         issued_on: OffsetDateTime,
         expires_on: OffsetDateTime,
     ) -> String {
+        self.mint_with(identity, generation, scopes, issued_on, expires_on, None)
+    }
+
+    /// Mints a token, carrying a connector grant if given.
+    pub fn mint_with(
+        &self,
+        identity: &IdentityId,
+        generation: u32,
+        scopes: &[Scope],
+        issued_on: OffsetDateTime,
+        expires_on: OffsetDateTime,
+        grant: Option<&ConnectorGrant>,
+    ) -> String {
         let mut claims = Claims {
             sub: identity.as_str().to_owned(),
             scp: scopes.to_vec(),
@@ -112,6 +138,8 @@ impl TokenIssuer {
             iat: issued_on.unix_timestamp(),
             exp: expires_on.unix_timestamp(),
             n: rand::random::<u16>() as u32,
+            app: grant.map(|g| g.application.clone()),
+            perm: grant.map(|g| g.permissions.clone()).unwrap_or_default(),
         };
         let header = URL_SAFE_NO_PAD.encode(HEADER);
         let payload = loop {

@@ -3,8 +3,9 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata, Page,
-    Participant, ReadReceipt, RetentionPolicy, Role,
+    Application, Conversation, ConversationKind, EventKind, GroupView, Identity, Member, Message,
+    MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RefreshToken,
+    RetentionPolicy, Role,
 };
 use confab_core::ports::{StoreError, StoreResult};
 use rusqlite::types::Type;
@@ -120,6 +121,7 @@ pub(crate) fn event_kind_name(kind: &EventKind) -> &'static str {
         EventKind::MessageEdited => "messageEdited",
         EventKind::MessageDeleted => "messageDeleted",
         EventKind::ReadReceipt => "readReceipt",
+        EventKind::ParticipantRoleChanged => "participantRoleChanged",
     }
 }
 
@@ -184,8 +186,12 @@ pub(crate) fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
-pub(crate) const CONVERSATION_COLUMNS: &str =
-    "id, topic, created_by, created_on, deleted_on, metadata, retention_days, last_message_on";
+pub(crate) const CONVERSATION_COLUMNS: &str = "id, topic, created_by, created_on, deleted_on, \
+     metadata, retention_days, last_message_on, kind, welcome_message";
+
+/// `CONVERSATION_COLUMNS` of a conversations table aliased `c`, for joins.
+pub(crate) const C_CONVERSATION_COLUMNS: &str = "c.id, c.topic, c.created_by, c.created_on, \
+     c.deleted_on, c.metadata, c.retention_days, c.last_message_on, c.kind, c.welcome_message";
 
 pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     let days: Option<i64> = row.get(6)?;
@@ -202,7 +208,83 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversat
         metadata: metadata_at(row, 5)?,
         retention,
         last_message_on: opt_time_at(row, 7)?,
+        kind: {
+            let kind: String = row.get(8)?;
+            ConversationKind::parse(&kind)
+                .ok_or_else(|| bad_value(8, format!("unknown conversation kind {kind:?}")))?
+        },
+        welcome_message: row.get(9)?,
     })
+}
+
+/// The columns after `CONVERSATION_COLUMNS` in a group read: the viewer's role (NULL: not a
+/// member), the member count, the count of members without an identity row.
+pub(crate) fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupView> {
+    let role: Option<String> = row.get(10)?;
+    let count = |idx: usize| -> rusqlite::Result<usize> {
+        let n: i64 = row.get(idx)?;
+        usize::try_from(n).map_err(|e| bad_value(idx, e))
+    };
+    Ok(GroupView {
+        conversation: conversation_from_row(row)?,
+        viewer_role: role
+            .map(|r| Role::parse(&r).ok_or_else(|| bad_value(10, format!("unknown role {r:?}"))))
+            .transpose()?,
+        member_count: count(11)?,
+        unprovisioned_count: count(12)?,
+    })
+}
+
+/// The SQL of a group's counts, for a conversations row aliased `c`.
+pub(crate) const GROUP_COUNTS: &str =
+    "(SELECT COUNT(*) FROM participants AS m WHERE m.conversation = c.id),
+     (SELECT COUNT(*) FROM participants AS m WHERE m.conversation = c.id
+          AND NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.id = m.identity))";
+
+/// A member: `PARTICIPANT_COLUMNS` then whether the identity exists.
+pub(crate) fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        participant: participant_from_row(row)?,
+        provisioned: row.get(5)?,
+    })
+}
+
+pub(crate) const APPLICATION_COLUMNS: &str = "id, name, secret_hash, scopes, created_on";
+
+pub(crate) fn application_from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        secret_hash: row.get(2)?,
+        scopes: split_scopes(row.get(3)?),
+        created_on: time_at(row, 4)?,
+    })
+}
+
+pub(crate) const REFRESH_TOKEN_COLUMNS: &str =
+    "hash, application, identity, scopes, created_on, expires_on";
+
+pub(crate) fn refresh_token_from_row(row: &Row<'_>) -> rusqlite::Result<RefreshToken> {
+    Ok(RefreshToken {
+        hash: row.get(0)?,
+        application: row.get(1)?,
+        identity: identity_at(row, 2)?,
+        scopes: split_scopes(row.get(3)?),
+        created_on: time_at(row, 4)?,
+        expires_on: time_at(row, 5)?,
+    })
+}
+
+/// Permission lists as stored: comma-separated.
+pub(crate) fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(",")
+}
+
+fn split_scopes(text: String) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 pub(crate) const PARTICIPANT_COLUMNS: &str =
@@ -314,6 +396,20 @@ pub(crate) fn parse_conversation_cursor(text: &str) -> StoreResult<(i64, [u8; 16
     Ok((activity, id.to_be_bytes()))
 }
 
+/// Groups of a member: `g` and the conversation id in hex.
+pub(crate) fn group_cursor(id: ConversationId) -> String {
+    format!("g{:032x}", id.0)
+}
+
+pub(crate) fn parse_group_cursor(text: &str) -> StoreResult<[u8; 16]> {
+    let hex = text.strip_prefix('g').ok_or(StoreError::InvalidCursor)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidCursor);
+    }
+    let id = u128::from_str_radix(hex, 16).map_err(|_| StoreError::InvalidCursor)?;
+    Ok(id.to_be_bytes())
+}
+
 /// Participants and read receipts: the identity's raw id, hex-encoded (raw ids contain `:` and
 /// `+`, which are not URL-safe).
 pub(crate) fn name_cursor(name: &IdentityId) -> String {
@@ -358,6 +454,7 @@ mod tests {
             EventKind::MessageEdited,
             EventKind::MessageDeleted,
             EventKind::ReadReceipt,
+            EventKind::ParticipantRoleChanged,
         ] {
             let serde = serde_json::to_value(&kind).expect("serialize");
             assert_eq!(serde.as_str(), Some(event_kind_name(&kind)));
@@ -393,6 +490,10 @@ mod tests {
         }
         for bad in ["", "a", "abc", "zz", "ff", "+1"] {
             assert_eq!(parse_name_cursor(bad).ok(), None, "{bad}");
+        }
+        assert_eq!(parse_group_cursor(&group_cursor(id)), Ok(conv_key(id)));
+        for bad in ["", "g", "g12", "x0123456789abcdef0011223344556677", "gzz"] {
+            assert_eq!(parse_group_cursor(bad).ok(), None, "{bad}");
         }
     }
 

@@ -28,11 +28,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, ConversationSummary, Identity, Message, Page, Participant, ReadReceipt,
+    Application, Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page,
+    Participant, PinChallenge, ReadReceipt, RefreshToken, Role,
 };
 use confab_core::ports::{
-    Clock, ConversationUpdate, CreatedConversation, ListQuery, MessageEdit, MessageQuery,
-    NewConversation, NewMessage, Store, StoreError, StoreResult,
+    Clock, ConnectorStore, ConversationUpdate, CreatedConversation, ListQuery, MessageEdit,
+    MessageQuery, NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
+    StoreResult,
 };
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -357,6 +359,100 @@ impl Store for SqliteStore {
         query: ListQuery,
     ) -> StoreResult<Page<ReadReceipt>> {
         self.read(move |conn| reads::list_read_receipts(conn, conversation, &query))
+            .await
+    }
+
+    async fn get_group(
+        &self,
+        id: ConversationId,
+        viewer: &IdentityId,
+    ) -> StoreResult<Option<GroupView>> {
+        let viewer = viewer.clone();
+        self.read(move |conn| reads::get_group(conn, id, &viewer))
+            .await
+    }
+
+    async fn list_groups(
+        &self,
+        member: &IdentityId,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<GroupView>> {
+        let member = member.clone();
+        self.read(move |conn| reads::list_groups(conn, &member, after.as_deref(), limit))
+            .await
+    }
+
+    async fn list_members(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<Member>> {
+        self.read(move |conn| reads::list_members(conn, conversation, &query))
+            .await
+    }
+
+    async fn set_participant_role(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        role: Role,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let (identity, by) = (identity.clone(), by.clone());
+        self.writer
+            .call(move |w| w.set_participant_role(conversation, &identity, role, &by))
+            .await
+    }
+}
+
+#[async_trait]
+impl ConnectorStore for SqliteStore {
+    async fn create_application(&self, application: &Application) -> StoreResult<()> {
+        let application = application.clone();
+        self.writer
+            .call(move |w| w.create_application(&application))
+            .await
+    }
+
+    async fn get_application(&self, id: &str) -> StoreResult<Option<Application>> {
+        let id = id.to_owned();
+        self.read(move |conn| reads::get_application(conn, &id))
+            .await
+    }
+
+    async fn list_applications(&self) -> StoreResult<Vec<Application>> {
+        self.read(reads::list_applications).await
+    }
+
+    async fn delete_application(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer.call(move |w| w.delete_application(&id)).await
+    }
+
+    async fn put_pin(&self, pin: &PinChallenge) -> StoreResult<()> {
+        let pin = pin.clone();
+        self.writer.call(move |w| w.put_pin(&pin)).await
+    }
+
+    async fn redeem_pin(&self, redemption: PinRedemption) -> StoreResult<PinOutcome> {
+        self.writer.call(move |w| w.redeem_pin(&redemption)).await
+    }
+
+    async fn get_refresh_token(&self, hash: &[u8; 32]) -> StoreResult<Option<RefreshToken>> {
+        let hash = *hash;
+        self.read(move |conn| reads::get_refresh_token(conn, &hash))
+            .await
+    }
+
+    async fn add_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        let token = token.clone();
+        self.writer.call(move |w| w.add_refresh_token(&token)).await
+    }
+
+    async fn purge_expired_credentials(&self, now: OffsetDateTime) -> StoreResult<usize> {
+        self.writer
+            .call(move |w| w.purge_expired_credentials(now))
             .await
     }
 }

@@ -5,15 +5,17 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, ConversationSummary, Identity, Message, Page, Participant, ReadReceipt,
+    Application, Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page,
+    Participant, ReadReceipt, RefreshToken,
 };
 use confab_core::ports::{ListQuery, MessageQuery, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::codec::{
-    self, conv_key, fetch_limit, into_page, DbResult, CONVERSATION_COLUMNS, IDENTITY_COLUMNS,
-    MESSAGE_COLUMNS, PARTICIPANT_COLUMNS, RECEIPT_COLUMNS,
+    self, conv_key, fetch_limit, into_page, DbResult, APPLICATION_COLUMNS, CONVERSATION_COLUMNS,
+    C_CONVERSATION_COLUMNS, GROUP_COUNTS, IDENTITY_COLUMNS, MESSAGE_COLUMNS, PARTICIPANT_COLUMNS,
+    RECEIPT_COLUMNS, REFRESH_TOKEN_COLUMNS,
 };
 
 pub(crate) fn get_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
@@ -276,6 +278,129 @@ pub(crate) fn list_read_receipts(
     Ok(into_page(rows, query.limit, |r| {
         codec::name_cursor(&r.reader)
     }))
+}
+
+/// A conversation as a group seen by `viewer`, in one statement.
+pub(crate) fn get_group(
+    conn: &Connection,
+    id: ConversationId,
+    viewer: &IdentityId,
+) -> StoreResult<Option<GroupView>> {
+    let sql = format!(
+        "SELECT {C_CONVERSATION_COLUMNS},
+             (SELECT role FROM participants AS v WHERE v.conversation = c.id AND v.identity = ?2),
+             {GROUP_COUNTS}
+         FROM conversations AS c WHERE c.id = ?1"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row(
+            params![conv_key(id), viewer.as_str()],
+            codec::group_from_row,
+        )
+        .optional()
+        .db()
+}
+
+/// The live conversations of `member` as groups, keyset-paged by id on
+/// participants_by_identity.
+pub(crate) fn list_groups(
+    conn: &Connection,
+    member: &IdentityId,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Page<GroupView>> {
+    // Without a cursor, start after the empty BLOB, which sorts before every id.
+    let after: Vec<u8> = match after {
+        Some(cursor) => codec::parse_group_cursor(cursor)?.to_vec(),
+        None => Vec::new(),
+    };
+    let sql = format!(
+        "SELECT {C_CONVERSATION_COLUMNS}, p.role, {GROUP_COUNTS}
+         FROM participants AS p
+         JOIN conversations AS c ON c.id = p.conversation
+         WHERE p.identity = ?1 AND p.conversation > ?2 AND c.deleted_on IS NULL
+         ORDER BY p.conversation
+         LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![member.as_str(), after, fetch_limit(limit)],
+            codec::group_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    Ok(into_page(rows, limit, |g| {
+        codec::group_cursor(g.conversation.id)
+    }))
+}
+
+/// Participants with whether their identity exists, paged like `list_participants`.
+pub(crate) fn list_members(
+    conn: &Connection,
+    conversation: ConversationId,
+    query: &ListQuery,
+) -> StoreResult<Page<Member>> {
+    let (after, skip) = name_bounds(query)?;
+    let sql = format!(
+        "SELECT {PARTICIPANT_COLUMNS},
+             EXISTS (SELECT 1 FROM identities AS i WHERE i.id = participants.identity)
+         FROM participants
+         WHERE conversation = ?1 AND identity > ?2
+         ORDER BY identity LIMIT ?3 OFFSET ?4"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![
+                conv_key(conversation),
+                after,
+                fetch_limit(query.limit),
+                skip
+            ],
+            codec::member_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    Ok(into_page(rows, query.limit, |m| {
+        codec::name_cursor(&m.participant.identity)
+    }))
+}
+
+pub(crate) fn get_application(conn: &Connection, id: &str) -> StoreResult<Option<Application>> {
+    let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([id], codec::application_from_row)
+        .optional()
+        .db()
+}
+
+pub(crate) fn list_applications(conn: &Connection) -> StoreResult<Vec<Application>> {
+    let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications ORDER BY created_on, id");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_map([], codec::application_from_row)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+pub(crate) fn get_refresh_token(
+    conn: &Connection,
+    hash: &[u8; 32],
+) -> StoreResult<Option<RefreshToken>> {
+    let sql = format!("SELECT {REFRESH_TOKEN_COLUMNS} FROM refresh_tokens WHERE hash = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([hash], codec::refresh_token_from_row)
+        .optional()
+        .db()
 }
 
 /// The lower bound (exclusive) and the OFFSET for a by-identity listing: `skip` counts on the

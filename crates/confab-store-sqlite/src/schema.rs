@@ -10,7 +10,10 @@ use crate::codec::DbResult;
 
 /// The migrations, in order. Migration `i` (0-based) takes `PRAGMA user_version` from `i` to
 /// `i + 1`. Append only: never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_kaizala.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();

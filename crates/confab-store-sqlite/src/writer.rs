@@ -380,6 +380,8 @@ mod tests {
                 role: Role::Admin,
             }],
             repeatability_key: None,
+            kind: Default::default(),
+            welcome_message: None,
         };
         let mut batch = Vec::new();
         let (j, answer) = job(move |w: &mut Writer| w.create_conversation(&new));

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata, Participant,
-    ParticipantRef,
+    Application, Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata,
+    Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
 };
+use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
-    ConversationUpdate, CreatedConversation, MessageEdit, NewConversation, NewMessage, StoreError,
-    StoreResult,
+    ConversationUpdate, CreatedConversation, MessageEdit, NewConversation, NewMessage, PinOutcome,
+    PinRedemption, StoreError, StoreResult,
 };
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
@@ -334,8 +335,8 @@ impl Writer {
             .conn
             .prepare_cached(
                 "INSERT INTO conversations (id, topic, created_by, created_on, metadata,
-                     retention_days, expires_on, repeatability_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     retention_days, expires_on, repeatability_key, kind, welcome_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .db()?
             .execute(params![
@@ -346,7 +347,9 @@ impl Writer {
                 metadata,
                 days,
                 codec::expires_on(now_us, days),
-                new.repeatability_key
+                new.repeatability_key,
+                new.kind.as_str(),
+                new.welcome_message
             ]);
         match inserted {
             Ok(_) => {}
@@ -392,6 +395,8 @@ impl Writer {
                 metadata: new.metadata.clone(),
                 retention: new.retention,
                 last_message_on: Some(now),
+                kind: new.kind,
+                welcome_message: new.welcome_message.clone(),
             },
             created: true,
         })
@@ -773,6 +778,220 @@ impl Writer {
             }),
             now_us,
         )
+    }
+
+    pub(crate) fn set_participant_role(
+        &mut self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        role: Role,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        self.ensure_open(conversation)?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE participants SET role = ?3
+                 WHERE conversation = ?1 AND identity = ?2 AND role <> ?3",
+            )
+            .db()?
+            .execute(params![
+                conv_key(conversation),
+                identity.as_str(),
+                role.as_str()
+            ])
+            .db()?;
+        if changed == 0 {
+            return if self.is_participant(conversation, identity)? {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            };
+        }
+        let (_, now_us) = self.now()?;
+        self.event(
+            EventKind::ParticipantRoleChanged,
+            Some(conversation),
+            None,
+            Some(identity),
+            json!({
+                "conversation": conversation.to_acs(),
+                "identity": identity.as_str(),
+                "role": role.as_str(),
+                "by": by.as_str(),
+            }),
+            now_us,
+        )
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Connector applications and credentials.
+
+    pub(crate) fn create_application(&mut self, application: &Application) -> StoreResult<()> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO applications (id, name, secret_hash, scopes, created_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+            )
+            .db()?
+            .execute(params![
+                application.id,
+                application.name,
+                application.secret_hash,
+                codec::join_scopes(&application.scopes),
+                codec::micros(application.created_on)
+            ])
+            .db()?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "application {} already exists",
+                application.id
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn delete_application(&mut self, id: &str) -> StoreResult<()> {
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM applications WHERE id = ?1")
+            .db()?
+            .execute([id])
+            .db()?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for sql in [
+            "DELETE FROM pins WHERE application = ?1",
+            "DELETE FROM refresh_tokens WHERE application = ?1",
+        ] {
+            self.conn.prepare_cached(sql).db()?.execute([id]).db()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put_pin(&mut self, pin: &PinChallenge) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO pins (application, identity, pin_hash, expires_on, attempts_left)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (application, identity) DO UPDATE SET
+                     pin_hash = excluded.pin_hash,
+                     expires_on = excluded.expires_on,
+                     attempts_left = excluded.attempts_left",
+            )
+            .db()?
+            .execute(params![
+                pin.application,
+                pin.identity.as_str(),
+                pin.pin_hash,
+                codec::micros(pin.expires_on),
+                pin.attempts_left
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    /// Settles a PIN login; see `ConnectorStore::redeem_pin`. Every outcome is a success of the
+    /// job, so that a counted attempt commits.
+    pub(crate) fn redeem_pin(&mut self, r: &PinRedemption) -> StoreResult<PinOutcome> {
+        let key = params![r.application, r.identity.as_str()];
+        let pending: Option<(Vec<u8>, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT pin_hash, expires_on, attempts_left FROM pins
+                 WHERE application = ?1 AND identity = ?2",
+            )
+            .db()?
+            .query_row(key, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+            .db()?;
+        let Some((hash, expires_on, attempts_left)) = pending else {
+            return Ok(PinOutcome::Missing);
+        };
+        let delete_pin = |w: &Self| -> StoreResult<()> {
+            w.conn
+                .prepare_cached("DELETE FROM pins WHERE application = ?1 AND identity = ?2")
+                .db()?
+                .execute(params![r.application, r.identity.as_str()])
+                .db()?;
+            Ok(())
+        };
+        if expires_on <= codec::micros(r.now) {
+            delete_pin(self)?;
+            return Ok(PinOutcome::Expired);
+        }
+        if !constant_time_eq(&hash, &r.pin_hash) {
+            let left = attempts_left.saturating_sub(1).max(0);
+            if left == 0 {
+                delete_pin(self)?;
+            } else {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE pins SET attempts_left = ?3
+                         WHERE application = ?1 AND identity = ?2",
+                    )
+                    .db()?
+                    .execute(params![r.application, r.identity.as_str(), left])
+                    .db()?;
+            }
+            return Ok(PinOutcome::Wrong {
+                attempts_left: u32::try_from(left).unwrap_or(0),
+            });
+        }
+        delete_pin(self)?;
+        // A new login replaces the earlier refresh tokens of this application and identity.
+        self.conn
+            .prepare_cached("DELETE FROM refresh_tokens WHERE application = ?1 AND identity = ?2")
+            .db()?
+            .execute(params![r.application, r.identity.as_str()])
+            .db()?;
+        self.add_refresh_token(&r.refresh_token)?;
+        let created = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO identities (id, created_on, token_generation) VALUES (?1, ?2, 0)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .db()?
+            .execute(params![r.identity.as_str(), codec::micros(r.now)])
+            .db()?;
+        Ok(PinOutcome::Redeemed {
+            first_login: created == 1,
+        })
+    }
+
+    pub(crate) fn add_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO refresh_tokens (hash, application, identity, scopes, created_on,
+                     expires_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .db()?
+            .execute(params![
+                token.hash,
+                token.application,
+                token.identity.as_str(),
+                codec::join_scopes(&token.scopes),
+                codec::micros(token.created_on),
+                codec::micros(token.expires_on)
+            ])
+            .db()?;
+        Ok(())
+    }
+
+    pub(crate) fn purge_expired_credentials(&mut self, now: OffsetDateTime) -> StoreResult<usize> {
+        let now_us = codec::micros(now);
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM pins WHERE expires_on <= ?1",
+            "DELETE FROM refresh_tokens WHERE expires_on <= ?1",
+        ] {
+            purged += self.conn.prepare_cached(sql).db()?.execute([now_us]).db()?;
+        }
+        Ok(purged)
     }
 }
 

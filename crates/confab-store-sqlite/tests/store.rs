@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Identity, Message, MessageContent, MessageType, Metadata, Participant, ParticipantRef,
-    RetentionPolicy, Role,
+    Application, ConversationKind, Identity, Message, MessageContent, MessageType, Metadata,
+    Participant, ParticipantRef, PinChallenge, RefreshToken, RetentionPolicy, Role,
 };
 use confab_core::ports::{
-    Clock, ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
-    Store, StoreError,
+    Clock, ConnectorStore, ConversationUpdate, ListQuery, MessageEdit, MessageQuery,
+    NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
 };
 use confab_store_sqlite::SqliteStore;
 use parking_lot::Mutex;
@@ -157,6 +157,11 @@ both!(
     failures_in_a_batch_leave_no_gaps,
     events_are_logged,
     close_finishes_and_refuses_writes,
+    groups_and_members,
+    participant_roles,
+    applications,
+    pins,
+    refresh_tokens,
 );
 
 fn user(n: u32) -> IdentityId {
@@ -189,6 +194,8 @@ fn new_conversation(by: u32, members: &[u32]) -> NewConversation {
         retention: None,
         participants: members.iter().map(|n| member(*n)).collect(),
         repeatability_key: None,
+        kind: Default::default(),
+        welcome_message: None,
     }
 }
 
@@ -1751,4 +1758,399 @@ async fn a_newer_schema_is_refused() {
         SqliteStore::open(&dir.db(), clock),
         Err(StoreError::Unavailable(_))
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups and connector credentials (the Kaizala face).
+
+fn phone(n: u32) -> IdentityId {
+    IdentityId::phone(&format!("+1425555{n:04}")).expect("phone")
+}
+
+async fn groups_and_members(f: Fixture) {
+    // A Kaizala group of two phone numbers, one of which has logged in (has an identity row).
+    let mut new = new_conversation(1, &[]);
+    new.kind = ConversationKind::ConnectGroup;
+    new.welcome_message = Some("Welcome!".into());
+    new.participants = vec![
+        Participant {
+            role: Role::Admin,
+            ..member(1)
+        },
+        Participant {
+            identity: phone(1),
+            ..member(2)
+        },
+        Participant {
+            identity: phone(2),
+            ..member(3)
+        },
+    ];
+    let created = f.store.create_conversation(new).await.expect("create");
+    let id = created.conversation.id;
+    assert_eq!(created.conversation.kind, ConversationKind::ConnectGroup);
+    assert_eq!(
+        created.conversation.welcome_message.as_deref(),
+        Some("Welcome!")
+    );
+    let stored = f
+        .store
+        .get_conversation(id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(stored, created.conversation);
+    f.store
+        .create_identity(&Identity {
+            id: phone(1),
+            created_on: f.clock.now(),
+            token_generation: 0,
+        })
+        .await
+        .expect("identity");
+    // user(1) exists? No: only the phone; so user(1) and phone(2) are unprovisioned.
+    let group = f
+        .store
+        .get_group(id, &phone(1))
+        .await
+        .expect("group")
+        .expect("some");
+    assert_eq!(group.conversation, stored);
+    assert_eq!(group.viewer_role, Some(Role::Member));
+    assert_eq!((group.member_count, group.unprovisioned_count), (3, 2));
+    let outsider = f
+        .store
+        .get_group(id, &user(9))
+        .await
+        .expect("group")
+        .expect("some");
+    assert_eq!(outsider.viewer_role, None);
+    assert_eq!(
+        f.store.get_group(ConversationId::random(), &user(1)).await,
+        Ok(None)
+    );
+
+    let members = f.store.list_members(id, list(10)).await.expect("members");
+    let provisioned: Vec<(String, bool, Role)> = members
+        .items
+        .iter()
+        .map(|m| {
+            (
+                m.participant.identity.to_string(),
+                m.provisioned,
+                m.participant.role,
+            )
+        })
+        .collect();
+    assert_eq!(
+        provisioned,
+        vec![
+            (phone(1).to_string(), true, Role::Member),
+            (phone(2).to_string(), false, Role::Member),
+            (user(1).to_string(), false, Role::Admin),
+        ]
+    );
+    let first = f.store.list_members(id, list(2)).await.expect("page 1");
+    assert_eq!(first.items.len(), 2);
+    let second = f
+        .store
+        .list_members(
+            id,
+            ListQuery {
+                after: first.next.clone(),
+                ..list(2)
+            },
+        )
+        .await
+        .expect("page 2");
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.next, None);
+
+    // The groups of a member, paged by id; deleted ones are left out; chats are groups too.
+    let mut ids = vec![id];
+    for _ in 0..4 {
+        ids.push(create(&f, 1, &[1]).await);
+    }
+    let gone = create(&f, 1, &[1]).await;
+    f.store.delete_conversation(gone).await.expect("delete");
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f.store.list_groups(&user(1), after, 2).await.expect("page");
+        assert!(page.items.len() <= 2);
+        for g in &page.items {
+            assert!(g.viewer_role.is_some());
+            seen.push(g.conversation.id);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let theirs = f
+        .store
+        .list_groups(&phone(2), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(theirs.items.len(), 1);
+    assert_eq!(
+        theirs.items[0].conversation.kind,
+        ConversationKind::ConnectGroup
+    );
+    assert_eq!(
+        f.store.list_groups(&user(1), Some("bogus".into()), 2).await,
+        Err(StoreError::InvalidCursor)
+    );
+}
+
+async fn participant_roles(f: Fixture) {
+    let id = create(&f, 1, &[2]).await;
+    let before = f.events().len();
+    f.store
+        .set_participant_role(id, &user(2), Role::Admin, &user(1))
+        .await
+        .expect("promote");
+    let two = f
+        .store
+        .get_participant(id, &user(2))
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(two.role, Role::Admin);
+    // The same role again changes nothing and logs nothing.
+    f.store
+        .set_participant_role(id, &user(2), Role::Admin, &user(1))
+        .await
+        .expect("same");
+    let events = f.events();
+    assert_eq!(events.len(), before + 1);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("participantRoleChanged")
+    );
+    assert_eq!(
+        f.store
+            .set_participant_role(id, &user(3), Role::Admin, &user(1))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    f.store.delete_conversation(id).await.expect("delete");
+    assert_eq!(
+        f.store
+            .set_participant_role(id, &user(2), Role::Member, &user(1))
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
+fn application(id: &str) -> Application {
+    Application {
+        id: id.into(),
+        name: format!("App {id}"),
+        secret_hash: [7; 32],
+        scopes: vec!["groupinfo.read".into(), "textmessage.write".into()],
+        created_on: datetime!(2024-01-01 00:00:00 UTC),
+    }
+}
+
+fn refresh(hash: u8, app: &str, who: IdentityId, now: OffsetDateTime) -> RefreshToken {
+    RefreshToken {
+        hash: [hash; 32],
+        application: app.into(),
+        identity: who,
+        scopes: vec!["groupinfo.read".into()],
+        created_on: now,
+        expires_on: now + Duration::days(365),
+    }
+}
+
+async fn applications(f: Fixture) {
+    let a = application("a");
+    let mut b = application("b");
+    b.created_on += Duration::seconds(1);
+    f.store.create_application(&a).await.expect("a");
+    f.store.create_application(&b).await.expect("b");
+    assert!(matches!(
+        f.store.create_application(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(f.store.get_application("a").await, Ok(Some(a.clone())));
+    assert_eq!(f.store.get_application("x").await, Ok(None));
+    assert_eq!(
+        f.store.list_applications().await,
+        Ok(vec![a.clone(), b.clone()])
+    );
+
+    // Deleting an application takes its PINs and refresh tokens with it.
+    let now = f.clock.now();
+    f.store
+        .add_refresh_token(&refresh(1, "a", phone(1), now))
+        .await
+        .expect("token");
+    f.store
+        .add_refresh_token(&refresh(2, "b", phone(1), now))
+        .await
+        .expect("token");
+    f.store.delete_application("a").await.expect("delete");
+    assert_eq!(f.store.get_application("a").await, Ok(None));
+    assert_eq!(f.store.get_refresh_token(&[1; 32]).await, Ok(None));
+    assert!(f
+        .store
+        .get_refresh_token(&[2; 32])
+        .await
+        .expect("get")
+        .is_some());
+    assert_eq!(
+        f.store.delete_application("a").await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn pins(f: Fixture) {
+    f.store
+        .create_application(&application("a"))
+        .await
+        .expect("app");
+    let now = f.clock.now();
+    let challenge = PinChallenge {
+        application: "a".into(),
+        identity: phone(1),
+        pin_hash: [1; 32],
+        expires_on: now + Duration::minutes(10),
+        attempts_left: 2,
+    };
+    let redeem = |hash: u8, token: u8| PinRedemption {
+        application: "a".into(),
+        identity: phone(1),
+        pin_hash: [hash; 32],
+        now,
+        refresh_token: refresh(token, "a", phone(1), now),
+    };
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 10)).await,
+        Ok(PinOutcome::Missing)
+    );
+
+    // Wrong, then right: redeemed once, creating the identity and the refresh token.
+    f.store.put_pin(&challenge).await.expect("pin");
+    assert_eq!(
+        f.store.redeem_pin(redeem(9, 10)).await,
+        Ok(PinOutcome::Wrong { attempts_left: 1 })
+    );
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 11)).await,
+        Ok(PinOutcome::Redeemed { first_login: true })
+    );
+    assert_eq!(f.store.get_refresh_token(&[10; 32]).await, Ok(None));
+    assert!(f
+        .store
+        .get_refresh_token(&[11; 32])
+        .await
+        .expect("get")
+        .is_some());
+    assert!(f
+        .store
+        .get_identity(&phone(1))
+        .await
+        .expect("get")
+        .is_some());
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 12)).await,
+        Ok(PinOutcome::Missing)
+    );
+
+    // A second login replaces the first login's refresh token; the identity stays.
+    f.store.put_pin(&challenge).await.expect("pin");
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 13)).await,
+        Ok(PinOutcome::Redeemed { first_login: false })
+    );
+    assert_eq!(f.store.get_refresh_token(&[11; 32]).await, Ok(None));
+    assert!(f
+        .store
+        .get_refresh_token(&[13; 32])
+        .await
+        .expect("get")
+        .is_some());
+
+    // Attempts run out: the PIN is gone, even the right one fails afterwards.
+    f.store.put_pin(&challenge).await.expect("pin");
+    assert_eq!(
+        f.store.redeem_pin(redeem(9, 14)).await,
+        Ok(PinOutcome::Wrong { attempts_left: 1 })
+    );
+    assert_eq!(
+        f.store.redeem_pin(redeem(8, 14)).await,
+        Ok(PinOutcome::Wrong { attempts_left: 0 })
+    );
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 14)).await,
+        Ok(PinOutcome::Missing)
+    );
+
+    // An expired PIN; a new PIN replaces a pending one.
+    f.store
+        .put_pin(&PinChallenge {
+            expires_on: now,
+            ..challenge.clone()
+        })
+        .await
+        .expect("pin");
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 15)).await,
+        Ok(PinOutcome::Expired)
+    );
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 15)).await,
+        Ok(PinOutcome::Missing)
+    );
+    f.store
+        .put_pin(&PinChallenge {
+            pin_hash: [5; 32],
+            ..challenge.clone()
+        })
+        .await
+        .expect("pin");
+    f.store.put_pin(&challenge).await.expect("replace");
+    assert_eq!(
+        f.store.redeem_pin(redeem(1, 16)).await,
+        Ok(PinOutcome::Redeemed { first_login: false })
+    );
+}
+
+async fn refresh_tokens(f: Fixture) {
+    let now = f.clock.now();
+    let token = refresh(1, "a", phone(1), now);
+    f.store.add_refresh_token(&token).await.expect("add");
+    assert_eq!(
+        f.store.get_refresh_token(&[1; 32]).await,
+        Ok(Some(token.clone()))
+    );
+    let short = RefreshToken {
+        hash: [2; 32],
+        expires_on: now + Duration::seconds(5),
+        ..token.clone()
+    };
+    f.store.add_refresh_token(&short).await.expect("add");
+    f.store
+        .put_pin(&PinChallenge {
+            application: "a".into(),
+            identity: phone(1),
+            pin_hash: [1; 32],
+            expires_on: now + Duration::seconds(5),
+            attempts_left: 3,
+        })
+        .await
+        .expect("pin");
+    assert_eq!(f.store.purge_expired_credentials(now).await, Ok(0));
+    assert_eq!(
+        f.store
+            .purge_expired_credentials(now + Duration::seconds(5))
+            .await,
+        Ok(2)
+    );
+    assert_eq!(f.store.get_refresh_token(&[2; 32]).await, Ok(None));
+    assert_eq!(f.store.get_refresh_token(&[1; 32]).await, Ok(Some(token)));
 }

@@ -36,6 +36,8 @@ async fn appends_per_second() {
                 role: Role::Admin,
             }],
             repeatability_key: None,
+            kind: Default::default(),
+            welcome_message: None,
         };
         conversations.push(
             store

@@ -19,6 +19,8 @@ use figment::value::{Dict, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+use crate::pins::PinSenderKind;
+
 /// The file read from the current directory when no `--config` / `CONFAB_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "confab.toml";
 /// The environment variable naming the config file.
@@ -60,11 +62,28 @@ pub struct Settings {
     pub retention_sweep_secs: u64,
     /// The tracing filter (`RUST_LOG` syntax), e.g. `info` or `confab=debug,tower_http=debug`.
     pub log: String,
-    /// The rate-limit profile: `standard`, `acs-cloud` (the cloud's limits) or `off`.
+    /// The rate-limit profile: `standard`, `acs-cloud` (the ACS cloud's limits),
+    /// `kaizala-cloud` (standard plus Kaizala's 100/min per connector and 300/min per tenant) or
+    /// `off`.
     pub rate_limits: RateLimitProfile,
     /// Rules that replace the profile's, e.g. in confab.toml:
     /// `[rate_limit_rules] per_identity = { requests = 100, seconds = 10 }`.
     pub rate_limit_rules: RateLimits,
+    /// The public base URL handed to Kaizala clients as `endpointUrl` (behind a proxy); unset:
+    /// the endpoint the server listens on.
+    pub public_url: Option<String>,
+    /// How Kaizala PINs go out: `file` (appended to `pin_file` and logged) or `http` (POSTed to
+    /// `pin_sms_url`).
+    pub pin_sender: PinSenderKind,
+    /// The PIN file of the `file` sender; unset: `pins.log` in the data dir (in memory: only
+    /// logged).
+    pub pin_file: Option<PathBuf>,
+    /// The SMS gateway URL of the `http` sender.
+    pub pin_sms_url: Option<String>,
+    /// How long a Kaizala PIN can be used.
+    pub pin_lifetime_secs: u64,
+    /// Wrong PINs tolerated before a PIN is thrown away.
+    pub pin_max_attempts: u32,
 }
 
 impl Default for Settings {
@@ -84,6 +103,12 @@ impl Default for Settings {
             log: "info".into(),
             rate_limits: RateLimitProfile::Standard,
             rate_limit_rules: RateLimits::default(),
+            public_url: None,
+            pin_sender: PinSenderKind::File,
+            pin_file: None,
+            pin_sms_url: None,
+            pin_lifetime_secs: 600,
+            pin_max_attempts: 5,
         }
     }
 }
@@ -125,6 +150,12 @@ impl Settings {
             (Some(_), None) => bail!("tls_cert is set but tls_key is not: give both or neither"),
             (None, Some(_)) => bail!("tls_key is set but tls_cert is not: give both or neither"),
             _ => {}
+        }
+        if self.pin_sender == PinSenderKind::Http && self.pin_sms_url.is_none() {
+            bail!("pin_sender = \"http\" needs pin_sms_url");
+        }
+        if self.pin_lifetime_secs == 0 || self.pin_max_attempts == 0 {
+            bail!("pin_lifetime_secs and pin_max_attempts must be at least 1");
         }
         Ok(())
     }
@@ -195,10 +226,30 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
 
-    /// Rate-limit profile: standard, acs-cloud or off [default: standard]
+    /// Rate-limit profile: standard, acs-cloud, kaizala-cloud or off [default: standard]
     #[arg(long, value_name = "PROFILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<String>,
+
+    /// Public base URL given to Kaizala clients as endpointUrl [default: the listening endpoint]
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+
+    /// How Kaizala PINs go out: file or http [default: file]
+    #[arg(long, value_name = "SENDER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_sender: Option<String>,
+
+    /// File the `file` PIN sender appends to [default: DATA_DIR/pins.log]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+
+    /// SMS gateway URL the `http` PIN sender POSTs to
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_sms_url: Option<String>,
 }
 
 /// How an environment variable's text becomes a value.
@@ -227,6 +278,12 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("retention_sweep_secs", Kind::Parsed),
     ("log", Kind::Text),
     ("rate_limits", Kind::Text),
+    ("public_url", Kind::Text),
+    ("pin_sender", Kind::Text),
+    ("pin_file", Kind::Text),
+    ("pin_sms_url", Kind::Text),
+    ("pin_lifetime_secs", Kind::Parsed),
+    ("pin_max_attempts", Kind::Parsed),
 ];
 
 /// The settings found in `env` (name, value pairs, e.g. `std::env::vars()`).
@@ -461,6 +518,13 @@ mod tests {
         let s = resolve(&flags, None, &e, dir.path()).unwrap();
         assert_eq!(s.rate_limits, RateLimitProfile::Standard);
 
+        let kaizala = ServeArgs {
+            rate_limits: Some("kaizala-cloud".into()),
+            ..ServeArgs::default()
+        };
+        let s = resolve(&kaizala, None, &[], dir.path()).unwrap();
+        assert_eq!(s.rate_limits, RateLimitProfile::KaizalaCloud);
+
         let bad = ServeArgs {
             rate_limits: Some("fast".into()),
             ..ServeArgs::default()
@@ -546,6 +610,31 @@ mod tests {
         };
         let err = resolve(&flags, None, &[], dir.path()).unwrap_err();
         assert!(err.to_string().contains("tls_key"), "{err}");
+    }
+
+    #[test]
+    fn pin_sender_settings() {
+        let dir = TempDir::new("cfg-pins").unwrap();
+        let s = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
+        assert_eq!(s.pin_sender, PinSenderKind::File);
+        assert_eq!((s.pin_lifetime_secs, s.pin_max_attempts), (600, 5));
+        let e = env(&[
+            ("CONFAB_PIN_SENDER", "http"),
+            ("CONFAB_PIN_SMS_URL", "https://sms.example/send"),
+            ("CONFAB_PIN_LIFETIME_SECS", "60"),
+        ]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(s.pin_sender, PinSenderKind::Http);
+        assert_eq!(s.pin_sms_url.as_deref(), Some("https://sms.example/send"));
+        assert_eq!(s.pin_lifetime_secs, 60);
+        let e = env(&[("CONFAB_PIN_SENDER", "http")]);
+        let err = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("pin_sms_url"), "{err}");
+        let flags = ServeArgs {
+            pin_sender: Some("pigeon".into()),
+            ..ServeArgs::default()
+        };
+        assert!(resolve(&flags, None, &[], dir.path()).is_err());
     }
 
     #[test]

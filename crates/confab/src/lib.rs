@@ -9,7 +9,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin_client;
 pub mod config;
+pub mod pins;
 mod secrets;
 mod tempdir;
 pub mod tls;
@@ -24,9 +26,11 @@ use anyhow::{anyhow, Context};
 use axum::Router;
 use base64::Engine as _;
 use confab_acs::AcsConfig;
+use confab_core::connector::ConnectorConfig;
 use confab_core::ports::{Clock, Store, SystemClock};
 use confab_core::ratelimit::RateLimits;
 use confab_core::{Core, CoreConfig, Limits};
+use confab_kaizala::{AdminConfig, KaizalaConfig};
 use confab_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,6 +79,14 @@ struct Inner {
 /// Starts a server: opens the store, builds the core and the faces, binds, and serves in the
 /// background. Returns once the server accepts connections.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with another clock: tests move time by hand (PIN and token expiry).
+pub async fn start_with_clock(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
     settings.validate()?;
     tls::install_default_provider();
 
@@ -117,7 +129,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .local_addr()
         .context("reading the listening address")?;
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let scheme = if settings.http { "http" } else { "https" };
+    let endpoint = format!(
+        "{scheme}://{}:{}/",
+        url_host(&settings.host),
+        local_addr.port()
+    );
+
+    let pin_sender = pins::sender(
+        settings.pin_sender,
+        settings.pin_file.as_deref(),
+        settings.pin_sms_url.as_deref(),
+        data_dir.as_deref(),
+    )?;
     let store = open_store(data_dir.as_deref(), clock.clone()).await?;
     let core = Arc::new(
         Core::new(
@@ -131,13 +155,31 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
         .with_rate_limits(
             &RateLimits::profile(settings.rate_limits).overridden_by(&settings.rate_limit_rules),
-        ),
+        )
+        .with_connectors(ConnectorConfig {
+            pin_lifetime: time::Duration::seconds(
+                i64::try_from(settings.pin_lifetime_secs).unwrap_or(i64::MAX),
+            ),
+            pin_attempts: settings.pin_max_attempts,
+            ..ConnectorConfig::default()
+        })
+        .with_pin_sender(pin_sender),
     );
     let app = app(
         core.clone(),
         AcsConfig {
             access_key: access_key.clone(),
             strict_api_version: settings.strict_api_version,
+            max_clock_skew: Duration::from_secs(settings.max_clock_skew_secs),
+        },
+        KaizalaConfig {
+            endpoint_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| endpoint.clone()),
+        },
+        AdminConfig {
+            access_key: access_key.clone(),
             max_clock_skew: Duration::from_secs(settings.max_clock_skew_secs),
         },
     );
@@ -162,12 +204,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
-    let scheme = if settings.http { "http" } else { "https" };
-    let endpoint = format!(
-        "{scheme}://{}:{}/",
-        url_host(&settings.host),
-        local_addr.port()
-    );
     let access_key = base64::engine::general_purpose::STANDARD.encode(&access_key);
     let connection_string = format!("endpoint={endpoint};accesskey={access_key}");
     tracing::info!(%local_addr, %endpoint, "confab listening");
@@ -228,10 +264,14 @@ async fn launch(
     Ok((handle, server))
 }
 
-/// All faces in one router.
-fn app(core: Arc<Core>, acs: AcsConfig) -> Router {
+/// All faces in one router. The Kaizala face answers under `/v1` (and `/V1`).
+fn app(core: Arc<Core>, acs: AcsConfig, kaizala: KaizalaConfig, admin: AdminConfig) -> Router {
+    let kaizala = confab_kaizala::router(core.clone(), kaizala);
     Router::new()
+        .merge(confab_kaizala::admin_router(core.clone(), admin))
         .merge(confab_acs::router(core, acs))
+        .nest_service("/v1", kaizala.clone())
+        .nest_service("/V1", kaizala)
         .layer(TraceLayer::new_for_http())
 }
 
@@ -311,6 +351,9 @@ fn spawn_retention_sweeper(
                 let core = core.clone();
                 async move {
                     core.prune_rate_limits();
+                    if let Err(err) = core.purge_expired_credentials().await {
+                        tracing::warn!(error = %err, "purging expired PINs and tokens failed");
+                    }
                     core.enforce_retention().await
                 }
             });

@@ -23,12 +23,68 @@ struct Cli {
 enum Command {
     /// Run the server. Settings: flags > CONFAB_* environment variables > confab.toml > defaults
     Serve(ServeArgs),
+    /// Manage Kaizala connector applications through a running server's admin API
+    App(AppArgs),
+}
+
+#[derive(clap::Args)]
+struct AppArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+/// Where the server is and how to sign for it.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's connection string, `endpoint=…;accesskey=…`
+    #[arg(
+        long,
+        env = "CONFAB_CONNECTION_STRING",
+        hide_env_values = true,
+        global = true
+    )]
+    connection_string: Option<String>,
+    /// The server's endpoint (with --access-key, instead of --connection-string)
+    #[arg(long, value_name = "URL", global = true)]
+    endpoint: Option<String>,
+    /// The access key, base64 (with --endpoint)
+    #[arg(long, value_name = "BASE64", global = true)]
+    access_key: Option<String>,
+    /// A PEM certificate to trust, e.g. confab-data/tls/cert.pem of a self-signed server
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Trust any server certificate
+    #[arg(long, global = true)]
+    insecure: bool,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an application; prints its applicationId and applicationSecret
+    Create {
+        /// The application's name
+        #[arg(long)]
+        name: String,
+        /// Permissions, e.g. groupinfo,groupmember.read,textmessage [default: all]
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+    },
+    /// List the registered applications
+    List,
+    /// Delete an application (its refresh and access tokens stop working)
+    Delete {
+        /// The applicationId
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args, cli.config),
+        Command::App(args) => app(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +117,43 @@ fn serve(args: &ServeArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
         running.wait().await;
         Ok(())
     })
+}
+
+fn app(args: AppArgs) -> anyhow::Result<()> {
+    let server = &args.server;
+    let (endpoint, key) = match (&server.connection_string, &server.endpoint, &server.access_key) {
+        (_, Some(endpoint), Some(key)) => (endpoint.clone(), key.clone()),
+        (Some(text), None, None) => confab::admin_client::parse_connection_string(text)?,
+        _ => anyhow::bail!(
+            "give --connection-string (or CONFAB_CONNECTION_STRING), or both --endpoint and --access-key"
+        ),
+    };
+    // The TLS stack needs its crypto provider before the client is built.
+    confab::tls::install_default_provider();
+    let client = confab::admin_client::AdminClient::new(
+        &endpoint,
+        &key,
+        server.ca_cert.as_deref(),
+        server.insecure,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let answer = runtime.block_on(async {
+        match &args.command {
+            AppCommand::Create { name, scopes } => {
+                client.create_application(name, scopes.as_deref()).await
+            }
+            AppCommand::List => client.list_applications().await,
+            AppCommand::Delete { id } => client
+                .delete_application(id)
+                .await
+                .map(|()| serde_json::json!({ "deleted": id })),
+        }
+    })?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
 }
 
 /// Logs go to stderr so that stdout carries only the banner.

@@ -10,7 +10,7 @@ use axum::Router;
 use confab_core::chat::ParticipantInput;
 
 use crate::api_version::ChatVersion;
-use crate::error::CommunicationError;
+use crate::error::{AcsError, AcsResult, CommunicationError};
 use crate::extract::AcsState;
 use crate::wire::ChatParticipantIn;
 
@@ -54,7 +54,15 @@ pub fn routes() -> Router<AcsState> {
 fn participant_inputs(
     participants: Vec<ChatParticipantIn>,
     version: ChatVersion,
-) -> (Vec<ParticipantInput>, Vec<CommunicationError>) {
+    max_batch: usize,
+) -> AcsResult<(Vec<ParticipantInput>, Vec<CommunicationError>)> {
+    // The batch limit counts what was sent, valid or not.
+    if participants.len() > max_batch {
+        return Err(AcsError::invalid(
+            format!("At most {max_batch} participants can be added in one request."),
+            "participants",
+        ));
+    }
     let mut valid = Vec::with_capacity(participants.len());
     let mut invalid = Vec::new();
     for participant in participants {
@@ -76,5 +84,5 @@ fn participant_inputs(
             }),
         }
     }
-    (valid, invalid)
+    Ok((valid, invalid))
 }

@@ -47,8 +47,11 @@ async fn add(
     request: AddParticipantsRequest,
 ) -> AcsResult<(StatusCode, Json<AddParticipantsResult>)> {
     let id = thread_id(&thread)?;
-    let (participants, invalid_participants) =
-        participant_inputs(request.participants, call.version);
+    let (participants, invalid_participants) = participant_inputs(
+        request.participants,
+        call.version,
+        state.core.limits().max_participants_per_batch,
+    )?;
     if !participants.is_empty() {
         state
             .core

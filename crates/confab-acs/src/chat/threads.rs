@@ -30,8 +30,11 @@ pub async fn create(
     headers: HeaderMap,
     AcsJson(request): AcsJson<CreateThreadRequest>,
 ) -> AcsResult<Response> {
-    let (participants, invalid_participants) =
-        participant_inputs(request.participants, call.version);
+    let (participants, invalid_participants) = participant_inputs(
+        request.participants,
+        call.version,
+        state.core.limits().max_participants_per_batch,
+    )?;
     let (metadata, retention) = if call.version.has_metadata() {
         let retention = request
             .retention_policy

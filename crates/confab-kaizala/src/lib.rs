@@ -1,0 +1,222 @@
+//! The Kaizala face: the Kaizala REST API v1 over confab's core — connector login (PIN →
+//! refresh token → access token), groups, members and messages — plus the admin API of
+//! connector applications. Wire formats, the `accessToken` header, relaxed JSON and the error
+//! shape live here; the rules live in the core.
+//!
+//! [`router`] serves the routes relative to `/v1` (the server nests it there); [`admin_router`]
+//! serves `/admin/applications`.
+
+mod admin;
+mod auth;
+mod error;
+mod extract;
+mod groups;
+pub mod json;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use confab_core::{Core, Error};
+use tower::ServiceBuilder;
+
+pub use error::KaizalaError;
+use extract::KzState;
+
+/// The largest request body a Kaizala route accepts.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Settings of the Kaizala face.
+#[derive(Clone, Debug)]
+pub struct KaizalaConfig {
+    /// The `endpointUrl` handed out with access tokens: the server's public base URL, without a
+    /// trailing slash (clients append `/v1/...`).
+    pub endpoint_url: String,
+}
+
+/// Settings of the admin API.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// The access key of the connection string (decoded): admin calls are HMAC-signed with it.
+    pub access_key: Vec<u8>,
+    /// How far `x-ms-date` may be from the server's clock.
+    pub max_clock_skew: Duration,
+}
+
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    core: Arc<Core>,
+    config: Arc<AdminConfig>,
+}
+
+/// Literal path segments of the Kaizala API, lower-cased. A request's segments that match one
+/// of these case-insensitively are lower-cased before routing (`subGroups` and `subgroups`,
+/// `generatePin` and `generatepin`); ids are left as they are.
+const LITERALS: &[&str] = &[
+    "accesstoken",
+    "actions",
+    "add",
+    "generatepin",
+    "groups",
+    "loginwithpinandapplicationid",
+    "media",
+    "members",
+    "messages",
+    "remove",
+    "responses",
+    "subgroups",
+    "subscribers",
+    "webhook",
+];
+
+/// The routes of the Kaizala face, relative to `/v1`. Paths match case-insensitively; every
+/// answer, errors included, is JSON.
+pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
+    let state = KzState {
+        core,
+        config: Arc::new(KaizalaConfig {
+            endpoint_url: config.endpoint_url.trim_end_matches('/').to_owned(),
+        }),
+    };
+    let routes = Router::new()
+        .route("/generatepin", post(auth::generate_pin))
+        .route("/loginwithpinandapplicationid", post(auth::login))
+        .route("/accesstoken", get(auth::access_token))
+        .route("/groups", post(groups::create).get(groups::list))
+        .route("/groups/{group}", get(groups::details))
+        .route(
+            "/groups/{group}/members",
+            get(groups::members)
+                .put(groups::add_members)
+                .post(groups::add_members),
+        )
+        .route(
+            "/groups/{group}/members/{member}",
+            axum::routing::delete(groups::remove_member)
+                .put(groups::set_role)
+                .post(groups::set_role),
+        )
+        .route("/groups/{group}/messages", post(groups::send_message))
+        .fallback(|| async { KaizalaError::not_found("The requested resource does not exist.") })
+        .layer(axum::middleware::map_response(kaizala_error_shape))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    // Normalise the path before routing (a layer on `routes` would run after it).
+    let normalized = ServiceBuilder::new()
+        .map_request(normalize_path)
+        .service(routes);
+    Router::new().fallback_service(normalized)
+}
+
+/// The admin API of connector applications.
+pub fn admin_router(core: Arc<Core>, config: AdminConfig) -> Router {
+    let state = AdminState {
+        core,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/admin/applications", post(admin::create).get(admin::list))
+        .route(
+            "/admin/applications/{id}",
+            axum::routing::delete(admin::remove),
+        )
+        .layer(axum::middleware::map_response(kaizala_error_shape))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Lower-cases the literal segments of the path and drops a trailing slash.
+fn normalize_path(mut request: Request) -> Request {
+    let uri = request.uri();
+    let path = uri.path();
+    let mut normalized = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        normalized.push('/');
+        let lower = segment.to_ascii_lowercase();
+        if LITERALS.contains(&lower.as_str()) {
+            normalized.push_str(&lower);
+        } else {
+            normalized.push_str(segment);
+        }
+    }
+    if normalized.is_empty() {
+        normalized.push('/');
+    }
+    if normalized == path {
+        return request;
+    }
+    let target = match uri.query() {
+        Some(query) => format!("{normalized}?{query}"),
+        None => normalized,
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(path_and_query) = target.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// Gives the responses axum makes by itself (405, path and body rejections) the Kaizala error
+/// shape.
+async fn kaizala_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("Error").to_owned();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => KaizalaError::MethodNotAllowed,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => KaizalaError::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => KaizalaError::Core(Error::Unauthenticated(message)),
+        StatusCode::FORBIDDEN => KaizalaError::Core(Error::Forbidden(message)),
+        StatusCode::NOT_FOUND => KaizalaError::Core(Error::NotFound(message)),
+        StatusCode::PAYLOAD_TOO_LARGE => KaizalaError::Core(Error::TooLarge(message)),
+        s if s.is_server_error() => KaizalaError::Core(Error::Internal(message)),
+        _ => KaizalaError::Core(Error::bad_request(message)),
+    };
+    error.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(target: &str) -> String {
+        let request = Request::builder()
+            .uri(target)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        normalize_path(request).uri().to_string()
+    }
+
+    #[test]
+    fn literal_segments_are_lower_cased_and_ids_kept() {
+        assert_eq!(
+            normalized("/Groups/ABCdef-01@1/SubGroups/"),
+            "/groups/ABCdef-01@1/subgroups"
+        );
+        assert_eq!(normalized("/generatePin"), "/generatepin");
+        assert_eq!(
+            normalized("/groups?showDetail=True"),
+            "/groups?showDetail=True"
+        );
+        assert_eq!(normalized("//accessToken"), "/accesstoken");
+        assert_eq!(normalized("/"), "/");
+        assert_eq!(
+            normalized("/groups/x/members/%2B14255550123"),
+            "/groups/x/members/%2B14255550123"
+        );
+    }
+}

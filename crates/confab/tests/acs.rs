@@ -1,0 +1,23 @@
+//! Integration tests of confab's ACS face (Identity 2023-10-01 and Chat 2025-03-15), written
+//! from the swagger files and NOTES.md. Each test starts its own in-memory server on a random
+//! port and speaks plain HTTP to it: Identity calls HMAC-signed, chat calls with bearer tokens.
+
+#[path = "acs/support.rs"]
+mod support;
+
+#[path = "acs/auth.rs"]
+mod auth;
+#[path = "acs/errors.rs"]
+mod errors;
+#[path = "acs/identity.rs"]
+mod identity;
+#[path = "acs/messages.rs"]
+mod messages;
+#[path = "acs/participants.rs"]
+mod participants;
+#[path = "acs/receipts.rs"]
+mod receipts;
+#[path = "acs/system_messages.rs"]
+mod system_messages;
+#[path = "acs/threads.rs"]
+mod threads;
