@@ -601,3 +601,66 @@ async fn bearer_scheme_is_case_insensitive() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn clock_skew_is_configurable() {
+    let server = TestServer::start_with(|s| s.max_clock_skew_secs = 60).await;
+    let date = rfc1123(SystemTime::now() - Duration::from_secs(120));
+    let signed = sign(
+        &server.key,
+        "POST",
+        &create_path(),
+        &date,
+        &server.host,
+        b"",
+    );
+    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
+        .await
+        .error(401);
+    let date = rfc1123(SystemTime::now() - Duration::from_secs(30));
+    let signed = sign(
+        &server.key,
+        "POST",
+        &create_path(),
+        &date,
+        &server.host,
+        b"",
+    );
+    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
+        .await
+        .expect(201);
+}
+
+#[tokio::test]
+async fn restart_on_the_same_data_dir_keeps_keys_tokens_revocations_and_threads() {
+    let dir = TempDir::new();
+    let settings = |s: &mut confab::Settings| {
+        s.in_memory = false;
+        s.data_dir = dir.0.clone();
+        s.retention_sweep_secs = 0;
+    };
+    let first = TestServer::start_with(settings).await;
+    let owner = first.user().await;
+    let revoked = first.user().await;
+    let thread = owner.create_thread("durable", &[&revoked]).await;
+    let message = owner.send(&thread, "still here").await;
+    first.admin().revoke(&revoked.id).await.expect(204);
+    let key = first.key.clone();
+    first.running.shutdown().await;
+
+    let second = TestServer::start_with(settings).await;
+    assert_eq!(second.key, key, "the generated access key is kept");
+    let owner = second.user_from(owner.id.clone(), owner.token.clone());
+    let msg = owner.get_message(&thread, &message).await.expect(200).body;
+    assert_eq!(msg["content"]["message"], "still here");
+    second
+        .user_from(revoked.id.clone(), revoked.token.clone())
+        .get("/chat/threads")
+        .await
+        .error(401);
+    second
+        .admin()
+        .issue_token(&revoked.id, json!({"scopes": ["chat"]}))
+        .await
+        .expect(200);
+}

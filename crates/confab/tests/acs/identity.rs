@@ -47,7 +47,7 @@ async fn create_identity_with_empty_object_has_no_token() {
 }
 
 #[tokio::test]
-async fn create_identity_with_empty_scope_list_has_no_token() {
+async fn create_identity_with_empty_scope_list_gives_no_token_or_400() {
     // `createTokenWithScopes: []` asks for no token (the SDKs send the field only with scopes).
     let server = TestServer::start().await;
     let resp = server

@@ -474,7 +474,7 @@ async fn phone_number_without_raw_id_is_added() {
 }
 
 #[tokio::test]
-async fn share_history_time_on_create_hides_nothing_older_than_the_thread() {
+async fn share_history_time_given_on_create_is_honoured() {
     let server = TestServer::start().await;
     let owner = server.user().await;
     let member = server.user().await;
