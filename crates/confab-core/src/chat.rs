@@ -8,8 +8,8 @@ use crate::identity::Caller;
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::limits::metadata_bytes;
 use crate::model::{
-    Conversation, ConversationKind, ConversationSummary, Message, MessageContent, MessageType,
-    Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
+    Audience, Conversation, ConversationKind, ConversationSummary, Message, MessageContent,
+    MessageType, Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
 };
 use crate::ports::{
     ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
@@ -163,7 +163,7 @@ impl Core {
         if let Some(retention) = update.retention {
             self.check_retention(retention)?;
         }
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         Ok(self
             .store
             .update_conversation(id, update, &caller.identity)
@@ -176,7 +176,7 @@ impl Core {
             caller.can_manage_threads(),
             "The token's scopes do not allow deleting threads.",
         )?;
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         Ok(self.store.delete_conversation(id).await?)
     }
 
@@ -201,6 +201,19 @@ impl Core {
         id: ConversationId,
         message: SendMessage,
     ) -> Result<Message> {
+        self.post_message(caller, id, message, Audience::Members)
+            .await
+    }
+
+    /// Sends a message to `audience`. Subscribers never post; in a public group only admins
+    /// do. Messages to subscribers are checked by the group rules before they get here.
+    pub(crate) async fn post_message(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+        message: SendMessage,
+        audience: Audience,
+    ) -> Result<Message> {
         self.throttle
             .check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
@@ -213,7 +226,13 @@ impl Core {
         self.check_message_text(&message.text)?;
         self.check_display_name(message.sender_display_name.as_deref(), "senderDisplayName")?;
         self.check_message_metadata(&message.metadata)?;
-        self.membership(caller, id).await?;
+        let (me, conversation) = self.membership_in(caller, id).await?;
+        require_member(&me)?;
+        if conversation.kind == ConversationKind::ConnectGroup && me.role != Role::Admin {
+            return Err(Error::Forbidden(
+                "Only admins post in a public group.".into(),
+            ));
+        }
         Ok(self
             .store
             .append_message(NewMessage {
@@ -226,6 +245,7 @@ impl Core {
                 sender: Some(caller.identity.clone()),
                 sender_display_name: message.sender_display_name,
                 metadata: message.metadata,
+                audience,
             })
             .await?)
     }
@@ -255,7 +275,8 @@ impl Core {
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
         let me = self.membership(caller, id).await?;
-        Ok(self
+        let subscriber = (me.role == Role::Subscriber).then(|| me.identity.clone());
+        let mut listed = self
             .store
             .list_messages(
                 id,
@@ -264,9 +285,16 @@ impl Core {
                     created_from: me.share_history_time,
                     after: page.continuation,
                     limit,
+                    subscriber: subscriber.clone(),
                 },
             )
-            .await?)
+            .await?;
+        if let Some(subscriber) = subscriber {
+            for message in &mut listed.items {
+                message.audience = message.audience.seen_by_subscriber(&subscriber);
+            }
+        }
+        Ok(listed)
     }
 
     /// Edits a message. Only its sender may, and only text and html messages.
@@ -287,6 +315,7 @@ impl Core {
             self.check_message_metadata(metadata)?;
         }
         let me = self.membership(caller, id).await?;
+        require_member(&me)?;
         let message = self.visible_message(&me, id, message_id).await?;
         own_message(caller, &message, "edit")?;
         self.store.edit_message(id, message_id, edit).await?;
@@ -304,6 +333,7 @@ impl Core {
             .check(&caller.identity, Operation::WriteMessage(id))?;
         require_chat(caller)?;
         let me = self.membership(caller, id).await?;
+        require_member(&me)?;
         let message = self.visible_message(&me, id, message_id).await?;
         own_message(caller, &message, "delete")?;
         if message.deleted_on.is_some() {
@@ -339,7 +369,7 @@ impl Core {
             ));
         }
         let participants = self.participants_from(participants)?;
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         Ok(self
             .store
             .add_participants(
@@ -360,7 +390,7 @@ impl Core {
         self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         let query = ListQuery {
             after: page.continuation,
             skip: page.skip,
@@ -384,7 +414,7 @@ impl Core {
                 "The token's scopes do not allow removing participants.",
             )?;
         }
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         self.store
             .remove_participant(id, who, &caller.identity)
             .await
@@ -421,7 +451,7 @@ impl Core {
         self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         let limit = self.page_size(page.max_page_size)?;
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
         let query = ListQuery {
             after: page.continuation,
             skip: page.skip,
@@ -440,7 +470,13 @@ impl Core {
         self.throttle.check(&caller.identity, Operation::Other)?;
         require_chat(caller)?;
         self.check_display_name(sender_display_name, "senderDisplayName")?;
-        self.membership(caller, id).await?;
+        require_member(&self.membership(caller, id).await?)?;
+        self.bus.publish(crate::ports::CommittedEvent::typing(
+            id,
+            &caller.identity,
+            sender_display_name,
+            self.clock.now(),
+        ));
         Ok(())
     }
 
@@ -450,14 +486,25 @@ impl Core {
     }
 
     /// The caller's participant record, or 403; 404 if the conversation is unknown or deleted.
+    /// A subscriber of a public group is answered too (role `Subscriber`): callers that need a
+    /// member check [`require_member`].
     pub(crate) async fn membership(
         &self,
         caller: &Caller,
         id: ConversationId,
     ) -> Result<Participant> {
+        Ok(self.membership_in(caller, id).await?.0)
+    }
+
+    /// [`Core::membership`] with the conversation.
+    pub(crate) async fn membership_in(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<(Participant, Conversation)> {
         if let Some(participant) = self.store.get_participant(id, &caller.identity).await? {
-            self.live_conversation(id).await?;
-            return Ok(participant);
+            let conversation = self.live_conversation(id).await?;
+            return Ok((participant, conversation));
         }
         // Not a participant: tell apart an unknown thread from a forbidden one.
         self.live_conversation(id).await?;
@@ -473,7 +520,8 @@ impl Core {
         }
     }
 
-    /// A message the participant may see: it exists and is within their shared history.
+    /// A message the participant may see: it exists, is within their shared history, and (for
+    /// a subscriber) its audience reaches them.
     pub(crate) async fn visible_message(
         &self,
         me: &Participant,
@@ -482,11 +530,17 @@ impl Core {
     ) -> Result<Message> {
         let message = self.store.get_message(id, message_id).await?;
         match message {
-            Some(m)
+            Some(mut m)
                 if me
                     .share_history_time
                     .is_none_or(|from| m.created_on >= from) =>
             {
+                if me.role == Role::Subscriber {
+                    if !m.audience.reaches_subscriber(&me.identity) {
+                        return Err(Error::NotFound("The message does not exist.".into()));
+                    }
+                    m.audience = m.audience.seen_by_subscriber(&me.identity);
+                }
                 Ok(m)
             }
             _ => Err(Error::NotFound("The message does not exist.".into())),
@@ -618,6 +672,18 @@ pub(crate) fn require(allowed: bool, message: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Forbidden(message.into()))
+    }
+}
+
+/// Subscribers of a public group read what is addressed to them and nothing else: they do not
+/// post, list participants or receipts, or change the conversation (403).
+pub(crate) fn require_member(me: &Participant) -> Result<()> {
+    if me.role == Role::Subscriber {
+        Err(Error::Forbidden(
+            "Subscribers of a public group can only read the messages sent to them.".into(),
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -8,14 +8,14 @@
 
 use std::collections::HashSet;
 
-use crate::chat::{require, require_chat, SendMessage};
+use crate::chat::{require, require_chat, require_member, SendMessage};
 use crate::connector::require_permission;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::model::{
-    Conversation, ConversationKind, GroupView, Member, Message, MessageType, Metadata, Participant,
-    Role,
+    Audience, Conversation, ConversationKind, GroupView, Member, Message, MessageType, Metadata,
+    Participant, Role,
 };
 use crate::ports::{ListQuery, NewConversation, StoreError};
 use crate::ratelimit::Operation;
@@ -30,6 +30,8 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub const MAX_WELCOME_MESSAGE_CHARS: usize = 4000;
 /// The metadata key under which a reply records the message it answers.
 pub const REPLY_TO_KEY: &str = "replyToMessageId";
+/// Subscribers one message may list.
+pub const MAX_LISTED_SUBSCRIBERS: usize = 1000;
 
 /// A group to create, as a face parsed it.
 #[derive(Clone, Debug)]
@@ -46,6 +48,9 @@ pub struct CreateGroup {
 pub struct GroupMessage {
     pub text: String,
     pub reply_to: Option<MessageId>,
+    /// `Members` for a message to the group; the subscribers of a public group otherwise
+    /// (admins only).
+    pub audience: Audience,
 }
 
 impl Core {
@@ -55,6 +60,18 @@ impl Core {
         caller: &Caller,
         request: CreateGroup,
     ) -> Result<Conversation> {
+        let new = self.new_group(caller, request)?;
+        let created = self.store.create_conversation(new).await?;
+        Ok(created.conversation)
+    }
+
+    /// Checks a group to create (rate limits, scopes, fields) and makes the store's record:
+    /// the creator is its admin.
+    pub(crate) fn new_group(
+        &self,
+        caller: &Caller,
+        request: CreateGroup,
+    ) -> Result<NewConversation> {
         self.throttle_connector_call(caller, Operation::CreateThread)?;
         require(
             caller.can_manage_threads(),
@@ -101,21 +118,17 @@ impl Core {
                 "members",
             ));
         }
-        let created = self
-            .store
-            .create_conversation(NewConversation {
-                id: ConversationId::random(),
-                topic: request.name,
-                created_by: caller.identity.clone(),
-                metadata: Metadata::new(),
-                retention: None,
-                participants,
-                repeatability_key: None,
-                kind: request.kind,
-                welcome_message: request.welcome_message.filter(|w| !w.is_empty()),
-            })
-            .await?;
-        Ok(created.conversation)
+        Ok(NewConversation {
+            id: ConversationId::random(),
+            topic: request.name,
+            created_by: caller.identity.clone(),
+            metadata: Metadata::new(),
+            retention: None,
+            participants,
+            repeatability_key: None,
+            kind: request.kind,
+            welcome_message: request.welcome_message.filter(|w| !w.is_empty()),
+        })
     }
 
     /// A group the caller belongs to, with its counts and the caller's role.
@@ -214,7 +227,8 @@ impl Core {
         self.throttle_connector_call(caller, Operation::Other)?;
         require_chat(caller)?;
         require_permission(caller, "groupmember", "reading members")?;
-        self.group_as_member(caller, id).await?;
+        let group = self.group_as_member(caller, id).await?;
+        require_not_subscriber(&group)?;
         self.all_members(id).await
     }
 
@@ -230,6 +244,7 @@ impl Core {
         require_chat(caller)?;
         require_permission(caller, "groupmember", "removing members")?;
         let group = self.group_as_member(caller, id).await?;
+        require_not_subscriber(&group)?;
         if *who == caller.identity {
             if group.viewer_role == Some(Role::Admin) {
                 self.keep_an_admin(id, who).await?;
@@ -300,10 +315,12 @@ impl Core {
                 "The message is longer than {MAX_MESSAGE_CHARS} characters."
             )));
         }
+        let audience = self.check_audience(caller, id, message.audience).await?;
         let mut metadata = Metadata::new();
         if let Some(reply_to) = message.reply_to {
             require_chat(caller)?;
             let me = self.membership(caller, id).await?;
+            require_member(&me)?;
             self.visible_message(&me, id, reply_to).await.map_err(|_| {
                 Error::invalid(
                     "The message to reply to does not exist in this group.",
@@ -312,8 +329,9 @@ impl Core {
             })?;
             metadata.insert(REPLY_TO_KEY.into(), reply_to.to_string());
         }
-        // The chat rule does the rest (identity rate limits, scopes, membership, commit).
-        self.send_message(
+        // The chat rule does the rest (identity rate limits, scopes, membership, who posts in a
+        // public group, commit).
+        self.post_message(
             caller,
             id,
             SendMessage {
@@ -322,12 +340,68 @@ impl Core {
                 sender_display_name: None,
                 metadata,
             },
+            audience,
         )
         .await
     }
 
-    /// The group seen by the caller: 404 if unknown or deleted, 403 if not a member.
-    async fn group_as_member(&self, caller: &Caller, id: ConversationId) -> Result<GroupView> {
+    /// Checks a message's audience: messages to subscribers go to a public group, from one of
+    /// its admins, and name only its subscribers (each once).
+    pub(crate) async fn check_audience(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+        audience: Audience,
+    ) -> Result<Audience> {
+        if audience == Audience::Members {
+            return Ok(audience);
+        }
+        require_chat(caller)?;
+        let group = self.group_as_member(caller, id).await?;
+        if group.conversation.kind != ConversationKind::ConnectGroup {
+            return Err(Error::invalid(
+                "Only public groups (ConnectGroup) have subscribers.",
+                "subscribers",
+            ));
+        }
+        require_admin(&group, "send messages to subscribers")?;
+        let Audience::Subscribers(listed) = audience else {
+            return Ok(audience);
+        };
+        let mut unique: Vec<IdentityId> = Vec::with_capacity(listed.len());
+        for identity in listed {
+            if !unique.contains(&identity) {
+                unique.push(identity);
+            }
+        }
+        if unique.len() > MAX_LISTED_SUBSCRIBERS {
+            return Err(Error::invalid(
+                format!("A message can list at most {MAX_LISTED_SUBSCRIBERS} subscribers."),
+                "subscribers",
+            ));
+        }
+        let found = self.store.find_subscribers(id, unique.clone()).await?;
+        let missing: Vec<&str> = unique
+            .iter()
+            .filter(|i| !found.contains(i))
+            .map(|i| i.phone_number().unwrap_or(i.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::invalid(
+                format!("Not subscribers of the group: {}.", missing.join(", ")),
+                "subscribers",
+            ));
+        }
+        Ok(Audience::Subscribers(unique))
+    }
+
+    /// The group seen by the caller: 404 if unknown or deleted, 403 if not a member. A
+    /// subscriber of a public group passes (role `Subscriber`): see [`require_not_subscriber`].
+    pub(crate) async fn group_as_member(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<GroupView> {
         match self.store.get_group(id, &caller.identity).await? {
             Some(group) if group.conversation.deleted_on.is_none() => {
                 if group.viewer_role.is_none() {
@@ -381,7 +455,7 @@ impl Core {
     }
 }
 
-fn participant(identity: IdentityId, role: Role) -> Participant {
+pub(crate) fn participant(identity: IdentityId, role: Role) -> Participant {
     Participant {
         identity,
         display_name: None,
@@ -391,7 +465,19 @@ fn participant(identity: IdentityId, role: Role) -> Participant {
     }
 }
 
-fn require_admin(group: &GroupView, what: &str) -> Result<()> {
+/// 403 for a subscriber: it reads what is sent to it, and sees neither members nor other
+/// subscribers.
+pub(crate) fn require_not_subscriber(group: &GroupView) -> Result<()> {
+    if group.viewer_role == Some(Role::Subscriber) {
+        Err(Error::Forbidden(
+            "Subscribers of a public group can only read the messages sent to them.".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn require_admin(group: &GroupView, what: &str) -> Result<()> {
     if group.viewer_role == Some(Role::Admin) {
         Ok(())
     } else {

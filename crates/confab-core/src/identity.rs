@@ -98,6 +98,7 @@ impl Core {
         self.generations
             .write()
             .insert(id.clone(), Some(generation));
+        self.credentials_changed(Some(id));
         Ok(())
     }
 
@@ -108,6 +109,7 @@ impl Core {
             .await
             .map_err(not_found_identity)?;
         self.generations.write().insert(id.clone(), None);
+        self.credentials_changed(Some(id));
         Ok(())
     }
 

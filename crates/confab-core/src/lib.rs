@@ -1,6 +1,7 @@
 //! confab's core: the one model under both faces, the rules of who may do what, and the ports
 //! through which the core reaches storage and time. No I/O but through those ports.
 
+pub mod actions;
 pub mod chat;
 pub mod connector;
 pub mod error;
@@ -8,9 +9,13 @@ pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod limits;
+pub mod media;
 pub mod model;
 pub mod ports;
 pub mod ratelimit;
+pub mod stream;
+pub mod subgroups;
+pub mod subscribers;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -23,8 +28,9 @@ pub use error::{Error, Result};
 use ids::IdentityId;
 pub use limits::Limits;
 use ports::connectors::NoPinSender;
-use ports::{Clock, PinSender, Store};
+use ports::{Bus, Clock, LocalBus, PinSender, Store};
 use ratelimit::{RateLimits, Throttle};
+use stream::EventRetention;
 use tokens::TokenIssuer;
 
 /// Settings the core needs from the server.
@@ -51,6 +57,12 @@ pub struct Core {
     applications: RwLock<HashMap<String, bool>>,
     connectors: ConnectorConfig,
     pin_sender: Arc<dyn PinSender>,
+    /// The live feed of committed events (typing and control events are published here too).
+    bus: Arc<dyn Bus>,
+    event_retention: EventRetention,
+    /// Where uploaded media bytes go (by default a map in memory).
+    blobs: Arc<dyn ports::Blobs>,
+    media_limits: media::MediaLimits,
 }
 
 impl Core {
@@ -66,7 +78,36 @@ impl Core {
             applications: RwLock::new(HashMap::new()),
             connectors: ConnectorConfig::default(),
             pin_sender: Arc::new(NoPinSender),
+            bus: Arc::new(LocalBus::default()),
+            event_retention: EventRetention::default(),
+            blobs: Arc::new(ports::MemoryBlobs::default()),
+            media_limits: media::MediaLimits::default(),
         }
+    }
+
+    /// Replaces the bus (by default an in-process one that no store publishes to). The store
+    /// must publish its commits to the same bus.
+    pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// Replaces how long events are kept (by default 7 days).
+    pub fn with_event_retention(mut self, retention: EventRetention) -> Self {
+        self.event_retention = retention;
+        self
+    }
+
+    /// Replaces the blob store of uploaded media (by default a map in memory).
+    pub fn with_blobs(mut self, blobs: Arc<dyn ports::Blobs>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
+    /// Replaces the media upload limits.
+    pub fn with_media_limits(mut self, limits: media::MediaLimits) -> Self {
+        self.media_limits = limits;
+        self
     }
 
     /// Replaces the connector (Kaizala login) settings.

@@ -190,6 +190,42 @@ pub struct Message {
     pub created_on: OffsetDateTime,
     pub edited_on: Option<OffsetDateTime>,
     pub deleted_on: Option<OffsetDateTime>,
+    /// Who may read it besides the conversation's members and admins (who read everything).
+    pub audience: Audience,
+}
+
+/// Who a message is for. Members and admins of a conversation read every message; subscribers
+/// of a public group (Kaizala ConnectGroup) read only the messages whose audience reaches them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// The conversation's members and admins only (every message of a plain group or thread,
+    /// system messages included).
+    #[default]
+    Members,
+    /// The members and every subscriber, present and future.
+    AllSubscribers,
+    /// The members and these subscribers.
+    Subscribers(Vec<IdentityId>),
+}
+
+impl Audience {
+    /// Whether a subscriber reads a message with this audience.
+    pub fn reaches_subscriber(&self, subscriber: &IdentityId) -> bool {
+        match self {
+            Audience::Members => false,
+            Audience::AllSubscribers => true,
+            Audience::Subscribers(list) => list.contains(subscriber),
+        }
+    }
+
+    /// The audience as one subscriber may see it: a list shrinks to that subscriber, so that
+    /// subscribers do not learn of each other.
+    pub fn seen_by_subscriber(&self, subscriber: &IdentityId) -> Audience {
+        match self {
+            Audience::Subscribers(_) => Audience::Subscribers(vec![subscriber.clone()]),
+            other => other.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -229,6 +265,59 @@ pub enum EventKind {
     MessageDeleted,
     ReadReceipt,
     ParticipantRoleChanged,
+    /// Ephemeral (never logged): someone is typing.
+    Typing,
+    /// Ephemeral control event (never logged nor sent to clients): an identity's tokens were
+    /// revoked or its identity deleted; open streams re-check their tokens.
+    CredentialsChanged,
+    /// A Kaizala action was posted (its message also logs `MessageReceived`).
+    ActionCreated,
+    /// A response to an action was recorded or updated.
+    ActionResponse,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::ConversationCreated,
+        EventKind::ConversationUpdated,
+        EventKind::ConversationDeleted,
+        EventKind::ParticipantsAdded,
+        EventKind::ParticipantRemoved,
+        EventKind::MessageReceived,
+        EventKind::MessageEdited,
+        EventKind::MessageDeleted,
+        EventKind::ReadReceipt,
+        EventKind::ParticipantRoleChanged,
+        EventKind::Typing,
+        EventKind::CredentialsChanged,
+        EventKind::ActionCreated,
+        EventKind::ActionResponse,
+    ];
+
+    /// The kind's name on the wire and in the log (its serde name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ConversationCreated => "conversationCreated",
+            EventKind::ConversationUpdated => "conversationUpdated",
+            EventKind::ConversationDeleted => "conversationDeleted",
+            EventKind::ParticipantsAdded => "participantsAdded",
+            EventKind::ParticipantRemoved => "participantRemoved",
+            EventKind::MessageReceived => "messageReceived",
+            EventKind::MessageEdited => "messageEdited",
+            EventKind::MessageDeleted => "messageDeleted",
+            EventKind::ReadReceipt => "readReceipt",
+            EventKind::ParticipantRoleChanged => "participantRoleChanged",
+            EventKind::Typing => "typing",
+            EventKind::CredentialsChanged => "credentialsChanged",
+            EventKind::ActionCreated => "actionCreated",
+            EventKind::ActionResponse => "actionResponse",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
 }
 
 /// A conversation as a Kaizala group, seen by one identity: with its member counts and the
@@ -240,6 +329,30 @@ pub struct GroupView {
     pub member_count: usize,
     /// Members that are phone numbers which never logged in (no identity row yet).
     pub unprovisioned_count: usize,
+    /// Live direct subgroups.
+    pub subgroup_count: usize,
+    /// Live direct parent groups.
+    pub parent_count: usize,
+}
+
+/// One edge of the subgroup graph: `child` (live) is a subgroup of `parent`. A conversation
+/// may have several parents; the graph has no cycles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubgroupLink {
+    pub parent: ConversationId,
+    pub child: Conversation,
+    /// Whether the child has live subgroups of its own.
+    pub child_has_subgroups: bool,
+}
+
+/// What adding one subscriber did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    Added,
+    /// It was a subscriber already (nothing changed).
+    AlreadySubscribed,
+    /// It is a member or admin of the group: members are not subscribers (nothing changed).
+    IsMember,
 }
 
 /// A participant with whether its identity exists on this server (for a phone number: whether

@@ -6,12 +6,25 @@ use time::OffsetDateTime;
 
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::model::{
-    Conversation, ConversationKind, ConversationSummary, GroupView, Identity, Member, Message,
-    MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
+    Audience, Conversation, ConversationKind, ConversationSummary, GroupView, Identity, Member,
+    Message, MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt,
+    RetentionPolicy, Role,
 };
 
 pub mod connectors;
 pub use connectors::{ConnectorStore, PinMessage, PinOutcome, PinRedemption, PinSender};
+pub mod bus;
+pub use bus::{
+    Bus, BusError, BusSubscription, CommittedEvent, EventBounds, EventSink, LocalBus, Membership,
+};
+pub mod hierarchy;
+pub use hierarchy::HierarchyStore;
+pub mod actions;
+pub use actions::{ActionQuery, ActionStore, NewAction, NewActionResponse};
+pub mod blobs;
+pub use blobs::{BlobError, BlobReader, BlobResult, BlobWriter, Blobs, MemoryBlobs};
+pub mod media;
+pub use media::{MediaKind, MediaRecord, MediaStore};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
@@ -70,6 +83,8 @@ pub struct NewMessage {
     pub sender: Option<IdentityId>,
     pub sender_display_name: Option<String>,
     pub metadata: Metadata,
+    /// Who may read it besides the members (`Members` for every system message).
+    pub audience: Audience,
 }
 
 /// A change to a message; `None` leaves a field as it is.
@@ -89,6 +104,9 @@ pub struct MessageQuery {
     /// Continue after this cursor (from a previous page's `next`).
     pub after: Option<String>,
     pub limit: usize,
+    /// Set when the reader is this subscriber: only messages whose audience reaches it.
+    /// `None`: every message (members and admins).
+    pub subscriber: Option<IdentityId>,
 }
 
 /// Listing parameters for the short lists (participants, read receipts).
@@ -103,9 +121,13 @@ pub struct ListQuery {
 
 /// Repository-level, transactional storage. Every write commits its change, its system messages
 /// and its event rows in one transaction; a returned `Ok` means committed. The connector
-/// (Kaizala application, PIN, refresh token) storage is the supertrait [`ConnectorStore`].
+/// (Kaizala application, PIN, refresh token) storage is the supertrait [`ConnectorStore`];
+/// subgroups and subscribers are [`HierarchyStore`]; media records are [`MediaStore`];
+/// actions are [`ActionStore`].
 #[async_trait]
-pub trait Store: ConnectorStore + Send + Sync + 'static {
+pub trait Store:
+    ConnectorStore + HierarchyStore + MediaStore + ActionStore + Send + Sync + 'static
+{
     // Identities
     async fn create_identity(&self, identity: &Identity) -> StoreResult<()>;
     async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>>;
@@ -140,6 +162,7 @@ pub trait Store: ConnectorStore + Send + Sync + 'static {
     async fn delete_expired_conversations(&self) -> StoreResult<Vec<ConversationId>>;
 
     // Participants
+    /// A participant; a subscriber of the conversation is answered with role `Subscriber`.
     async fn get_participant(
         &self,
         conversation: ConversationId,
@@ -234,6 +257,23 @@ pub trait Store: ConnectorStore + Send + Sync + 'static {
         role: Role,
         by: &IdentityId,
     ) -> StoreResult<()>;
+
+    // The event log (what the real-time stream resumes from)
+    /// Up to `limit` logged events with a position after `after`, in position order.
+    async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<CommittedEvent>>;
+    /// The resumable range of positions.
+    async fn event_bounds(&self) -> StoreResult<EventBounds>;
+    /// Deletes, oldest first and at most `max_rows` of them, the events older than
+    /// `older_than` or beyond the newest `keep_last`; answers how many went. Every position up
+    /// to the last deleted one counts as purged from then on.
+    async fn purge_events(
+        &self,
+        older_than: Option<OffsetDateTime>,
+        keep_last: Option<u64>,
+        max_rows: usize,
+    ) -> StoreResult<usize>;
+    /// The live conversations `identity` belongs to (as a participant or a subscriber).
+    async fn list_memberships(&self, identity: &IdentityId) -> StoreResult<Vec<Membership>>;
 }
 
 /// The time source. Tests substitute a clock they move by hand.

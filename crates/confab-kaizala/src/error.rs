@@ -15,6 +15,8 @@ pub enum KaizalaError {
     UnsupportedMediaType,
     /// A path that exists, with another method (405).
     MethodNotAllowed,
+    /// An uploaded file of a type that is not accepted (415), with the reason.
+    UnsupportedMedia(String),
 }
 
 pub type KzResult<T> = Result<T, KaizalaError>;
@@ -78,7 +80,7 @@ impl KaizalaError {
                     "InternalError",
                 ),
             },
-            KaizalaError::UnsupportedMediaType => (
+            KaizalaError::UnsupportedMediaType | KaizalaError::UnsupportedMedia(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 "InvalidParameters",
@@ -108,6 +110,7 @@ impl KaizalaError {
             KaizalaError::MethodNotAllowed => {
                 "The method is not allowed on this resource.".to_owned()
             }
+            KaizalaError::UnsupportedMedia(message) => message.clone(),
         }
     }
 }

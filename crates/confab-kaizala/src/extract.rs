@@ -79,6 +79,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for KzJson<T> {
     }
 }
 
+/// A relaxed-JSON body that may be absent (an empty body is `None`).
+pub struct OptionalKzJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalKzJson<T> {
+    type Rejection = KaizalaError;
+
+    async fn from_request(req: Request, state: &S) -> KzResult<Self> {
+        let bytes = json_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalKzJson(None));
+        }
+        parse_body(&bytes).map(|value| OptionalKzJson(Some(value)))
+    }
+}
+
 /// Reads a JSON body: 415 if its Content-Type says it is something else (no Content-Type is
 /// accepted), 413 past the body limit.
 pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> KzResult<Bytes> {
@@ -149,6 +164,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 impl Params {
+    /// A parameter's value (by lower-cased name), trimmed; `None` when absent or blank.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
     /// A boolean flag under any of `names`: `true`/`false`/`1`/`0` in any case; absent = false.
     pub fn flag(&self, names: &[&str]) -> KzResult<bool> {
         for name in names {

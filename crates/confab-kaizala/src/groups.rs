@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use confab_core::groups::{CreateGroup, GroupMessage};
 use confab_core::ids::IdentityId;
-use confab_core::model::{ConversationKind, Role};
+use confab_core::model::{Audience, ConversationKind, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -12,9 +12,10 @@ use crate::error::{KaizalaError, KzResult};
 use crate::extract::{
     group_id, identity_from_text, member_id, required, Flag, KzCall, KzJson, KzState, Params, Text,
 };
+use crate::subgroups::by_parent;
 use crate::wire::{
     group_json, member_id as wire_member_id, message_from_reference, parse_group_type, parse_role,
-    reference_id, role_name,
+    reference_id, role_name, subgroup_json,
 };
 
 #[derive(Deserialize)]
@@ -46,7 +47,7 @@ pub struct MessageRequest {
 }
 
 /// Splits mobile numbers into identities and the entries that are not numbers.
-fn parse_members(members: Vec<Text>) -> (Vec<IdentityId>, Vec<String>) {
+pub(crate) fn parse_members(members: Vec<Text>) -> (Vec<IdentityId>, Vec<String>) {
     let mut valid = Vec::with_capacity(members.len());
     let mut invalid = Vec::new();
     for Text(member) in members {
@@ -101,11 +102,27 @@ pub async fn list(
     params: Params,
 ) -> KzResult<Json<Value>> {
     let detail = params.flag(&["showdetails", "showdetail"])?;
-    // Without subgroups, every group is a direct group: the flag changes nothing (yet).
-    params.flag(&["fetchallgroups"])?;
-    let groups = state.core.list_groups(&call.caller).await?;
-    let groups: Vec<Value> = groups.iter().map(|g| group_json(g, detail)).collect();
-    Ok(Json(json!({ "groups": groups })))
+    if !params.flag(&["fetchallgroups"])? {
+        let groups = state.core.list_groups(&call.caller).await?;
+        let groups: Vec<Value> = groups.iter().map(|g| group_json(g, detail)).collect();
+        return Ok(Json(json!({ "groups": groups })));
+    }
+    // fetchAllGroups: the caller's groups, then the subgroups below them that the caller is not
+    // a member of (each once, without `callerRole`).
+    let (groups, links) = state
+        .core
+        .list_groups_with_descendants(&call.caller)
+        .await?;
+    let mut seen: std::collections::HashSet<_> = groups.iter().map(|g| g.conversation.id).collect();
+    let mut listed: Vec<Value> = groups.iter().map(|g| group_json(g, detail)).collect();
+    for links in by_parent(&links).values() {
+        for link in links {
+            if seen.insert(link.child.id) {
+                listed.push(subgroup_json(&link.child, link.child_has_subgroups, false));
+            }
+        }
+    }
+    Ok(Json(json!({ "groups": listed })))
 }
 
 pub async fn details(
@@ -223,14 +240,28 @@ pub async fn send_message(
         Some(Text(text)) => text,
         None => return Err(KaizalaError::invalid("message is required.", "message")),
     };
-    let to_subscribers = request.sendtoallsubscribers.is_some_and(|Flag(f)| f)
-        || request.subscribers.as_ref().is_some_and(|s| !s.is_empty());
-    if to_subscribers {
-        return Err(KaizalaError::invalid(
-            "Messages to public-group subscribers are not supported yet.",
-            "subscribers",
-        ));
-    }
+    let to_all = request.sendtoallsubscribers.is_some_and(|Flag(f)| f);
+    let listed = request.subscribers.unwrap_or_default();
+    let audience = match (to_all, listed.is_empty()) {
+        (false, true) => Audience::Members,
+        (true, true) => Audience::AllSubscribers,
+        (true, false) => {
+            return Err(KaizalaError::invalid(
+                "Give either sendToAllSubscribers: true or a list of subscribers, not both.",
+                "subscribers",
+            ))
+        }
+        (false, false) => {
+            let (valid, invalid) = parse_members(listed);
+            if !invalid.is_empty() {
+                return Err(KaizalaError::invalid(
+                    format!("Not mobile numbers: {}.", invalid.join(", ")),
+                    "subscribers",
+                ));
+            }
+            Audience::Subscribers(valid)
+        }
+    };
     let reply_to = match request.replytoreferenceid {
         Some(Text(reference)) if !reference.trim().is_empty() => {
             Some(message_from_reference(&reference).ok_or_else(|| {
@@ -244,7 +275,15 @@ pub async fn send_message(
     };
     let message = state
         .core
-        .send_group_message(&call.caller, id, GroupMessage { text, reply_to })
+        .send_group_message(
+            &call.caller,
+            id,
+            GroupMessage {
+                text,
+                reply_to,
+                audience,
+            },
+        )
         .await?;
     Ok(Json(json!({ "referenceId": reference_id(message.id) })))
 }

@@ -1,17 +1,22 @@
 //! The Kaizala face: the Kaizala REST API v1 over confab's core — connector login (PIN →
-//! refresh token → access token), groups, members and messages — plus the admin API of
+//! refresh token → access token), groups, subgroups, members, public-group subscribers and
+//! messages — plus the admin API of
 //! connector applications. Wire formats, the `accessToken` header, relaxed JSON and the error
 //! shape live here; the rules live in the core.
 //!
 //! [`router`] serves the routes relative to `/v1` (the server nests it there); [`admin_router`]
 //! serves `/admin/applications`.
 
+mod actions;
 mod admin;
 mod auth;
 mod error;
 mod extract;
 mod groups;
 pub mod json;
+mod media;
+mod subgroups;
+mod subscribers;
 pub mod wire;
 
 use std::sync::Arc;
@@ -67,6 +72,7 @@ const LITERALS: &[&str] = &[
     "media",
     "members",
     "messages",
+    "reminders",
     "remove",
     "responses",
     "subgroups",
@@ -102,6 +108,43 @@ pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
                 .post(groups::set_role),
         )
         .route("/groups/{group}/messages", post(groups::send_message))
+        .route(
+            "/groups/{group}/actions",
+            post(actions::post).get(actions::list),
+        )
+        .route("/groups/{group}/actions/{action}", get(actions::details))
+        .route(
+            "/groups/{group}/actions/{action}/responses",
+            post(actions::respond),
+        )
+        .route(
+            "/groups/{group}/actions/{action}/reminders",
+            post(actions::remind),
+        )
+        .route(
+            "/groups/{group}/subgroups",
+            get(subgroups::list)
+                .post(subgroups::create)
+                .put(subgroups::attach),
+        )
+        .route(
+            "/groups/{group}/subgroups/{sub}",
+            axum::routing::delete(subgroups::detach),
+        )
+        .route(
+            "/media",
+            post(media::upload).layer(DefaultBodyLimit::max(media_body_limit(&state.core))),
+        )
+        .route("/media/{id}", get(media::serve))
+        .route("/groups/{group}/subscribers", post(subscribers::fetch))
+        .route(
+            "/groups/{group}/subscribers/add",
+            axum::routing::put(subscribers::add).post(subscribers::add),
+        )
+        .route(
+            "/groups/{group}/subscribers/remove",
+            axum::routing::put(subscribers::remove).post(subscribers::remove),
+        )
         .fallback(|| async { KaizalaError::not_found("The requested resource does not exist.") })
         .layer(axum::middleware::map_response(kaizala_error_shape))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -111,6 +154,16 @@ pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
         .map_request(normalize_path)
         .service(routes);
     Router::new().fallback_service(normalized)
+}
+
+/// The body limit of `POST /media`: the largest upload the media limits allow (a full album
+/// or the largest single file), plus room for the multipart framing.
+fn media_body_limit(core: &Core) -> usize {
+    let largest = core
+        .media_limits()
+        .largest_upload()
+        .saturating_add(1024 * 1024);
+    usize::try_from(largest).unwrap_or(usize::MAX)
 }
 
 /// The admin API of connector applications.

@@ -2,7 +2,7 @@
 //! types, and the group objects of `GET /groups`.
 
 use confab_core::ids::{IdentityId, IdentityKind, MessageId};
-use confab_core::model::{ConversationKind, GroupView, Role};
+use confab_core::model::{Conversation, ConversationKind, GroupView, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -92,8 +92,8 @@ pub fn group_json(group: &GroupView, detail: bool) -> Value {
         "groupName": conversation.topic,
         "groupImageUrl": "",
         "groupType": group_type(conversation.kind),
-        "hasSubGroups": false,
-        "hasParentGroups": false,
+        "hasSubGroups": group.subgroup_count > 0,
+        "hasParentGroups": group.parent_count > 0,
         "isMappedToTenant": false,
     });
     if detail {
@@ -101,8 +101,8 @@ pub fn group_json(group: &GroupView, detail: bool) -> Value {
             let extra = json!({
                 "welcomeMessage": conversation.welcome_message.clone().unwrap_or_default(),
                 "callerRole": group.viewer_role.map(role_name),
-                "currentLevelSubGroupCount": 0,
-                "currentLevelParentGroupCount": 0,
+                "currentLevelSubGroupCount": group.subgroup_count,
+                "currentLevelParentGroupCount": group.parent_count,
                 "userCount": group.member_count,
                 "uniqueUserCount": group.member_count,
                 "currentLevelUserCount": group.member_count,
@@ -118,6 +118,22 @@ pub fn group_json(group: &GroupView, detail: bool) -> Value {
         }
     }
     value
+}
+
+/// A subgroup as the subgroup listing shows it (swagger `SubGroup`). `duplicate`: the group was
+/// shown earlier in the same tree (a group with several parents), and is not expanded again.
+pub fn subgroup_json(conversation: &Conversation, has_subgroups: bool, duplicate: bool) -> Value {
+    json!({
+        "groupId": conversation.id.to_guid(),
+        "groupName": conversation.topic,
+        "groupImageUrl": "",
+        "groupType": group_type(conversation.kind),
+        "hasSubGroups": has_subgroups,
+        "hasParentGroups": true,
+        "isMappedToTenant": false,
+        "isDuplicate": duplicate,
+        "welcomeMessage": conversation.welcome_message.clone().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Conversation, ConversationKind, EventKind, GroupView, Identity, Member, Message,
-    MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RefreshToken,
-    RetentionPolicy, Role,
+    Application, Audience, Conversation, ConversationKind, EventKind, GroupView, Identity, Member,
+    Message, MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RefreshToken,
+    RetentionPolicy, Role, SubgroupLink,
 };
 use confab_core::ports::{StoreError, StoreResult};
 use rusqlite::types::Type;
@@ -100,6 +100,29 @@ pub(crate) fn identity_from_text(text: String) -> Result<IdentityId, serde_json:
     serde_json::from_value(serde_json::Value::String(text))
 }
 
+/// The `message_audience` identity that stands for every subscriber (no raw id is `*`).
+pub(crate) const ALL_SUBSCRIBERS: &str = "*";
+
+/// A message's audience as stored in `messages.audience`: NULL for the members, `*` for every
+/// subscriber, or a JSON array of raw ids.
+pub(crate) fn encode_audience(audience: &Audience) -> StoreResult<Option<String>> {
+    match audience {
+        Audience::Members => Ok(None),
+        Audience::AllSubscribers => Ok(Some(ALL_SUBSCRIBERS.to_owned())),
+        Audience::Subscribers(list) => serde_json::to_string(list)
+            .map(Some)
+            .map_err(|e| StoreError::Unavailable(format!("audience: {e}"))),
+    }
+}
+
+fn decode_audience(text: Option<String>) -> Result<Audience, serde_json::Error> {
+    match text.as_deref() {
+        None => Ok(Audience::Members),
+        Some(ALL_SUBSCRIBERS) => Ok(Audience::AllSubscribers),
+        Some(list) => serde_json::from_str(list).map(Audience::Subscribers),
+    }
+}
+
 pub(crate) fn retention_days(retention: Option<RetentionPolicy>) -> Option<u32> {
     retention.map(|RetentionPolicy::ThreadCreationDate { delete_after_days }| delete_after_days)
 }
@@ -111,18 +134,7 @@ pub(crate) fn expires_on(created_on: i64, days: Option<u32>) -> Option<i64> {
 
 /// The event kind as written in `events.kind`: its serde name.
 pub(crate) fn event_kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::ConversationCreated => "conversationCreated",
-        EventKind::ConversationUpdated => "conversationUpdated",
-        EventKind::ConversationDeleted => "conversationDeleted",
-        EventKind::ParticipantsAdded => "participantsAdded",
-        EventKind::ParticipantRemoved => "participantRemoved",
-        EventKind::MessageReceived => "messageReceived",
-        EventKind::MessageEdited => "messageEdited",
-        EventKind::MessageDeleted => "messageDeleted",
-        EventKind::ReadReceipt => "readReceipt",
-        EventKind::ParticipantRoleChanged => "participantRoleChanged",
-    }
+    kind.name()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,26 +206,31 @@ pub(crate) const C_CONVERSATION_COLUMNS: &str = "c.id, c.topic, c.created_by, c.
      c.deleted_on, c.metadata, c.retention_days, c.last_message_on, c.kind, c.welcome_message";
 
 pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
-    let days: Option<i64> = row.get(6)?;
+    conversation_from_offset(row, 0)
+}
+
+/// `CONVERSATION_COLUMNS` starting at column `at`.
+pub(crate) fn conversation_from_offset(row: &Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
+    let days: Option<i64> = row.get(at + 6)?;
     let retention = days
-        .map(|d| u32::try_from(d).map_err(|e| bad_value(6, e)))
+        .map(|d| u32::try_from(d).map_err(|e| bad_value(at + 6, e)))
         .transpose()?
         .map(|delete_after_days| RetentionPolicy::ThreadCreationDate { delete_after_days });
     Ok(Conversation {
-        id: conversation_at(row, 0)?,
-        topic: row.get(1)?,
-        created_by: identity_at(row, 2)?,
-        created_on: time_at(row, 3)?,
-        deleted_on: opt_time_at(row, 4)?,
-        metadata: metadata_at(row, 5)?,
+        id: conversation_at(row, at)?,
+        topic: row.get(at + 1)?,
+        created_by: identity_at(row, at + 2)?,
+        created_on: time_at(row, at + 3)?,
+        deleted_on: opt_time_at(row, at + 4)?,
+        metadata: metadata_at(row, at + 5)?,
         retention,
-        last_message_on: opt_time_at(row, 7)?,
+        last_message_on: opt_time_at(row, at + 7)?,
         kind: {
-            let kind: String = row.get(8)?;
+            let kind: String = row.get(at + 8)?;
             ConversationKind::parse(&kind)
-                .ok_or_else(|| bad_value(8, format!("unknown conversation kind {kind:?}")))?
+                .ok_or_else(|| bad_value(at + 8, format!("unknown conversation kind {kind:?}")))?
         },
-        welcome_message: row.get(9)?,
+        welcome_message: row.get(at + 9)?,
     })
 }
 
@@ -232,14 +249,32 @@ pub(crate) fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupView> {
             .transpose()?,
         member_count: count(11)?,
         unprovisioned_count: count(12)?,
+        subgroup_count: count(13)?,
+        parent_count: count(14)?,
     })
 }
 
-/// The SQL of a group's counts, for a conversations row aliased `c`.
+/// A subgroup link: the parent id, then `CONVERSATION_COLUMNS` of the child, then whether the
+/// child has subgroups.
+pub(crate) fn subgroup_link_from_row(row: &Row<'_>) -> rusqlite::Result<SubgroupLink> {
+    let child = conversation_from_offset(row, 1)?;
+    Ok(SubgroupLink {
+        parent: conversation_at(row, 0)?,
+        child,
+        child_has_subgroups: row.get(11)?,
+    })
+}
+
+/// The SQL of a group's counts, for a conversations row aliased `c`: members, members without
+/// an identity row, live subgroups, live parents.
 pub(crate) const GROUP_COUNTS: &str =
     "(SELECT COUNT(*) FROM participants AS m WHERE m.conversation = c.id),
      (SELECT COUNT(*) FROM participants AS m WHERE m.conversation = c.id
-          AND NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.id = m.identity))";
+          AND NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.id = m.identity)),
+     (SELECT COUNT(*) FROM subgroups AS s JOIN conversations AS k ON k.id = s.child
+          WHERE s.parent = c.id AND k.deleted_on IS NULL),
+     (SELECT COUNT(*) FROM subgroups AS s JOIN conversations AS k ON k.id = s.parent
+          WHERE s.child = c.id AND k.deleted_on IS NULL)";
 
 /// A member: `PARTICIPANT_COLUMNS` then whether the identity exists.
 pub(crate) fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
@@ -302,7 +337,12 @@ pub(crate) fn participant_from_row(row: &Row<'_>) -> rusqlite::Result<Participan
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation, sequence_id, kind, content, sender, \
-     sender_display_name, metadata, version, created_on, edited_on, deleted_on";
+     sender_display_name, metadata, version, created_on, edited_on, deleted_on, audience";
+
+/// `MESSAGE_COLUMNS` of a messages table aliased `m`, for joins.
+pub(crate) const M_MESSAGE_COLUMNS: &str = "m.id, m.conversation, m.sequence_id, m.kind, \
+     m.content, m.sender, m.sender_display_name, m.metadata, m.version, m.created_on, \
+     m.edited_on, m.deleted_on, m.audience";
 
 pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let kind: String = row.get(3)?;
@@ -320,6 +360,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         created_on: time_at(row, 9)?,
         edited_on: opt_time_at(row, 10)?,
         deleted_on: opt_time_at(row, 11)?,
+        audience: decode_audience(row.get(12)?).map_err(|e| bad_value(12, e))?,
     })
 }
 
@@ -410,6 +451,15 @@ pub(crate) fn parse_group_cursor(text: &str) -> StoreResult<[u8; 16]> {
     Ok(id.to_be_bytes())
 }
 
+/// Subscribers: `s` and the identity's raw id, hex-encoded.
+pub(crate) fn subscriber_cursor(name: &IdentityId) -> String {
+    format!("s{}", name_cursor(name))
+}
+
+pub(crate) fn parse_subscriber_cursor(text: &str) -> StoreResult<String> {
+    parse_name_cursor(text.strip_prefix('s').ok_or(StoreError::InvalidCursor)?)
+}
+
 /// Participants and read receipts: the identity's raw id, hex-encoded (raw ids contain `:` and
 /// `+`, which are not URL-safe).
 pub(crate) fn name_cursor(name: &IdentityId) -> String {
@@ -455,6 +505,8 @@ mod tests {
             EventKind::MessageDeleted,
             EventKind::ReadReceipt,
             EventKind::ParticipantRoleChanged,
+            EventKind::ActionCreated,
+            EventKind::ActionResponse,
         ] {
             let serde = serde_json::to_value(&kind).expect("serialize");
             assert_eq!(serde.as_str(), Some(event_kind_name(&kind)));

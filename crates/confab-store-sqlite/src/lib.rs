@@ -14,8 +14,12 @@
 //! joins it (this blocks the dropping thread for that long); [`SqliteStore::close`] does the same
 //! without blocking an async runtime thread.
 
+mod actions;
 mod checkpoint;
 mod codec;
+mod events;
+mod hierarchy;
+mod media;
 mod reads;
 mod schema;
 mod writer;
@@ -29,12 +33,12 @@ use async_trait::async_trait;
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
     Application, Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page,
-    Participant, PinChallenge, ReadReceipt, RefreshToken, Role,
+    Participant, PinChallenge, ReadReceipt, RefreshToken, Role, SubgroupLink, SubscribeOutcome,
 };
 use confab_core::ports::{
-    Clock, ConnectorStore, ConversationUpdate, CreatedConversation, ListQuery, MessageEdit,
-    MessageQuery, NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
-    StoreResult,
+    Clock, CommittedEvent, ConnectorStore, ConversationUpdate, CreatedConversation, EventBounds,
+    EventSink, HierarchyStore, ListQuery, Membership, MessageEdit, MessageQuery, NewConversation,
+    NewMessage, PinOutcome, PinRedemption, Store, StoreError, StoreResult,
 };
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -50,6 +54,8 @@ const READ_POOL_SIZE: usize = 4;
 /// The SQLite store. Cheap to share behind an `Arc`; every method may be called concurrently.
 pub struct SqliteStore {
     writer: WriterHandle,
+    /// Where the writer hands committed events (see [`SqliteStore::set_event_sink`]).
+    sink: events::SinkSlot,
     reads: Arc<ReadPool>,
     path: PathBuf,
     /// Set by [`SqliteStore::in_memory`]: removes the throw-away files on drop. Declared last so
@@ -95,17 +101,25 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         scratch: Option<ScratchFiles>,
     ) -> Result<Self, StoreError> {
-        let writer = WriterHandle::start(&path, durability, clock)?;
+        let sink = events::SinkSlot::default();
+        let writer = WriterHandle::start(&path, durability, clock, sink.clone())?;
         let reads = Arc::new(ReadPool {
             path: path.clone(),
             idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
         });
         Ok(Self {
             writer,
+            sink,
             reads,
             path,
             _scratch: scratch,
         })
+    }
+
+    /// Sets where committed events go: after every COMMIT, the writer hands the batch's
+    /// events to `sink` (one call per batch). Set once; answers false if one was set already.
+    pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) -> bool {
+        self.sink.set(sink).is_ok()
     }
 
     /// The database file.
@@ -404,6 +418,32 @@ impl Store for SqliteStore {
             .call(move |w| w.set_participant_role(conversation, &identity, role, &by))
             .await
     }
+
+    async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<CommittedEvent>> {
+        self.read(move |conn| events::events_after(conn, after, limit))
+            .await
+    }
+
+    async fn event_bounds(&self) -> StoreResult<EventBounds> {
+        self.read(events::bounds).await
+    }
+
+    async fn purge_events(
+        &self,
+        older_than: Option<OffsetDateTime>,
+        keep_last: Option<u64>,
+        max_rows: usize,
+    ) -> StoreResult<usize> {
+        self.writer
+            .call(move |w| w.purge_events(older_than, keep_last, max_rows))
+            .await
+    }
+
+    async fn list_memberships(&self, identity: &IdentityId) -> StoreResult<Vec<Membership>> {
+        let identity = identity.clone();
+        self.read(move |conn| events::list_memberships(conn, &identity))
+            .await
+    }
 }
 
 #[async_trait]
@@ -453,6 +493,182 @@ impl ConnectorStore for SqliteStore {
     async fn purge_expired_credentials(&self, now: OffsetDateTime) -> StoreResult<usize> {
         self.writer
             .call(move |w| w.purge_expired_credentials(now))
+            .await
+    }
+}
+
+#[async_trait]
+impl HierarchyStore for SqliteStore {
+    async fn create_subgroup(
+        &self,
+        new: NewConversation,
+        parent: ConversationId,
+    ) -> StoreResult<Conversation> {
+        self.writer
+            .call(move |w| w.create_subgroup(&new, parent))
+            .await
+    }
+
+    async fn add_subgroup(
+        &self,
+        parent: ConversationId,
+        child: ConversationId,
+        by: &IdentityId,
+    ) -> StoreResult<bool> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_subgroup(parent, child, &by))
+            .await
+    }
+
+    async fn remove_subgroup(
+        &self,
+        parent: ConversationId,
+        child: ConversationId,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.remove_subgroup(parent, child, &by))
+            .await
+    }
+
+    async fn list_subgroups(
+        &self,
+        root: ConversationId,
+        all: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<SubgroupLink>> {
+        self.read(move |conn| reads::list_subgroups(conn, root, all, limit))
+            .await
+    }
+
+    async fn add_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+        by: &IdentityId,
+    ) -> StoreResult<Vec<(IdentityId, SubscribeOutcome)>> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_subscribers(conversation, &identities, &by))
+            .await
+    }
+
+    async fn remove_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+        by: &IdentityId,
+    ) -> StoreResult<Vec<(IdentityId, bool)>> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.remove_subscribers(conversation, &identities, &by))
+            .await
+    }
+
+    async fn list_subscribers(
+        &self,
+        conversation: ConversationId,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        self.read(move |conn| reads::list_subscribers(conn, conversation, after.as_deref(), limit))
+            .await
+    }
+
+    async fn find_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+    ) -> StoreResult<Vec<IdentityId>> {
+        self.read(move |conn| reads::find_subscribers(conn, conversation, &identities))
+            .await
+    }
+}
+
+#[async_trait]
+impl confab_core::ports::MediaStore for SqliteStore {
+    async fn put_media(&self, records: Vec<confab_core::ports::MediaRecord>) -> StoreResult<()> {
+        self.writer.call(move |w| w.put_media(&records)).await
+    }
+
+    async fn get_media(&self, id: &str) -> StoreResult<Option<confab_core::ports::MediaRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn| media::get_media(conn, &id)).await
+    }
+
+    async fn link_message_media(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        media: Vec<String>,
+    ) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.link_message_media(conversation, message, &media))
+            .await
+    }
+
+    async fn media_visible_to(&self, id: &str, identity: &IdentityId) -> StoreResult<bool> {
+        let id = id.to_owned();
+        let identity = identity.clone();
+        self.read(move |conn| media::media_visible_to(conn, &id, &identity))
+            .await
+    }
+}
+
+#[async_trait]
+impl confab_core::ports::ActionStore for SqliteStore {
+    async fn create_action(
+        &self,
+        new: confab_core::ports::NewAction,
+    ) -> StoreResult<confab_core::actions::Action> {
+        self.writer.call(move |w| w.create_action(&new)).await
+    }
+
+    async fn get_action(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<confab_core::actions::Action>> {
+        self.read(move |conn| actions::get_action(conn, conversation, id))
+            .await
+    }
+
+    async fn list_actions(
+        &self,
+        conversation: ConversationId,
+        query: confab_core::ports::ActionQuery,
+    ) -> StoreResult<Page<confab_core::actions::Action>> {
+        self.read(move |conn| actions::list_actions(conn, conversation, &query))
+            .await
+    }
+
+    async fn put_action_response(
+        &self,
+        response: confab_core::ports::NewActionResponse,
+    ) -> StoreResult<confab_core::actions::ActionResponse> {
+        self.writer
+            .call(move |w| w.put_action_response(&response))
+            .await
+    }
+
+    async fn get_action_response(
+        &self,
+        action: MessageId,
+        id: &str,
+    ) -> StoreResult<Option<confab_core::actions::ActionResponse>> {
+        let id = id.to_owned();
+        self.read(move |conn| actions::get_action_response(conn, action, &id))
+            .await
+    }
+
+    async fn list_action_responses(
+        &self,
+        action: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<confab_core::actions::ActionResponse>> {
+        self.read(move |conn| actions::list_action_responses(conn, action, limit))
             .await
     }
 }

@@ -6,7 +6,7 @@
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
     Application, Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page,
-    Participant, ReadReceipt, RefreshToken,
+    Participant, ReadReceipt, RefreshToken, SubgroupLink,
 };
 use confab_core::ports::{ListQuery, MessageQuery, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::codec::{
     self, conv_key, fetch_limit, into_page, DbResult, APPLICATION_COLUMNS, CONVERSATION_COLUMNS,
-    C_CONVERSATION_COLUMNS, GROUP_COUNTS, IDENTITY_COLUMNS, MESSAGE_COLUMNS, PARTICIPANT_COLUMNS,
-    RECEIPT_COLUMNS, REFRESH_TOKEN_COLUMNS,
+    C_CONVERSATION_COLUMNS, GROUP_COUNTS, IDENTITY_COLUMNS, MESSAGE_COLUMNS, M_MESSAGE_COLUMNS,
+    PARTICIPANT_COLUMNS, RECEIPT_COLUMNS, REFRESH_TOKEN_COLUMNS,
 };
 
 pub(crate) fn get_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
@@ -104,8 +104,14 @@ pub(crate) fn get_participant(
     conversation: ConversationId,
     identity: &IdentityId,
 ) -> StoreResult<Option<Participant>> {
+    // A subscriber is answered with role `subscriber` (an identity is never both: the writes
+    // keep the two tables apart).
     let sql = format!(
-        "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE conversation = ?1 AND identity = ?2"
+        "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE conversation = ?1 AND identity = ?2
+         UNION ALL
+         SELECT identity, NULL, NULL, NULL, 'subscriber' FROM subscribers
+         WHERE conversation = ?1 AND identity = ?2
+         LIMIT 1"
     );
     conn.prepare_cached(&sql)
         .db()?
@@ -183,6 +189,24 @@ pub(crate) fn list_messages(
     // A message's id is max(previous id + 1, its creation time in µs), so created_on >= t
     // implies id >= t: the id bound lets the scan stop at the shared-history boundary.
     let min_id = created_from;
+    if let Some(subscriber) = &query.subscriber {
+        let rows = collect_messages(
+            conn,
+            &subscriber_messages_sql(),
+            params![
+                conv_key(conversation),
+                before,
+                min_id,
+                created_from,
+                fetch_limit(query.limit),
+                subscriber.as_str(),
+                query.changed_since.map_or(i64::MIN, codec::micros_ceil),
+            ],
+        )?;
+        return Ok(into_page(rows, query.limit, |m| {
+            codec::message_cursor(m.id)
+        }));
+    }
     let rows = match query.changed_since {
         None => collect_messages(
             conn,
@@ -233,6 +257,28 @@ fn messages_sql(by_change: bool) -> String {
              ORDER BY id DESC LIMIT ?5"
         )
     }
+}
+
+/// A subscriber's messages: two keyset walks down `message_audience` (the messages listing the
+/// subscriber, the messages to every subscriber), each stopping after a page, merged. The
+/// members' messages are never scanned.
+fn subscriber_messages_sql() -> String {
+    let arm = |identity: &str| {
+        format!(
+            "SELECT * FROM (
+                 SELECT {M_MESSAGE_COLUMNS} FROM message_audience AS a
+                 JOIN messages AS m ON m.id = a.message_id
+                 WHERE a.conversation = ?1 AND a.identity = {identity}
+                   AND a.message_id < ?2 AND a.message_id >= ?3
+                   AND m.created_on >= ?4 AND m.changed_on >= ?7
+                 ORDER BY a.message_id DESC LIMIT ?5)"
+        )
+    };
+    format!(
+        "{} UNION ALL {} ORDER BY id DESC LIMIT ?5",
+        arm("?6"),
+        arm(&format!("'{}'", codec::ALL_SUBSCRIBERS))
+    )
 }
 
 fn collect_messages(
@@ -288,7 +334,10 @@ pub(crate) fn get_group(
 ) -> StoreResult<Option<GroupView>> {
     let sql = format!(
         "SELECT {C_CONVERSATION_COLUMNS},
-             (SELECT role FROM participants AS v WHERE v.conversation = c.id AND v.identity = ?2),
+             COALESCE(
+                 (SELECT role FROM participants AS v WHERE v.conversation = c.id AND v.identity = ?2),
+                 (SELECT 'subscriber' FROM subscribers AS v
+                  WHERE v.conversation = c.id AND v.identity = ?2)),
              {GROUP_COUNTS}
          FROM conversations AS c WHERE c.id = ?1"
     );
@@ -372,6 +421,110 @@ pub(crate) fn list_members(
     }))
 }
 
+/// The links below `root` to live subgroups: direct, or every link reachable through live
+/// groups (a recursive walk; `UNION` visits each group once).
+pub(crate) fn list_subgroups(
+    conn: &Connection,
+    root: ConversationId,
+    all: bool,
+    limit: usize,
+) -> StoreResult<Vec<SubgroupLink>> {
+    let columns = format!(
+        "s.parent, {C_CONVERSATION_COLUMNS},
+         EXISTS (SELECT 1 FROM subgroups AS g JOIN conversations AS k ON k.id = g.child
+                 WHERE g.parent = c.id AND k.deleted_on IS NULL)"
+    );
+    let sql = if all {
+        format!(
+            "WITH RECURSIVE reach(id) AS (
+                 SELECT ?1
+                 UNION
+                 SELECT s.child FROM reach
+                 JOIN subgroups AS s ON s.parent = reach.id
+                 JOIN conversations AS k ON k.id = s.child
+                 WHERE k.deleted_on IS NULL
+             )
+             SELECT {columns} FROM reach
+             JOIN subgroups AS s ON s.parent = reach.id
+             JOIN conversations AS c ON c.id = s.child
+             WHERE c.deleted_on IS NULL
+             ORDER BY s.parent, s.child LIMIT ?2"
+        )
+    } else {
+        format!(
+            "SELECT {columns} FROM subgroups AS s
+             JOIN conversations AS c ON c.id = s.child
+             WHERE s.parent = ?1 AND c.deleted_on IS NULL
+             ORDER BY s.parent, s.child LIMIT ?2"
+        )
+    };
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![conv_key(root), i64::try_from(limit).unwrap_or(i64::MAX)],
+            codec::subgroup_link_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+/// Subscribers as members (role `subscriber`), keyset-paged by identity on the primary key.
+pub(crate) fn list_subscribers(
+    conn: &Connection,
+    conversation: ConversationId,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Page<Member>> {
+    let after = match after {
+        Some(cursor) => codec::parse_subscriber_cursor(cursor)?,
+        None => String::new(),
+    };
+    let rows = conn
+        .prepare_cached(
+            "SELECT identity, NULL, NULL, NULL, 'subscriber',
+                 EXISTS (SELECT 1 FROM identities AS i WHERE i.id = s.identity)
+             FROM subscribers AS s
+             WHERE conversation = ?1 AND identity > ?2
+             ORDER BY identity LIMIT ?3",
+        )
+        .db()?
+        .query_map(
+            params![conv_key(conversation), after, fetch_limit(limit)],
+            codec::member_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    Ok(into_page(rows, limit, |m| {
+        codec::subscriber_cursor(&m.participant.identity)
+    }))
+}
+
+/// Those of `identities` that subscribe to the conversation, in order.
+pub(crate) fn find_subscribers(
+    conn: &Connection,
+    conversation: ConversationId,
+    identities: &[IdentityId],
+) -> StoreResult<Vec<IdentityId>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM subscribers WHERE conversation = ?1 AND identity = ?2")
+        .db()?;
+    let mut found = Vec::new();
+    for identity in identities {
+        let hit = stmt
+            .query_row(params![conv_key(conversation), identity.as_str()], |_| {
+                Ok(())
+            })
+            .optional()
+            .db()?;
+        if hit.is_some() {
+            found.push(identity.clone());
+        }
+    }
+    Ok(found)
+}
+
 pub(crate) fn get_application(conn: &Connection, id: &str) -> StoreResult<Option<Application>> {
     let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE id = ?1");
     conn.prepare_cached(&sql)
@@ -441,6 +594,14 @@ mod tests {
             OffsetDateTime::now_utc().unix_timestamp_nanos()
         ));
         let conn = schema::open_writer(&path, Durability::Off).expect("open");
+        let subscriber = plan(&conn, &subscriber_messages_sql());
+        // Two index range walks; the only sorts are of their outputs (a page each) for the merge.
+        assert!(
+            subscriber.matches("SEARCH a USING PRIMARY KEY").count() == 2,
+            "{subscriber}"
+        );
+        assert!(!subscriber.contains("SCAN a"), "{subscriber}");
+        assert!(!subscriber.contains("SCAN m"), "{subscriber}");
         let plain = plan(&conn, &messages_sql(false));
         assert!(plain.contains("messages_by_conversation"), "{plain}");
         assert!(plain.contains("id<?") && plain.contains("id>?"), "{plain}");

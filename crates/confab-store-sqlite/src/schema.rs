@@ -13,6 +13,10 @@ use crate::codec::DbResult;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_kaizala.sql"),
+    include_str!("../migrations/0003_subgroups_subscribers.sql"),
+    include_str!("../migrations/0004_stream.sql"),
+    include_str!("../migrations/0005_media.sql"),
+    include_str!("../migrations/0006_actions.sql"),
 ];
 
 /// The schema version this build writes.

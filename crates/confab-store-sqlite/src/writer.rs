@@ -13,12 +13,13 @@
 //! again from the start with each job inside its own SAVEPOINT; jobs are re-runnable closures
 //! for that reason, and nothing is answered before the commit.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use confab_core::ports::{Clock, StoreError, StoreResult};
+use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
@@ -26,6 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::checkpoint::Checkpointer;
 use crate::codec::DbResult;
+use crate::events::SinkSlot;
 use crate::schema::{self, Durability};
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
@@ -91,9 +93,11 @@ impl WriterHandle {
         path: &Path,
         durability: Durability,
         clock: Arc<dyn Clock>,
+        sink: SinkSlot,
     ) -> StoreResult<Self> {
         let conn = schema::open_writer(path, durability)?;
         let mut writer = Writer::new(conn, clock)?;
+        writer.sink = sink;
         writer.checkpointer = Some(Checkpointer::start(path, durability)?);
         let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
@@ -169,6 +173,10 @@ pub(crate) struct Writer {
     checkpointer: Option<Checkpointer>,
     /// Batches that had to be run again with savepoints.
     pub(crate) replays: u64,
+    /// The events the current batch logged, handed to `sink` once it commits.
+    /// (A `RefCell` so that logging an event needs only `&self`, like the rest of a write.)
+    pub(crate) pending: RefCell<Vec<Arc<CommittedEvent>>>,
+    pub(crate) sink: SinkSlot,
 }
 
 impl Writer {
@@ -192,6 +200,8 @@ impl Writer {
             clock_dirty: false,
             checkpointer: None,
             replays: 0,
+            pending: RefCell::new(Vec::new()),
+            sink: SinkSlot::default(),
         })
     }
 
@@ -240,6 +250,8 @@ impl Writer {
     /// One attempt at a batch: without savepoints (asking for a replay if a job fails after
     /// writing), or with one savepoint per job.
     fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
+        // Events of an earlier, failed attempt are not committed.
+        self.pending.get_mut().clear();
         if let Err(err) = self.exec("BEGIN IMMEDIATE") {
             return Pass::Failed(format!("cannot begin: {err}"));
         }
@@ -250,11 +262,14 @@ impl Writer {
                 }
             }
             let changes = self.conn.total_changes();
+            let logged = self.pending.get_mut().len();
             let ok = job.run(self);
             if savepoints {
                 let end = if ok {
                     self.exec("RELEASE job")
                 } else {
+                    // The job's events are undone with its savepoint.
+                    self.pending.get_mut().truncate(logged);
                     self.exec("ROLLBACK TO job")
                         .and_then(|()| self.exec("RELEASE job"))
                 };
@@ -282,6 +297,8 @@ impl Writer {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
         self.clock_dirty = false;
+        // After COMMIT, never before: what goes on the bus is committed.
+        self.publish_committed();
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.poke();
         }
@@ -405,6 +422,7 @@ mod tests {
             sender: Some(alice()),
             sender_display_name: None,
             metadata: Metadata::new(),
+            audience: Default::default(),
         }
     }
 

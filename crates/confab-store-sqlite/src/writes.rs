@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Conversation, EventKind, Identity, Message, MessageContent, MessageType, Metadata,
-    Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
+    Application, Audience, Conversation, EventKind, Identity, Message, MessageContent, MessageType,
+    Metadata, Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
 };
 use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
@@ -20,6 +20,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::codec::{self, conv_key, encode_metadata, DbResult, MESSAGE_COLUMNS};
+use crate::events::{self, MessageHints};
 use crate::reads;
 use crate::writer::Writer;
 
@@ -27,7 +28,7 @@ impl Writer {
     // Helpers.
 
     /// The clock's now, truncated to what the database keeps.
-    fn now(&self) -> StoreResult<(OffsetDateTime, i64)> {
+    pub(crate) fn now(&self) -> StoreResult<(OffsetDateTime, i64)> {
         codec::truncate(self.clock.now())
     }
 
@@ -44,7 +45,7 @@ impl Writer {
     }
 
     /// Fails with `NotFound` unless the conversation exists and is not deleted.
-    fn ensure_open(&self, conversation: ConversationId) -> StoreResult<()> {
+    pub(crate) fn ensure_open(&self, conversation: ConversationId) -> StoreResult<()> {
         self.conn
             .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND deleted_on IS NULL")
             .db()?
@@ -55,7 +56,7 @@ impl Writer {
     }
 
     /// Appends one row to the event log.
-    fn event(
+    pub(crate) fn event(
         &self,
         kind: EventKind,
         conversation: Option<ConversationId>,
@@ -64,6 +65,23 @@ impl Writer {
         payload: serde_json::Value,
         at: i64,
     ) -> StoreResult<()> {
+        self.log_event(kind, conversation, message, identity, None, payload, at)
+    }
+
+    /// [`Writer::event`] for a message event, with what a stream needs to know of the message.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn log_event(
+        &self,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        hints: Option<MessageHints>,
+        payload: serde_json::Value,
+        at: i64,
+    ) -> StoreResult<()> {
+        // Serialized once: the row's payload is the wire event's `data`.
+        let data = payload.to_string();
         self.conn
             .prepare_cached(
                 "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
@@ -75,10 +93,12 @@ impl Writer {
                 codec::event_kind_name(&kind),
                 message,
                 identity.map(IdentityId::as_str),
-                payload.to_string(),
+                data,
                 at
             ])
             .db()?;
+        let position = self.conn.last_insert_rowid();
+        self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }
 
@@ -95,6 +115,7 @@ impl Writer {
         // after writing costs its batch a replay; see the module doc).
         let content = codec::encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
+        let audience = codec::encode_audience(&new.audience)?;
         // One statement checks the conversation, moves its activity and hands out the sequence
         // id, in the batch transaction: a rolled-back job gives its sequence id back.
         let sequence_id: i64 = self
@@ -114,8 +135,8 @@ impl Writer {
         self.conn
             .prepare_cached(
                 "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
-                     sender_display_name, metadata, version, created_on, changed_on)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9)",
+                     sender_display_name, metadata, version, created_on, changed_on, audience)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?9, ?9, ?10)",
             )
             .db()?
             .execute(params![
@@ -127,19 +148,48 @@ impl Writer {
                 new.sender.as_ref().map(IdentityId::as_str),
                 new.sender_display_name,
                 metadata,
-                now_us
+                now_us,
+                audience
             ])
             .db()?;
-        self.event(
+        let readers: Vec<&str> = match &new.audience {
+            Audience::Members => Vec::new(),
+            Audience::AllSubscribers => vec![codec::ALL_SUBSCRIBERS],
+            Audience::Subscribers(list) => list.iter().map(IdentityId::as_str).collect(),
+        };
+        if !readers.is_empty() {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO message_audience (conversation, identity, message_id)
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .db()?;
+            for reader in readers {
+                stmt.execute(params![key, reader, id]).db()?;
+            }
+        }
+        // The whole message, so that a stream renders it without reading it back.
+        self.log_event(
             EventKind::MessageReceived,
             Some(new.conversation),
             Some(id),
             new.sender.as_ref(),
+            Some(MessageHints::new(id, now_us, new.kind, &new.audience)),
             json!({
                 "conversation": new.conversation.to_acs(),
                 "messageId": id.to_string(),
                 "sequenceId": sequence_id,
                 "type": new.kind.as_str(),
+                "sender": new.sender.as_ref().map(IdentityId::as_str),
+                "senderDisplayName": new.sender_display_name,
+                "content": new.content,
+                "metadata": new.metadata,
+                "version": id.to_string(),
+                "createdOn": events::rfc3339(now),
+                // Who may read it besides the members: stream and webhook deliveries filter on
+                // the typed audience (`messages.audience`); the data names only its kind.
+                "audience": events::audience_name(&new.audience),
             }),
             now_us,
         )?;
@@ -156,6 +206,7 @@ impl Writer {
             created_on: now,
             edited_on: None,
             deleted_on: None,
+            audience: new.audience.clone(),
         })
     }
 
@@ -175,12 +226,13 @@ impl Writer {
             sender: None,
             sender_display_name: None,
             metadata: Metadata::new(),
+            audience: Audience::Members,
         };
         self.insert_message(&new, now, now_us)
     }
 
     /// Whether `identity` is a participant of `conversation`.
-    fn is_participant(
+    pub(crate) fn is_participant(
         &self,
         conversation: ConversationId,
         identity: &IdentityId,
@@ -374,7 +426,9 @@ impl Writer {
             json!({
                 "conversation": new.id.to_acs(),
                 "createdBy": new.created_by.as_str(),
+                "topic": new.topic,
                 "participants": participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(),
+                "members": events::member_details(participants.iter()),
             }),
             now_us,
         )?;
@@ -458,7 +512,14 @@ impl Writer {
             Some(id),
             None,
             Some(by),
-            json!({ "conversation": id.to_acs(), "changed": changed }),
+            json!({
+                "conversation": id.to_acs(),
+                "changed": changed,
+                "topic": new_topic,
+                "metadata": update.metadata,
+                "retentionPolicy": update.retention.map(|r| r.map(events::retention_json)),
+                "by": by.as_str(),
+            }),
             now_us,
         )?;
         if let Some(topic) = new_topic {
@@ -552,6 +613,17 @@ impl Writer {
         for participant in &participants {
             self.upsert_participant(conversation, participant, now_us)?;
         }
+        // A subscriber made a member is a subscriber no more: an identity is one or the other.
+        for participant in &added {
+            self.conn
+                .prepare_cached("DELETE FROM subscribers WHERE conversation = ?1 AND identity = ?2")
+                .db()?
+                .execute(params![
+                    conv_key(conversation),
+                    participant.identity.as_str()
+                ])
+                .db()?;
+        }
         let ids = |list: &[&Participant]| -> Vec<String> {
             list.iter().map(|p| p.identity.to_string()).collect()
         };
@@ -564,6 +636,8 @@ impl Writer {
                 "conversation": conversation.to_acs(),
                 "added": ids(&added),
                 "updated": ids(&updated),
+                "members": events::member_details(participants.iter()),
+                "by": by.as_str(),
             }),
             now_us,
         )?;
@@ -675,15 +749,30 @@ impl Writer {
                 id.0
             ])
             .db()?;
-        self.event(
+        self.log_event(
             EventKind::MessageEdited,
             Some(conversation),
             Some(id.0),
             message.sender.as_ref(),
+            Some(MessageHints::new(
+                id.0,
+                codec::micros(message.created_on),
+                message.kind,
+                &message.audience,
+            )),
             json!({
                 "conversation": conversation.to_acs(),
                 "messageId": id.to_string(),
+                "sequenceId": message.sequence_id,
+                "type": message.kind.as_str(),
+                "sender": message.sender.as_ref().map(IdentityId::as_str),
+                "senderDisplayName": message.sender_display_name,
+                "content": message.content,
+                "metadata": message.metadata,
                 "version": message.version.to_string(),
+                "createdOn": events::rfc3339(message.created_on),
+                "editedOn": events::rfc3339(now),
+                "audience": events::audience_name(&message.audience),
             }),
             now_us,
         )?;
@@ -699,7 +788,7 @@ impl Writer {
         let mut message = self
             .load_message(conversation, id)?
             .ok_or(StoreError::NotFound)?;
-        let (_, now_us) = self.now()?;
+        let (now, now_us) = self.now()?;
         message.content.text = None;
         // A delete is a change too: clients that cache by version must see it.
         let version = self.next_version(now_us);
@@ -716,15 +805,27 @@ impl Writer {
                 id.0
             ])
             .db()?;
-        self.event(
+        self.log_event(
             EventKind::MessageDeleted,
             Some(conversation),
             Some(id.0),
             message.sender.as_ref(),
+            Some(MessageHints::new(
+                id.0,
+                codec::micros(message.created_on),
+                message.kind,
+                &message.audience,
+            )),
             json!({
                 "conversation": conversation.to_acs(),
                 "messageId": id.to_string(),
+                "sequenceId": message.sequence_id,
+                "type": message.kind.as_str(),
+                "sender": message.sender.as_ref().map(IdentityId::as_str),
                 "version": version.to_string(),
+                "createdOn": events::rfc3339(message.created_on),
+                "deletedOn": events::rfc3339(now),
+                "audience": events::audience_name(&message.audience),
             }),
             now_us,
         )

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, ConversationKind, Identity, Message, MessageContent, MessageType, Metadata,
-    Participant, ParticipantRef, PinChallenge, RefreshToken, RetentionPolicy, Role,
+    Application, Audience, ConversationKind, Identity, Message, MessageContent, MessageType,
+    Metadata, Participant, ParticipantRef, PinChallenge, RefreshToken, RetentionPolicy, Role,
+    SubscribeOutcome,
 };
 use confab_core::ports::{
-    Clock, ConnectorStore, ConversationUpdate, ListQuery, MessageEdit, MessageQuery,
-    NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
+    Clock, ConnectorStore, ConversationUpdate, HierarchyStore, ListQuery, MessageEdit,
+    MessageQuery, NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
 };
 use confab_store_sqlite::SqliteStore;
 use parking_lot::Mutex;
@@ -159,6 +160,9 @@ both!(
     close_finishes_and_refuses_writes,
     groups_and_members,
     participant_roles,
+    subgroups,
+    subscribers,
+    message_audience,
     applications,
     pins,
     refresh_tokens,
@@ -210,6 +214,7 @@ fn text(conversation: ConversationId, from: u32, body: &str) -> NewMessage {
         sender: Some(user(from)),
         sender_display_name: Some(format!("User {from}")),
         metadata: Metadata::new(),
+        audience: Audience::Members,
     }
 }
 
@@ -1943,6 +1948,378 @@ async fn participant_roles(f: Fixture) {
             .await,
         Err(StoreError::NotFound)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subgroups, subscribers and message audiences.
+
+async fn subgroups(f: Fixture) {
+    let a = create(&f, 1, &[]).await;
+    let b = create(&f, 1, &[]).await;
+    let c = create(&f, 1, &[]).await;
+    let d = create(&f, 1, &[]).await;
+    // a → b → c, a → c (a DAG: c has two parents), and a subgroup d created under c.
+    assert_eq!(f.store.add_subgroup(a, b, &user(1)).await, Ok(true));
+    assert_eq!(f.store.add_subgroup(b, c, &user(1)).await, Ok(true));
+    assert_eq!(f.store.add_subgroup(a, c, &user(1)).await, Ok(true));
+    assert_eq!(f.store.add_subgroup(a, c, &user(1)).await, Ok(false));
+    let mut sub = new_conversation(2, &[]);
+    sub.kind = ConversationKind::Group;
+    let e = f.store.create_subgroup(sub, c).await.expect("create").id;
+    assert_eq!(
+        f.store
+            .get_conversation(e)
+            .await
+            .expect("get")
+            .map(|c| c.kind),
+        Some(ConversationKind::Group)
+    );
+    // Cycles are refused, the self-link included, however long.
+    for (parent, child) in [(c, a), (e, a), (b, b), (e, c)] {
+        assert!(
+            matches!(
+                f.store.add_subgroup(parent, child, &user(1)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{parent:?} → {child:?}"
+        );
+    }
+    assert_eq!(
+        f.store.add_subgroup(a, ConversationId(7), &user(1)).await,
+        Err(StoreError::NotFound)
+    );
+    assert!(matches!(
+        f.store
+            .create_subgroup(new_conversation(1, &[]), ConversationId(7))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let direct = f.store.list_subgroups(a, false, 100).await.expect("direct");
+    let mut children: Vec<_> = direct.iter().map(|l| l.child.id).collect();
+    children.sort();
+    let mut expected = vec![b, c];
+    expected.sort();
+    assert_eq!(children, expected);
+    assert!(direct.iter().all(|l| l.parent == a));
+    let via_c = direct.iter().find(|l| l.child.id == c).expect("c");
+    assert!(via_c.child_has_subgroups);
+    // Every link reachable from a, each once: a→b, a→c, b→c, c→e.
+    let all = f.store.list_subgroups(a, true, 100).await.expect("all");
+    let mut edges: Vec<_> = all.iter().map(|l| (l.parent, l.child.id)).collect();
+    edges.sort();
+    let mut expected = vec![(a, b), (a, c), (b, c), (c, e)];
+    expected.sort();
+    assert_eq!(edges, expected);
+    assert_eq!(
+        f.store.list_subgroups(a, true, 2).await.expect("cut").len(),
+        2
+    );
+    assert_eq!(f.store.list_subgroups(d, true, 100).await, Ok(vec![]));
+
+    // Counts of the group view.
+    let view = f
+        .store
+        .get_group(c, &user(1))
+        .await
+        .expect("get")
+        .expect("c");
+    assert_eq!((view.subgroup_count, view.parent_count), (1, 2));
+
+    // A deleted subgroup is left out (and so is what is only below it).
+    f.store.delete_conversation(c).await.expect("delete");
+    let all = f.store.list_subgroups(a, true, 100).await.expect("all");
+    assert_eq!(
+        all.iter()
+            .map(|l| (l.parent, l.child.id))
+            .collect::<Vec<_>>(),
+        vec![(a, b)]
+    );
+    let view = f
+        .store
+        .get_group(a, &user(1))
+        .await
+        .expect("get")
+        .expect("a");
+    assert_eq!(view.subgroup_count, 1);
+
+    let before = f.events().len();
+    f.store
+        .remove_subgroup(a, b, &user(1))
+        .await
+        .expect("remove");
+    assert_eq!(
+        f.store.remove_subgroup(a, b, &user(1)).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(f.events().len(), before + 1);
+    assert_eq!(f.store.list_subgroups(a, false, 100).await, Ok(vec![]));
+    // Detached, b may now hold a.
+    assert_eq!(f.store.add_subgroup(b, a, &user(1)).await, Ok(true));
+}
+
+async fn subscribers(f: Fixture) {
+    let mut new = new_conversation(1, &[2]);
+    new.kind = ConversationKind::ConnectGroup;
+    let id = f
+        .store
+        .create_conversation(new)
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let before = f.events().len();
+    let outcomes = f
+        .store
+        .add_subscribers(id, vec![phone(1), user(2), phone(2), phone(1)], &user(1))
+        .await
+        .expect("add");
+    assert_eq!(
+        outcomes,
+        vec![
+            (phone(1), SubscribeOutcome::Added),
+            (user(2), SubscribeOutcome::IsMember),
+            (phone(2), SubscribeOutcome::Added),
+            (phone(1), SubscribeOutcome::AlreadySubscribed),
+        ]
+    );
+    assert_eq!(f.events()[before..], ["participantsAdded".to_owned()]);
+    // Subscribers are not participants: not listed, not counted, no system message.
+    let participants = f.store.list_participants(id, list(10)).await.expect("list");
+    assert_eq!(participants.items.len(), 1);
+    let group = f
+        .store
+        .get_group(id, &phone(1))
+        .await
+        .expect("get")
+        .expect("g");
+    assert_eq!(group.member_count, 1);
+    assert_eq!(group.viewer_role, Some(Role::Subscriber));
+    assert_eq!(
+        f.store
+            .get_participant(id, &phone(1))
+            .await
+            .expect("get")
+            .map(|p| p.role),
+        Some(Role::Subscriber)
+    );
+    assert_eq!(all_messages(&f, id, query(10)).await.len(), 1);
+    assert_eq!(
+        f.store
+            .find_subscribers(id, vec![phone(2), user(2), phone(3), phone(1)])
+            .await,
+        Ok(vec![phone(2), phone(1)])
+    );
+
+    // 120 subscribers in pages of 50: keyset by identity, no duplicates, no gaps.
+    let many: Vec<IdentityId> = (100..220).map(phone).collect();
+    f.store
+        .add_subscribers(id, many, &user(1))
+        .await
+        .expect("many");
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = f.store.list_subscribers(id, after, 50).await.expect("page");
+        pages += 1;
+        assert!(page.items.len() <= 50);
+        for m in &page.items {
+            assert_eq!(m.participant.role, Role::Subscriber);
+            seen.push(m.participant.identity.clone());
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 122);
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 122);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    assert_eq!(
+        f.store.list_subscribers(id, Some("bogus".into()), 50).await,
+        Err(StoreError::InvalidCursor)
+    );
+    // A participants cursor (the hex of a raw id) is not a subscribers cursor.
+    assert_eq!(
+        f.store
+            .list_subscribers(id, Some("343a2b".into()), 50)
+            .await
+            .err(),
+        Some(StoreError::InvalidCursor)
+    );
+
+    // Removing: each answered; an event only when something changed.
+    let before = f.events().len();
+    assert_eq!(
+        f.store
+            .remove_subscribers(id, vec![phone(1), phone(3)], &user(1))
+            .await,
+        Ok(vec![(phone(1), true), (phone(3), false)])
+    );
+    assert_eq!(f.events()[before..], ["participantRemoved".to_owned()]);
+    assert_eq!(f.store.get_participant(id, &phone(1)).await, Ok(None));
+    f.store
+        .remove_subscribers(id, vec![phone(3)], &user(1))
+        .await
+        .expect("none");
+    assert_eq!(f.events().len(), before + 1);
+
+    // A subscriber added as a member is a subscriber no more.
+    f.store
+        .add_participants(
+            id,
+            vec![Participant {
+                identity: phone(2),
+                ..member(9)
+            }],
+            &user(1),
+            250,
+        )
+        .await
+        .expect("member");
+    assert_eq!(
+        f.store
+            .get_participant(id, &phone(2))
+            .await
+            .expect("get")
+            .map(|p| p.role),
+        Some(Role::Member)
+    );
+    assert_eq!(
+        f.store.find_subscribers(id, vec![phone(2)]).await,
+        Ok(vec![])
+    );
+
+    f.store.delete_conversation(id).await.expect("delete");
+    assert_eq!(
+        f.store.add_subscribers(id, vec![phone(5)], &user(1)).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn message_audience(f: Fixture) {
+    let mut new = new_conversation(1, &[]);
+    new.kind = ConversationKind::ConnectGroup;
+    let id = f
+        .store
+        .create_conversation(new)
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    f.store
+        .add_subscribers(id, vec![phone(1), phone(2), phone(3)], &user(1))
+        .await
+        .expect("subscribe");
+    let send = |text: &str, audience: Audience| {
+        let mut message = self::text(id, 1, text);
+        message.audience = audience;
+        message
+    };
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let audience = match i % 3 {
+            0 => Audience::Members,
+            1 => Audience::AllSubscribers,
+            _ => Audience::Subscribers(vec![phone(1), phone(3)]),
+        };
+        let message = f
+            .store
+            .append_message(send(&format!("m{i}"), audience.clone()))
+            .await
+            .expect("append");
+        assert_eq!(message.audience, audience);
+        sent.push(message);
+    }
+    // Read back as sent.
+    for message in &sent {
+        let got = f
+            .store
+            .get_message(id, message.id)
+            .await
+            .expect("get")
+            .expect("some");
+        assert_eq!(got.audience, message.audience);
+    }
+    // Members read everything; each subscriber only what reaches it, in pages, newest first.
+    let texts = |messages: &[Message]| -> Vec<String> {
+        messages
+            .iter()
+            .filter_map(|m| m.content.text.clone())
+            .collect()
+    };
+    let everything = all_messages(&f, id, query(10)).await;
+    assert_eq!(texts(&everything).len(), 30);
+    // (The store filters by audience only: whether a reader subscribes is the core's check, so
+    // a stranger would get what goes to every subscriber.)
+    for (who, expected) in [
+        (phone(1), 20),
+        (phone(2), 10),
+        (phone(3), 20),
+        (phone(4), 10),
+    ] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = f
+                .store
+                .list_messages(
+                    id,
+                    MessageQuery {
+                        after,
+                        limit: 3,
+                        subscriber: Some(who.clone()),
+                        ..MessageQuery::default()
+                    },
+                )
+                .await
+                .expect("page");
+            assert!(page.items.len() <= 3);
+            seen.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), expected, "{who}");
+        assert!(seen.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert!(seen.iter().all(|m| m.audience.reaches_subscriber(&who)));
+        assert!(seen.iter().all(|m| !m.kind.is_system()));
+    }
+    // changed_since narrows a subscriber's listing too.
+    let last = sent.last().expect("last");
+    f.clock.advance(Duration::seconds(5));
+    let since = f.clock.now();
+    f.store
+        .edit_message(
+            id,
+            last.id,
+            MessageEdit {
+                text: Some("edited".into()),
+                metadata: None,
+            },
+        )
+        .await
+        .expect("edit");
+    let changed = f
+        .store
+        .list_messages(
+            id,
+            MessageQuery {
+                changed_since: Some(since),
+                limit: 10,
+                subscriber: Some(phone(1)),
+                ..MessageQuery::default()
+            },
+        )
+        .await
+        .expect("changed");
+    assert_eq!(texts(&changed.items), ["edited"]);
 }
 
 fn application(id: &str) -> Application {

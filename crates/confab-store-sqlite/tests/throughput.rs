@@ -67,6 +67,7 @@ async fn appends_per_second() {
                     sender: Some(sender.clone()),
                     sender_display_name: Some("Bench".into()),
                     metadata: Metadata::new(),
+                    audience: Default::default(),
                 };
                 store.append_message(message).await.expect("append");
             }

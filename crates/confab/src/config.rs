@@ -84,6 +84,33 @@ pub struct Settings {
     pub pin_lifetime_secs: u64,
     /// Wrong PINs tolerated before a PIN is thrown away.
     pub pin_max_attempts: u32,
+    /// Seconds between heartbeats on an idle event stream (each also re-checks the token).
+    pub stream_heartbeat_secs: u64,
+    /// Frames queued per stream connection for a client that reads slower than events come.
+    pub stream_buffer: usize,
+    /// How long (ms) a stream's full queue may wait for its client before the client is cut
+    /// off as a slow consumer.
+    pub stream_send_timeout_ms: u64,
+    /// Events the in-process bus keeps for its slowest stream (one that falls further behind
+    /// catches up from the event log).
+    pub stream_bus_capacity: usize,
+    /// How long events are kept for streams to resume from; 0: no age limit.
+    pub event_retention_secs: u64,
+    /// At most this many of the newest events are kept; 0: no count limit.
+    pub event_retention_count: u64,
+    /// Where uploaded media files go; default `<data_dir>/media` (in memory: kept in memory
+    /// unless this is set).
+    pub media_dir: Option<PathBuf>,
+    /// Largest image upload, in bytes.
+    pub media_max_image_bytes: u64,
+    /// Largest audio upload, in bytes.
+    pub media_max_audio_bytes: u64,
+    /// Largest video upload, in bytes.
+    pub media_max_video_bytes: u64,
+    /// Largest document upload, in bytes.
+    pub media_max_document_bytes: u64,
+    /// Images one album upload may hold.
+    pub media_max_album_images: usize,
 }
 
 impl Default for Settings {
@@ -109,6 +136,18 @@ impl Default for Settings {
             pin_sms_url: None,
             pin_lifetime_secs: 600,
             pin_max_attempts: 5,
+            stream_heartbeat_secs: 15,
+            stream_buffer: 256,
+            stream_send_timeout_ms: 10_000,
+            stream_bus_capacity: confab_core::ports::bus::DEFAULT_BUS_CAPACITY,
+            event_retention_secs: 7 * 24 * 3600,
+            event_retention_count: 0,
+            media_dir: None,
+            media_max_image_bytes: confab_core::media::MediaLimits::default().image,
+            media_max_audio_bytes: confab_core::media::MediaLimits::default().audio,
+            media_max_video_bytes: confab_core::media::MediaLimits::default().video,
+            media_max_document_bytes: confab_core::media::MediaLimits::default().document,
+            media_max_album_images: confab_core::media::MediaLimits::default().album_images,
         }
     }
 }
@@ -157,7 +196,58 @@ impl Settings {
         if self.pin_lifetime_secs == 0 || self.pin_max_attempts == 0 {
             bail!("pin_lifetime_secs and pin_max_attempts must be at least 1");
         }
+        if self.stream_heartbeat_secs == 0
+            || self.stream_buffer == 0
+            || self.stream_send_timeout_ms == 0
+            || self.stream_bus_capacity == 0
+        {
+            bail!(
+                "stream_heartbeat_secs, stream_buffer, stream_send_timeout_ms and \
+                 stream_bus_capacity must be at least 1"
+            );
+        }
+        if self.media_max_image_bytes == 0
+            || self.media_max_audio_bytes == 0
+            || self.media_max_video_bytes == 0
+            || self.media_max_document_bytes == 0
+            || self.media_max_album_images == 0
+        {
+            bail!("the media_max_* settings must be at least 1");
+        }
         Ok(())
+    }
+
+    /// The media upload limits.
+    pub fn media_limits(&self) -> confab_core::media::MediaLimits {
+        confab_core::media::MediaLimits {
+            image: self.media_max_image_bytes,
+            audio: self.media_max_audio_bytes,
+            video: self.media_max_video_bytes,
+            document: self.media_max_document_bytes,
+            album_images: self.media_max_album_images,
+        }
+    }
+
+    /// The event stream's settings.
+    pub fn stream_config(&self) -> confab_stream::StreamConfig {
+        confab_stream::StreamConfig {
+            heartbeat: std::time::Duration::from_secs(self.stream_heartbeat_secs),
+            buffer: self.stream_buffer,
+            send_timeout: std::time::Duration::from_millis(self.stream_send_timeout_ms),
+            ..confab_stream::StreamConfig::default()
+        }
+    }
+
+    /// How long events are kept.
+    pub fn event_retention(&self) -> confab_core::stream::EventRetention {
+        confab_core::stream::EventRetention {
+            max_age: (self.event_retention_secs > 0).then(|| {
+                time::Duration::seconds(
+                    i64::try_from(self.event_retention_secs).unwrap_or(i64::MAX),
+                )
+            }),
+            max_count: (self.event_retention_count > 0).then_some(self.event_retention_count),
+        }
     }
 }
 
@@ -284,6 +374,18 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("pin_sms_url", Kind::Text),
     ("pin_lifetime_secs", Kind::Parsed),
     ("pin_max_attempts", Kind::Parsed),
+    ("stream_heartbeat_secs", Kind::Parsed),
+    ("stream_buffer", Kind::Parsed),
+    ("stream_send_timeout_ms", Kind::Parsed),
+    ("stream_bus_capacity", Kind::Parsed),
+    ("event_retention_secs", Kind::Parsed),
+    ("event_retention_count", Kind::Parsed),
+    ("media_dir", Kind::Text),
+    ("media_max_image_bytes", Kind::Parsed),
+    ("media_max_audio_bytes", Kind::Parsed),
+    ("media_max_video_bytes", Kind::Parsed),
+    ("media_max_document_bytes", Kind::Parsed),
+    ("media_max_album_images", Kind::Parsed),
 ];
 
 /// The settings found in `env` (name, value pairs, e.g. `std::env::vars()`).

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod admin_client;
+pub mod blobs;
 pub mod config;
 pub mod pins;
 mod secrets;
@@ -27,11 +28,12 @@ use axum::Router;
 use base64::Engine as _;
 use confab_acs::AcsConfig;
 use confab_core::connector::ConnectorConfig;
-use confab_core::ports::{Clock, Store, SystemClock};
+use confab_core::ports::{Clock, EventSink, LocalBus, Store, SystemClock};
 use confab_core::ratelimit::RateLimits;
 use confab_core::{Core, CoreConfig, Limits};
 use confab_kaizala::{AdminConfig, KaizalaConfig};
 use confab_store_sqlite::SqliteStore;
+use confab_stream::StreamShutdown;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
@@ -72,6 +74,8 @@ struct Inner {
     server: JoinHandle<std::io::Result<()>>,
     sweeper: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     core: Arc<Core>,
+    /// Ends the open event streams, which would otherwise hold a graceful shutdown up.
+    streams: StreamShutdown,
     /// Holds an in-memory server's certificate file; removed when dropped.
     _cert_dir: Option<tempdir::TempDir>,
 }
@@ -142,7 +146,10 @@ pub async fn start_with_clock(
         settings.pin_sms_url.as_deref(),
         data_dir.as_deref(),
     )?;
-    let store = open_store(data_dir.as_deref(), clock.clone()).await?;
+    // Committed events go from the store's writer to the bus, and from there to the streams.
+    let bus = Arc::new(LocalBus::new(settings.stream_bus_capacity));
+    let store = open_store(data_dir.as_deref(), clock.clone(), bus.clone()).await?;
+    let media_blobs = open_blobs(settings.media_dir.as_deref(), data_dir.as_deref())?;
     let core = Arc::new(
         Core::new(
             store,
@@ -163,8 +170,13 @@ pub async fn start_with_clock(
             pin_attempts: settings.pin_max_attempts,
             ..ConnectorConfig::default()
         })
-        .with_pin_sender(pin_sender),
+        .with_pin_sender(pin_sender)
+        .with_bus(bus)
+        .with_event_retention(settings.event_retention())
+        .with_blobs(media_blobs)
+        .with_media_limits(settings.media_limits()),
     );
+    let (streams, stream_shutdown) = confab_stream::router(core.clone(), settings.stream_config());
     let app = app(
         core.clone(),
         AcsConfig {
@@ -182,6 +194,7 @@ pub async fn start_with_clock(
             access_key: access_key.clone(),
             max_clock_skew: Duration::from_secs(settings.max_clock_skew_secs),
         },
+        streams,
     );
 
     let (tls_config, cert_path, self_signed, cert_dir) = match tls {
@@ -221,6 +234,7 @@ pub async fn start_with_clock(
             server,
             sweeper,
             core,
+            streams: stream_shutdown,
             _cert_dir: cert_dir,
         }),
     })
@@ -264,10 +278,18 @@ async fn launch(
     Ok((handle, server))
 }
 
-/// All faces in one router. The Kaizala face answers under `/v1` (and `/V1`).
-fn app(core: Arc<Core>, acs: AcsConfig, kaizala: KaizalaConfig, admin: AdminConfig) -> Router {
+/// All faces in one router. The Kaizala face answers under `/v1` (and `/V1`), the event stream
+/// under `/stream`.
+fn app(
+    core: Arc<Core>,
+    acs: AcsConfig,
+    kaizala: KaizalaConfig,
+    admin: AdminConfig,
+    streams: Router,
+) -> Router {
     let kaizala = confab_kaizala::router(core.clone(), kaizala);
     Router::new()
+        .merge(streams)
         .merge(confab_kaizala::admin_router(core.clone(), admin))
         .merge(confab_acs::router(core, acs))
         .nest_service("/v1", kaizala.clone())
@@ -275,9 +297,26 @@ fn app(core: Arc<Core>, acs: AcsConfig, kaizala: KaizalaConfig, admin: AdminConf
         .layer(TraceLayer::new_for_http())
 }
 
+/// The blob store of uploaded media: files under `media_dir`, else `<data_dir>/media`; in
+/// memory (no data dir, no media dir) a map in memory.
+fn open_blobs(
+    media_dir: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Arc<dyn confab_core::ports::Blobs>> {
+    let dir = match (media_dir, data_dir) {
+        (Some(dir), _) => tls::absolute(dir),
+        (None, Some(data)) => data.join("media"),
+        (None, None) => return Ok(Arc::new(confab_core::ports::MemoryBlobs::default())),
+    };
+    let blobs = blobs::FsBlobs::open(&dir)
+        .map_err(|err| anyhow!("opening the media dir {}: {err}", dir.display()))?;
+    Ok(Arc::new(blobs))
+}
+
 async fn open_store(
     data_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
+    sink: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let db = data_dir.map(|dir| dir.join(DB_FILE));
     // Opening may run migrations: blocking work, off the async threads.
@@ -287,6 +326,7 @@ async fn open_store(
                 .with_context(|| format!("opening the database {}", path.display()))?,
             None => SqliteStore::in_memory(clock).context("opening the in-memory database")?,
         };
+        store.set_event_sink(sink);
         Ok(Arc::new(store))
     })
     .await
@@ -354,6 +394,11 @@ fn spawn_retention_sweeper(
                     if let Err(err) = core.purge_expired_credentials().await {
                         tracing::warn!(error = %err, "purging expired PINs and tokens failed");
                     }
+                    match core.purge_events().await {
+                        Ok(0) => {}
+                        Ok(count) => tracing::debug!(count, "purged events past their retention"),
+                        Err(err) => tracing::warn!(error = %err, "purging old events failed"),
+                    }
                     core.enforce_retention().await
                 }
             });
@@ -386,9 +431,12 @@ impl Running {
             server,
             sweeper,
             core,
+            streams,
             _cert_dir,
         } = inner;
 
+        // Streams never end by themselves: end them first, then wait for the other requests.
+        streams.shutdown();
         handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         match server.await {
             Ok(Ok(())) => {}
@@ -477,6 +525,7 @@ impl Drop for Running {
     /// in the background with nobody to stop it.
     fn drop(&mut self) {
         if let Some(inner) = &self.inner {
+            inner.streams.shutdown();
             inner.handle.shutdown();
             if let Some((stop, _)) = &inner.sweeper {
                 let _ = stop.send(true);

@@ -1,7 +1,7 @@
-//! Integration tests of confab's Kaizala face (REST API v1: connector login, groups, members,
-//! messages), its admin API, and the cases that cross to the ACS face. Each test starts its own
-//! in-memory server on a random port, with a clock the test moves by hand, and speaks plain
-//! HTTP to it.
+//! Integration tests of confab's Kaizala face (REST API v1: connector login, groups, subgroups,
+//! members, public-group subscribers, messages), its admin API, and the cases that cross to the
+//! ACS face. Each test starts its own in-memory server on a random port, with a clock the test
+//! moves by hand, and speaks plain HTTP to it.
 //!
 //! One test binary for all Kaizala tests (CI build time); `support.rs` copies the few helpers it
 //! needs from `tests/acs/support.rs` rather than sharing that file.
@@ -9,6 +9,8 @@
 #[path = "kaizala/support.rs"]
 mod support;
 
+#[path = "kaizala/actions.rs"]
+mod actions;
 #[path = "kaizala/auth.rs"]
 mod auth;
 #[path = "kaizala/compat.rs"]
@@ -17,7 +19,13 @@ mod compat;
 mod cross_face;
 #[path = "kaizala/groups.rs"]
 mod groups;
+#[path = "kaizala/media.rs"]
+mod media;
 #[path = "kaizala/members.rs"]
 mod members;
 #[path = "kaizala/messages.rs"]
 mod messages;
+#[path = "kaizala/subgroups.rs"]
+mod subgroups;
+#[path = "kaizala/subscribers.rs"]
+mod subscribers;

@@ -106,7 +106,7 @@ async fn message_limits_and_permissions() {
         .error(404);
     alice.send("nonsense", "hello?").await.error(400);
 
-    // Subscribers come in a later slice: asked for, it is a clear 400.
+    // Listing a number that is not a subscriber is a clear 400 (see subscribers.rs).
     let public = alice
         .post(
             "/groups",

@@ -1,0 +1,23 @@
+//! Integration tests of the real-time event stream (`/stream/events` over SSE, `/stream/ws` over
+//! WebSocket) and of the polling guarantee (list messages with `startTime`). Each test starts
+//! its own in-memory server on a random 127.0.0.1 port and speaks to it with real clients.
+//!
+//! One test binary; the ACS test support (server, identities, chat calls) is shared with
+//! `tests/acs.rs`.
+
+#[path = "acs/support.rs"]
+mod support;
+
+#[path = "stream/clients.rs"]
+mod clients;
+
+#[path = "stream/authz.rs"]
+mod authz;
+#[path = "stream/backpressure.rs"]
+mod backpressure;
+#[path = "stream/live.rs"]
+mod live;
+#[path = "stream/polling.rs"]
+mod polling;
+#[path = "stream/resume.rs"]
+mod resume;
