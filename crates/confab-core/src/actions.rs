@@ -16,6 +16,14 @@
 //!   see only their own responses.
 //! * Reminders: the action's sender (or an admin) posts a reminder, which is a text message
 //!   `Reminder: <title>` to the action's audience, linked by `kaizalaActionId` metadata.
+//! * Media actions (Image, Album, Audio, Document, Video): the `mediaResource` is resolved and
+//!   checked by [`Core::media_for_action`]; the message (caption as text, or the type) lists
+//!   the files' URLs in `kaizalaMediaUrls` metadata, and the store links the files to it in
+//!   the same transaction, so that its readers may fetch them. They take no responses.
+//! * An announcement's media resources and a poll's choice images that name uploads here are
+//!   checked the same way (any kind) and linked likewise.
+//! * Image and AttachmentList answers naming uploads here must name files the responder may
+//!   fetch (images for Image); they are not linked.
 
 use std::collections::HashSet;
 
@@ -30,11 +38,12 @@ use crate::error::{Error, Result};
 use crate::groups::MAX_MESSAGE_CHARS;
 use crate::identity::Caller;
 use crate::ids::{ConversationId, IdentityId, MessageId};
+use crate::media::parse_media_resource;
 use crate::model::{
     Audience, ConversationKind, Message, MessageContent, MessageType, Metadata, Page, Participant,
     Role,
 };
-use crate::ports::{ActionQuery, NewAction, NewActionResponse, NewMessage, StoreError};
+use crate::ports::{ActionQuery, MediaKind, NewAction, NewActionResponse, NewMessage, StoreError};
 use crate::ratelimit::Operation;
 use crate::Core;
 
@@ -42,6 +51,8 @@ use crate::Core;
 pub const ACTION_ID_KEY: &str = "kaizalaActionId";
 /// Metadata key naming the action's type.
 pub const ACTION_TYPE_KEY: &str = "kaizalaActionType";
+/// Metadata key of a media action's files: a JSON array (as text) of their URLs.
+pub const MEDIA_URLS_KEY: &str = "kaizalaMediaUrls";
 pub const MAX_QUESTIONS: usize = 100;
 pub const MAX_OPTIONS: usize = 100;
 pub const MAX_PROPERTIES: usize = 100;
@@ -49,6 +60,8 @@ pub const MAX_ASSIGNEES: usize = 100;
 pub const MAX_ATTACHMENTS: usize = 20;
 /// Characters of a title, question, option, property value or text answer.
 pub const MAX_TEXT_CHARS: usize = MAX_MESSAGE_CHARS;
+/// Uploaded files one action (an announcement, a poll's choice images) may name.
+pub const MAX_LINKED_MEDIA: usize = 100;
 /// Characters of one media resource or image answer.
 pub const MAX_MEDIA_CHARS: usize = 64 * 1024;
 /// Actions in one page of a listing (also the default, as in Kaizala).
@@ -67,16 +80,28 @@ pub enum ActionKind {
     LetsMeet,
     /// An instance of a custom action package (its id in `ActionBody::package`).
     Custom,
+    /// Media attachments (media.md): one uploaded file of the kind, or (`Album`) 1 to
+    /// `album_images` images; the caption is the title, the media ids are `ActionBody::media`.
+    Image,
+    Album,
+    Audio,
+    Document,
+    Video,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 6] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::Survey,
         ActionKind::Job,
         ActionKind::Poll,
         ActionKind::Announcement,
         ActionKind::LetsMeet,
         ActionKind::Custom,
+        ActionKind::Image,
+        ActionKind::Album,
+        ActionKind::Audio,
+        ActionKind::Document,
+        ActionKind::Video,
     ];
 
     /// The name in the store and on the Kaizala wire (`actionType`).
@@ -88,7 +113,24 @@ impl ActionKind {
             ActionKind::Announcement => "Announcement",
             ActionKind::LetsMeet => "LetsMeet",
             ActionKind::Custom => "Custom",
+            ActionKind::Image => "Image",
+            ActionKind::Album => "Album",
+            ActionKind::Audio => "Audio",
+            ActionKind::Document => "Document",
+            ActionKind::Video => "Video",
         }
+    }
+
+    /// A media attachment (Image, Album, Audio, Document, Video): takes no responses.
+    pub fn is_media(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Image
+                | ActionKind::Album
+                | ActionKind::Audio
+                | ActionKind::Document
+                | ActionKind::Video
+        )
     }
 
     /// Case-insensitive; `Let's Meet` and `QuickPoll` spellings included.
@@ -100,6 +142,9 @@ impl ActionKind {
             .to_ascii_lowercase();
         match key.as_str() {
             "quickpoll" => Some(ActionKind::Poll),
+            "picture" | "photo" | "pictureattachment" => Some(ActionKind::Image),
+            "audioattachment" => Some(ActionKind::Audio),
+            "documentattachment" => Some(ActionKind::Document),
             _ => ActionKind::ALL
                 .into_iter()
                 .find(|k| k.as_str().eq_ignore_ascii_case(&key)),
@@ -237,6 +282,8 @@ pub struct ActionBody {
     pub assignees: Vec<IdentityId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<Property>,
+    /// An announcement's media resources (as sent); a media action's media ids (resolved and
+    /// checked, linked to the message so that its readers may fetch them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,12 +375,16 @@ pub enum Due {
     At(OffsetDateTime),
 }
 
-/// An action to post, as a face parsed it (`due` still relative).
+/// An action to post, as a face parsed it (`due` still relative). A media action carries its
+/// one `mediaResource` string in `body.media`.
 #[derive(Clone, Debug)]
 pub struct PostAction {
     pub body: ActionBody,
     pub due: Option<Due>,
     pub audience: Audience,
+    /// Where the face serves media (`<endpointUrl>/v1/media`): a media action's message
+    /// metadata lists `<media_base>/<id>` under [`MEDIA_URLS_KEY`].
+    pub media_base: String,
 }
 
 /// A response to post (`response_id`: update that response).
@@ -406,6 +457,30 @@ impl Core {
         }
         let mut metadata = Metadata::new();
         metadata.insert(ACTION_TYPE_KEY.into(), body.type_name().to_owned());
+        let media = if body.kind.is_media() {
+            let resource = body.media.first().map(String::as_str).unwrap_or_default();
+            let records = self
+                .media_for_action(caller, resource, body.kind.as_str())
+                .await?;
+            let ids: Vec<String> = records.into_iter().map(|r| r.id).collect();
+            body.media = ids.clone();
+            ids
+        } else {
+            // An announcement's media resources and a poll's choice images may name uploads
+            // here too: checked like a media action's (any kind) and linked likewise.
+            let named = body.media.iter().chain(body.choice_images.iter().flatten());
+            self.uploads_named(caller, named).await?
+        };
+        if !media.is_empty() {
+            let urls: Vec<String> = media
+                .iter()
+                .map(|m| format!("{}/{m}", request.media_base))
+                .collect();
+            metadata.insert(
+                MEDIA_URLS_KEY.into(),
+                serde_json::to_string(&urls).unwrap_or_default(),
+            );
+        }
         let title = summary(&body);
         Ok(self
             .store
@@ -423,8 +498,69 @@ impl Core {
                     audience,
                 },
                 body,
+                media,
             })
             .await?)
+    }
+
+    /// Image and AttachmentList answers that name media uploaded here (a `mediaResource` of
+    /// `POST /media`, a media URL or id) must name files the responder may use (the uploader,
+    /// or a reader of a message carrying them; 404 otherwise), images only for an Image
+    /// question (400). Other strings are kept as sent. (The files are not linked to the action:
+    /// only their uploader and the readers of messages carrying them fetch them.)
+    async fn check_answer_media(
+        &self,
+        caller: &Caller,
+        body: &ActionBody,
+        answers: &[Answer],
+    ) -> Result<()> {
+        for (i, (question, answer)) in body.questions.iter().zip(answers).enumerate() {
+            let (resources, images_only) = match (question.kind, answer) {
+                (QuestionType::Image, Answer::Attachment(r)) => (std::slice::from_ref(r), true),
+                (QuestionType::AttachmentList, Answer::Attachments(list)) => {
+                    (list.as_slice(), false)
+                }
+                _ => continue,
+            };
+            for resource in resources {
+                let Some(ids) = parse_media_resource(resource) else {
+                    continue;
+                };
+                for media in ids {
+                    let record = self.media_record(caller, &media).await?;
+                    if images_only && record.kind != MediaKind::Image {
+                        return Err(answer_error(i, question, "an image"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The media ids that `resources` name among uploads here (other strings are skipped), each
+    /// one the caller may use (its uploader, or a reader of a message carrying it; 404
+    /// otherwise). Distinct, in order.
+    async fn uploads_named<'a>(
+        &self,
+        caller: &Caller,
+        resources: impl Iterator<Item = &'a String>,
+    ) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = Vec::new();
+        for resource in resources {
+            for media in parse_media_resource(resource).unwrap_or_default() {
+                if !ids.contains(&media) {
+                    if ids.len() >= MAX_LINKED_MEDIA {
+                        return Err(Error::invalid(
+                            format!("An action carries at most {MAX_LINKED_MEDIA} media files."),
+                            "mediaResources",
+                        ));
+                    }
+                    self.media_record(caller, &media).await?;
+                    ids.push(media);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Job assignees: members of the group, or subscribers the job is addressed to.
@@ -497,9 +633,9 @@ impl Core {
                 ));
             }
         }
-        if body.kind == ActionKind::Announcement {
+        if body.kind == ActionKind::Announcement || body.kind.is_media() {
             return Err(Error::invalid(
-                "Announcements take no responses.",
+                format!("{} actions take no responses.", body.kind.as_str()),
                 "actionId",
             ));
         }
@@ -515,11 +651,13 @@ impl Core {
         if body.due.is_some_and(|due| now > due) {
             return Err(Error::Conflict("The action is past its due date.".into()));
         }
+        let answers = match body.kind {
+            ActionKind::Job => Vec::new(),
+            _ => check_answers(body, request.answers)?,
+        };
+        self.check_answer_media(caller, body, &answers).await?;
         let response = ResponseBody {
-            answers: match body.kind {
-                ActionKind::Job => Vec::new(),
-                _ => check_answers(body, request.answers)?,
-            },
+            answers,
             completed: match body.kind {
                 ActionKind::Job => Some(request.completed.ok_or_else(|| {
                     Error::invalid("isCompleted is required for a job.", "isCompleted")
@@ -723,9 +861,14 @@ fn due_after(now: OffsetDateTime, hours: f64) -> Result<OffsetDateTime> {
     Ok(now + Duration::seconds_f64(hours * 3600.0))
 }
 
-/// The message text of an action (ACS shows it as a text message).
+/// The message text of an action (ACS shows it as a text message): its title; a media action
+/// without a caption shows its type (`Image`, `Album`, ...).
 fn summary(body: &ActionBody) -> String {
-    body.title.clone()
+    if body.title.trim().is_empty() {
+        body.kind.as_str().to_owned()
+    } else {
+        body.title.clone()
+    }
 }
 
 fn check_text(text: &str, max: usize, field: &str) -> Result<()> {
@@ -774,7 +917,24 @@ fn check_body(body: &mut ActionBody) -> Result<()> {
     } else {
         "title"
     };
-    check_text(&body.title, MAX_TEXT_CHARS, title_field)?;
+    if body.kind.is_media() {
+        // The caption is optional; the one mediaResource is required (resolved by the caller).
+        if body.title.chars().count() > MAX_TEXT_CHARS {
+            return Err(Error::invalid(
+                format!("caption is longer than {MAX_TEXT_CHARS} characters."),
+                "caption",
+            ));
+        }
+        body.title = body.title.trim().to_owned();
+        if body.media.len() != 1 || body.media[0].trim().is_empty() {
+            return Err(Error::invalid(
+                "mediaResource (from POST /media) is required.",
+                "mediaResource",
+            ));
+        }
+    } else {
+        check_text(&body.title, MAX_TEXT_CHARS, title_field)?;
+    }
     match body.kind {
         ActionKind::Announcement => {
             let message = body.message.as_deref().unwrap_or_default();
@@ -839,6 +999,17 @@ fn check_body(body: &mut ActionBody) -> Result<()> {
             }];
         }
         ActionKind::Custom => {}
+        ActionKind::Image
+        | ActionKind::Album
+        | ActionKind::Audio
+        | ActionKind::Document
+        | ActionKind::Video => {
+            body.questions.clear();
+            body.properties.clear();
+            body.choice_images.clear();
+            body.meeting = None;
+            body.message = None;
+        }
     }
     if body.kind != ActionKind::Job {
         body.assignees.clear();

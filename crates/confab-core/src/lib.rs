@@ -17,6 +17,7 @@ pub mod stream;
 pub mod subgroups;
 pub mod subscribers;
 pub mod tokens;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub struct Core {
     /// Where uploaded media bytes go (by default a map in memory).
     blobs: Arc<dyn ports::Blobs>,
     media_limits: media::MediaLimits,
+    /// The outbound client webhooks are validated and delivered with (`None`: webhooks off).
+    webhook_client: Option<Arc<dyn ports::WebhookClient>>,
+    webhook_config: webhooks::WebhookConfig,
 }
 
 impl Core {
@@ -82,7 +86,21 @@ impl Core {
             event_retention: EventRetention::default(),
             blobs: Arc::new(ports::MemoryBlobs::default()),
             media_limits: media::MediaLimits::default(),
+            webhook_client: None,
+            webhook_config: webhooks::WebhookConfig::default(),
         }
+    }
+
+    /// Turns webhooks on: registration validates callback URLs with `client`, and
+    /// [`webhooks::run_delivery_worker`] delivers with it.
+    pub fn with_webhooks(
+        mut self,
+        client: Arc<dyn ports::WebhookClient>,
+        config: webhooks::WebhookConfig,
+    ) -> Self {
+        self.webhook_client = Some(client);
+        self.webhook_config = config;
+        self
     }
 
     /// Replaces the bus (by default an in-process one that no store publishes to). The store

@@ -15,8 +15,10 @@
 //!   conversation (participants; subscribers the message reaches). Everyone else gets "not
 //!   found", exactly as for an unknown id.
 //!
-//! The actions that post media to a group (not here) call [`Core::media_for_action`] to resolve
-//! and check a `mediaResource`, and [`Core::attach_media`] once the message is committed.
+//! The actions that post media to a group (`actions.rs`: Image, Album, Audio, Document, Video)
+//! call [`Core::media_for_action`] to resolve and check a `mediaResource`; the store links the
+//! files to the action's message in the same transaction that writes it
+//! (`NewAction::media`). [`Core::attach_media`] links files to a message already committed.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -464,8 +466,8 @@ impl Core {
         Ok(records)
     }
 
-    /// For the actions that post media: records that `message` (committed) carries `media`, so
-    /// that the conversation's members may fetch them.
+    /// Records that `message` (committed) carries `media`, so that its readers may fetch them.
+    /// (Media actions do not need it: their links are written with the message.)
     pub async fn attach_media(
         &self,
         conversation: ConversationId,

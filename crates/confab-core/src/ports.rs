@@ -25,6 +25,8 @@ pub mod blobs;
 pub use blobs::{BlobError, BlobReader, BlobResult, BlobWriter, Blobs, MemoryBlobs};
 pub mod media;
 pub use media::{MediaKind, MediaRecord, MediaStore};
+pub mod webhooks;
+pub use webhooks::{WebhookClient, WebhookStore};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
@@ -123,10 +125,10 @@ pub struct ListQuery {
 /// and its event rows in one transaction; a returned `Ok` means committed. The connector
 /// (Kaizala application, PIN, refresh token) storage is the supertrait [`ConnectorStore`];
 /// subgroups and subscribers are [`HierarchyStore`]; media records are [`MediaStore`];
-/// actions are [`ActionStore`].
+/// actions are [`ActionStore`]; webhook subscriptions and deliveries are [`WebhookStore`].
 #[async_trait]
 pub trait Store:
-    ConnectorStore + HierarchyStore + MediaStore + ActionStore + Send + Sync + 'static
+    ConnectorStore + HierarchyStore + MediaStore + ActionStore + WebhookStore + Send + Sync + 'static
 {
     // Identities
     async fn create_identity(&self, identity: &Identity) -> StoreResult<()>;

@@ -1,5 +1,6 @@
 //! Action routes (connectors/actions*.md, action_responses.md): post an action (`POST
-//! /groups/{id}/actions`: Survey, Job, Poll, Announcement, LetsMeet, or a custom package by
+//! /groups/{id}/actions`: Survey, Job, Poll, Announcement, LetsMeet, the media actions Image,
+//! Album, Audio, Document, Video (`{mediaResource, caption?}`, media.md), or a custom package by
 //! `id`), list a group's actions (`GET …/actions?actionType&fromDate&count`), an action's
 //! details (`GET …/actions/{actionId}?getDetails=true`), responses (`POST
 //! …/actions/{actionId}/responses`, an update with `responseId`) and reminders (`POST
@@ -201,7 +202,12 @@ fn meeting_time(value: &Value) -> Option<OffsetDateTime> {
 }
 
 /// The action's body from the request.
-fn parse_body(kind: ActionKind, package: Option<String>, raw: &Value) -> KzResult<PostAction> {
+fn parse_body(
+    kind: ActionKind,
+    package: Option<String>,
+    raw: &Value,
+    media_base: String,
+) -> KzResult<PostAction> {
     let empty = Map::new();
     let body = match raw {
         Value::Object(map) => map,
@@ -270,6 +276,27 @@ fn parse_body(kind: ActionKind, package: Option<String>, raw: &Value) -> KzResul
                 action.title = action.message.clone().unwrap_or_default();
             }
         }
+        ActionKind::Image
+        | ActionKind::Album
+        | ActionKind::Audio
+        | ActionKind::Document
+        | ActionKind::Video => {
+            action.title = text_field(body, &["caption", "title"])?.unwrap_or_default();
+            let resource = match field(body, &["mediaresource"]) {
+                Some(value) => text_of(value),
+                // One resource given as the announcement's list.
+                None => match list_field(body, "mediaresources")? {
+                    [one] => text_of(one),
+                    _ => None,
+                },
+            };
+            action.media = vec![resource.ok_or_else(|| {
+                KaizalaError::invalid(
+                    "mediaResource (from POST /media) is required.",
+                    "mediaResource",
+                )
+            })?];
+        }
         ActionKind::LetsMeet => {
             let starting = field(body, &["startingtime"])
                 .map(|v| {
@@ -316,6 +343,7 @@ fn parse_body(kind: ActionKind, package: Option<String>, raw: &Value) -> KzResul
         body: action,
         due,
         audience: Audience::Members,
+        media_base,
     })
 }
 
@@ -335,8 +363,8 @@ fn request_kind(
         (None, Some(name)) => match ActionKind::parse(&name) {
             Some(ActionKind::Custom) | None => Err(KaizalaError::invalid(
                 format!(
-                    "actionType {name:?} is not one of Survey, Job, Poll, Announcement, LetsMeet \
-                     (give a custom action package by id)."
+                    "actionType {name:?} is not one of Survey, Job, Poll, Announcement, LetsMeet, \
+                     Image, Album, Audio, Document, Video (give a custom action package by id)."
                 ),
                 "actionType",
             )),
@@ -372,6 +400,11 @@ fn audience_of(to_all: Option<Flag>, listed: Option<Vec<Text>>) -> KzResult<Audi
     }
 }
 
+/// Where media is served: `<endpointUrl>/v1/media`.
+fn media_base(state: &KzState) -> String {
+    format!("{}/v1/media", state.config.endpoint_url)
+}
+
 fn action_id(text: &str) -> KzResult<MessageId> {
     message_from_reference(text)
         .ok_or_else(|| KaizalaError::not_found("The action does not exist."))
@@ -386,7 +419,7 @@ pub async fn post(
     let id = group_id(&group)?;
     let (kind, package) = request_kind(request.id, request.actiontype)?;
     let raw = request.actionbody.unwrap_or(Value::Null);
-    let mut action = parse_body(kind, package, &raw)?;
+    let mut action = parse_body(kind, package, &raw, media_base(&state))?;
     action.audience = audience_of(request.sendtoallsubscribers, request.subscribers)?;
     let action = state.core.post_action(&call.caller, id, action).await?;
     let reference = reference_id(action.id);
@@ -437,7 +470,12 @@ pub async fn list(
             },
         )
         .await?;
-    let actions: Vec<Value> = page.items.iter().map(|a| action_json(a, false)).collect();
+    let base = media_base(&state);
+    let actions: Vec<Value> = page
+        .items
+        .iter()
+        .map(|a| action_json(a, false, &base))
+        .collect();
     let mut body = json!({ "actions": actions, "hasMore": page.next.is_some() });
     if let Some(next) = page.next {
         body["continuationToken"] = json!(next);
@@ -458,7 +496,7 @@ pub async fn details(
         .core
         .action_details(&call.caller, id, action_id)
         .await?;
-    let mut detail = action_json(&details.action, true);
+    let mut detail = action_json(&details.action, true, &media_base(&state));
     let mut body = envelope(&details.action);
     if with_details {
         if let Value::Object(map) = &mut detail {
@@ -596,7 +634,7 @@ fn questions_json(body: &ActionBody) -> Value {
 }
 
 /// The action's type-specific body (`detail`: everything, as the details route shows it).
-fn action_body_json(action: &Action, detail: bool) -> Value {
+fn action_body_json(action: &Action, detail: bool, media_base: &str) -> Value {
     let body = &action.body;
     let reference = reference_id(action.id);
     let due = body.due.map(rfc3339);
@@ -668,6 +706,23 @@ fn action_body_json(action: &Action, detail: bool) -> Value {
             "message": body.message,
             "mediaResources": body.media,
         }),
+        ActionKind::Image
+        | ActionKind::Album
+        | ActionKind::Audio
+        | ActionKind::Document
+        | ActionKind::Video => {
+            let urls: Vec<String> = body
+                .media
+                .iter()
+                .map(|id| format!("{media_base}/{id}"))
+                .collect();
+            json!({
+                "actionId": reference,
+                "caption": body.title,
+                "mediaCount": urls.len(),
+                "mediaUrls": urls,
+            })
+        }
         ActionKind::LetsMeet => {
             let meeting = body.meeting.as_ref();
             json!({
@@ -688,12 +743,12 @@ fn action_body_json(action: &Action, detail: bool) -> Value {
     value
 }
 
-fn action_json(action: &Action, detail: bool) -> Value {
+fn action_json(action: &Action, detail: bool, media_base: &str) -> Value {
     if detail {
-        return action_body_json(action, true);
+        return action_body_json(action, true, media_base);
     }
     let mut value = envelope(action);
-    value["actionBody"] = action_body_json(action, false);
+    value["actionBody"] = action_body_json(action, false, media_base);
     value
 }
 

@@ -27,7 +27,7 @@ pub struct CreateApplicationRequest {
 }
 
 /// Checks the signature over the whole request, then that a body is JSON; answers the body.
-async fn signed_body(state: &AdminState, request: Request) -> KzResult<Bytes> {
+pub(crate) async fn signed_body(state: &AdminState, request: Request) -> KzResult<Bytes> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, crate::BODY_LIMIT)
         .await

@@ -17,6 +17,7 @@ pub mod json;
 mod media;
 mod subgroups;
 mod subscribers;
+mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -145,6 +146,11 @@ pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
             "/groups/{group}/subscribers/remove",
             axum::routing::put(subscribers::remove).post(subscribers::remove),
         )
+        .route("/webhook", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/webhook/{id}",
+            axum::routing::put(webhooks::update).delete(webhooks::remove),
+        )
         .fallback(|| async { KaizalaError::not_found("The requested resource does not exist.") })
         .layer(axum::middleware::map_response(kaizala_error_shape))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -177,6 +183,11 @@ pub fn admin_router(core: Arc<Core>, config: AdminConfig) -> Router {
         .route(
             "/admin/applications/{id}",
             axum::routing::delete(admin::remove),
+        )
+        .route("/admin/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
         )
         .layer(axum::middleware::map_response(kaizala_error_shape))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -213,17 +213,28 @@ impl Writer {
                 body
             ])
             .db()?;
+        if !new.media.is_empty() {
+            self.link_message_media(message.conversation, message.id, &new.media)?;
+        }
+        let mut payload = json!({
+            "conversation": message.conversation.to_acs(),
+            "actionId": message.id.to_string(),
+            "actionType": new.body.type_name(),
+            "title": new.body.title,
+        });
+        if new.body.kind.is_media() {
+            // A media action is an attachment (Kaizala webhooks: AttachmentCreated).
+            payload["isAttachment"] = json!(true);
+        }
+        if !new.media.is_empty() {
+            payload["media"] = json!(new.media);
+        }
         self.event(
             EventKind::ActionCreated,
             Some(message.conversation),
             Some(message.id.0),
             message.sender.as_ref(),
-            json!({
-                "conversation": message.conversation.to_acs(),
-                "actionId": message.id.to_string(),
-                "actionType": new.body.type_name(),
-                "title": new.body.title,
-            }),
+            payload,
             created_us,
         )?;
         Ok(Action {

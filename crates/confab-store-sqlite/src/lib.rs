@@ -22,6 +22,7 @@ mod hierarchy;
 mod media;
 mod reads;
 mod schema;
+mod webhooks;
 mod writer;
 mod writes;
 
@@ -35,6 +36,7 @@ use confab_core::model::{
     Application, Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page,
     Participant, PinChallenge, ReadReceipt, RefreshToken, Role, SubgroupLink, SubscribeOutcome,
 };
+use confab_core::ports::webhooks::{DeliveryAttempt, Webhook, WebhookDelivery, WebhookObject};
 use confab_core::ports::{
     Clock, CommittedEvent, ConnectorStore, ConversationUpdate, CreatedConversation, EventBounds,
     EventSink, HierarchyStore, ListQuery, Membership, MessageEdit, MessageQuery, NewConversation,
@@ -670,5 +672,97 @@ impl confab_core::ports::ActionStore for SqliteStore {
     ) -> StoreResult<Vec<confab_core::actions::ActionResponse>> {
         self.read(move |conn| actions::list_action_responses(conn, action, limit))
             .await
+    }
+}
+
+#[async_trait]
+impl confab_core::ports::WebhookStore for SqliteStore {
+    async fn create_webhook(&self, webhook: Webhook) -> StoreResult<()> {
+        self.writer.call(move |w| w.create_webhook(&webhook)).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+        let id = id.to_owned();
+        self.read(move |conn| webhooks::get_webhook(conn, &id))
+            .await
+    }
+
+    async fn list_webhooks(
+        &self,
+        object: WebhookObject,
+        object_id: &str,
+    ) -> StoreResult<Vec<Webhook>> {
+        let object_id = object_id.to_owned();
+        self.read(move |conn| webhooks::list_webhooks(conn, object, &object_id))
+            .await
+    }
+
+    async fn update_webhook(&self, webhook: Webhook, resume: bool) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.update_webhook(&webhook, resume))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer.call(move |w| w.delete_webhook(&id)).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let now_us = codec::micros(now);
+        self.read(move |conn| webhooks::due_deliveries(conn, now_us, limit))
+            .await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<OffsetDateTime>> {
+        self.read(webhooks::next_delivery_due).await
+    }
+
+    async fn record_delivery_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.record_delivery_attempt(&attempt))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let webhook = webhook.to_owned();
+        self.read(move |conn| webhooks::list_deliveries(conn, &webhook, before, limit))
+            .await
+    }
+
+    async fn redeliver(&self, webhook: &str, delivery: i64) -> StoreResult<WebhookDelivery> {
+        let webhook = webhook.to_owned();
+        self.writer
+            .call(move |w| w.redeliver(&webhook, delivery))
+            .await
+    }
+
+    async fn purge_deliveries(
+        &self,
+        older_than: OffsetDateTime,
+        max_rows: usize,
+    ) -> StoreResult<usize> {
+        let older_than_us = codec::micros(older_than);
+        self.writer
+            .call(move |w| w.purge_deliveries(older_than_us, max_rows))
+            .await
+    }
+
+    async fn action_conversation(&self, action: MessageId) -> StoreResult<Option<ConversationId>> {
+        self.read(move |conn| webhooks::action_conversation(conn, action))
+            .await
+    }
+
+    fn delivery_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.writer.delivery_wakeup.clone()
     }
 }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_stream.sql"),
     include_str!("../migrations/0005_media.sql"),
     include_str!("../migrations/0006_actions.sql"),
+    include_str!("../migrations/0007_webhooks.sql"),
 ];
 
 /// The schema version this build writes.

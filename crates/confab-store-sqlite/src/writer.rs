@@ -13,7 +13,7 @@
 //! again from the start with each job inside its own SAVEPOINT; jobs are re-runnable closures
 //! for that reason, and nothing is answered before the commit.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use crate::checkpoint::Checkpointer;
 use crate::codec::DbResult;
 use crate::events::SinkSlot;
 use crate::schema::{self, Durability};
+use crate::webhooks::{self, HookCache};
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
 /// in its batch, and the work lost to a failed commit.
@@ -85,6 +86,8 @@ pub(crate) struct WriterHandle {
     /// `None` once closed. Behind a lock only so that `close` can drop it through `&self`.
     sender: RwLock<Option<Sender<Box<dyn Job>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Woken after each commit that recorded webhook deliveries.
+    pub(crate) delivery_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl WriterHandle {
@@ -99,6 +102,7 @@ impl WriterHandle {
         let mut writer = Writer::new(conn, clock)?;
         writer.sink = sink;
         writer.checkpointer = Some(Checkpointer::start(path, durability)?);
+        let delivery_wakeup = writer.delivery_wakeup.clone();
         let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
@@ -107,6 +111,7 @@ impl WriterHandle {
         Ok(Self {
             sender: RwLock::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
+            delivery_wakeup,
         })
     }
 
@@ -177,6 +182,13 @@ pub(crate) struct Writer {
     /// (A `RefCell` so that logging an event needs only `&self`, like the rest of a write.)
     pub(crate) pending: RefCell<Vec<Arc<CommittedEvent>>>,
     pub(crate) sink: SinkSlot,
+    /// The active webhook subscriptions, by object (see `webhooks.rs`).
+    pub(crate) webhooks: HookCache,
+    /// A subscription write ran in this batch: a rollback must reload `webhooks`.
+    pub(crate) webhooks_touched: bool,
+    /// The batch recorded (or re-queued) webhook deliveries: wake the worker after COMMIT.
+    pub(crate) deliveries_recorded: Cell<bool>,
+    pub(crate) delivery_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -193,6 +205,7 @@ impl Writer {
                 |r| r.get(0),
             )
             .db()?;
+        let hooks = webhooks::load_cache(&conn)?;
         Ok(Self {
             conn,
             clock,
@@ -202,6 +215,10 @@ impl Writer {
             replays: 0,
             pending: RefCell::new(Vec::new()),
             sink: SinkSlot::default(),
+            webhooks: hooks,
+            webhooks_touched: false,
+            deliveries_recorded: Cell::new(false),
+            delivery_wakeup: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -252,6 +269,7 @@ impl Writer {
     fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
         self.pending.get_mut().clear();
+        self.deliveries_recorded.set(false);
         if let Err(err) = self.exec("BEGIN IMMEDIATE") {
             return Pass::Failed(format!("cannot begin: {err}"));
         }
@@ -272,6 +290,7 @@ impl Writer {
                     self.pending.get_mut().truncate(logged);
                     self.exec("ROLLBACK TO job")
                         .and_then(|()| self.exec("RELEASE job"))
+                        .and_then(|()| self.reload_webhooks_if_touched())
                 };
                 if let Err(err) = end {
                     return Pass::Failed(self.abort(format!("cannot end a savepoint: {err}")));
@@ -297,6 +316,10 @@ impl Writer {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
         self.clock_dirty = false;
+        self.webhooks_touched = false;
+        if self.deliveries_recorded.take() {
+            self.delivery_wakeup.notify_one();
+        }
         // After COMMIT, never before: what goes on the bus is committed.
         self.publish_committed();
         if let Some(checkpointer) = &self.checkpointer {
@@ -318,6 +341,17 @@ impl Writer {
                 tracing::error!(error = %err, "store rollback failed");
             }
         }
+        if let Err(err) = self.reload_webhooks_if_touched() {
+            tracing::error!(error = %err, "reloading webhook subscriptions failed");
+        }
+    }
+
+    /// After a rollback: the subscriptions as the database has them again.
+    fn reload_webhooks_if_touched(&mut self) -> StoreResult<()> {
+        if self.webhooks_touched {
+            self.reload_webhooks()?;
+        }
+        Ok(())
     }
 
     fn exec(&self, sql: &str) -> StoreResult<()> {

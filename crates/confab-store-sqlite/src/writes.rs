@@ -98,6 +98,18 @@ impl Writer {
             ])
             .db()?;
         let position = self.conn.last_insert_rowid();
+        // The outbox: with no webhook subscription at all this is one `is_empty` check.
+        if !self.webhooks.is_empty() {
+            self.outbox(
+                position,
+                &kind,
+                conversation,
+                message,
+                identity,
+                &payload,
+                at,
+            )?;
+        }
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }

@@ -11,8 +11,8 @@ use confab_core::model::{
     Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
 };
 use confab_core::ports::{
-    ActionQuery, ActionStore, Clock, HierarchyStore, NewAction, NewActionResponse, NewConversation,
-    NewMessage, Store, StoreError,
+    ActionQuery, ActionStore, Clock, HierarchyStore, MediaStore, NewAction, NewActionResponse,
+    NewConversation, NewMessage, Store, StoreError,
 };
 use confab_store_sqlite::SqliteStore;
 use parking_lot::Mutex;
@@ -157,6 +157,7 @@ fn new_action(conversation: ConversationId, body: ActionBody, audience: Audience
             audience,
         },
         body,
+        media: vec![],
     }
 }
 
@@ -410,6 +411,63 @@ async fn action_pages(f: Fixture) {
     assert_eq!(ids.len(), 6);
 }
 
+/// A media action links its files to its message in the same write, and its creation event
+/// says it is an attachment.
+async fn media_actions(f: Fixture) {
+    let store = &f.store;
+    let g = group(store, ConversationKind::Group).await;
+    const FILE: &str = "0123456789abcdef0123456789abcdef";
+    assert!(!store
+        .media_visible_to(FILE, &user(2))
+        .await
+        .expect("visible"));
+    let mut new = new_action(g, body(ActionKind::Image, "A cat", None), Audience::Members);
+    new.body.questions.clear();
+    new.body.media = vec![FILE.into()];
+    new.media = vec![FILE.into()];
+    let action = store.create_action(new).await.expect("create");
+    assert!(store
+        .media_visible_to(FILE, &user(2))
+        .await
+        .expect("visible"));
+    assert!(!store
+        .media_visible_to(FILE, &user(3))
+        .await
+        .expect("visible"));
+    let read = store
+        .get_action(g, action.id)
+        .await
+        .expect("read")
+        .expect("action");
+    assert_eq!(read.body.kind, ActionKind::Image);
+    assert_eq!(read.body.media, [FILE]);
+    // Deleting the message hides the file again.
+    store.delete_message(g, action.id).await.expect("delete");
+    assert!(!store
+        .media_visible_to(FILE, &user(2))
+        .await
+        .expect("visible"));
+
+    if f._dir.is_some() {
+        let conn = rusqlite::Connection::open_with_flags(
+            f.store.path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open events");
+        let payload: String = conn
+            .query_row(
+                "SELECT payload FROM events WHERE kind = 'actionCreated'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("event");
+        let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON");
+        assert_eq!(payload["actionType"], "Image");
+        assert_eq!(payload["isAttachment"], true);
+        assert_eq!(payload["media"], serde_json::json!([FILE]));
+    }
+}
+
 macro_rules! both {
     ($($check:ident),* $(,)?) => {
         $(
@@ -428,4 +486,4 @@ macro_rules! both {
     };
 }
 
-both!(actions_and_responses, action_pages);
+both!(actions_and_responses, action_pages, media_actions);

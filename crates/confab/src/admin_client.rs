@@ -91,6 +91,21 @@ impl AdminClient {
         self.send(Method::DELETE, &path, None).await.map(|_| ())
     }
 
+    /// A webhook's delivery log, newest first: `{webhook, deliveries: [...]}`.
+    pub async fn webhook_deliveries(&self, id: &str, limit: Option<u32>) -> anyhow::Result<Value> {
+        let mut path = format!("/admin/webhooks/{id}/deliveries");
+        if let Some(limit) = limit {
+            path.push_str(&format!("?limit={limit}"));
+        }
+        self.send(Method::GET, &path, None).await
+    }
+
+    /// Queues a delivery again, due now.
+    pub async fn redeliver(&self, id: &str, delivery: &str) -> anyhow::Result<Value> {
+        let path = format!("/admin/webhooks/{id}/deliveries/{delivery}/redeliver");
+        self.send(Method::POST, &path, None).await
+    }
+
     /// Sends a signed request; answers the JSON body (Null when empty) or the server's error.
     pub async fn send(
         &self,

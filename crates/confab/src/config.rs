@@ -111,6 +111,23 @@ pub struct Settings {
     pub media_max_document_bytes: u64,
     /// Images one album upload may hold.
     pub media_max_album_images: usize,
+    /// How long a webhook receiver has to echo the validationToken at registration, ms.
+    pub webhook_handshake_timeout_ms: u64,
+    /// How long one webhook delivery attempt may take, ms.
+    pub webhook_timeout_ms: u64,
+    /// Tries per webhook delivery before the webhook is disabled.
+    pub webhook_max_attempts: u32,
+    /// The wait after a delivery's first failed try, ms; each later wait is
+    /// `webhook_retry_factor` times longer (±20 % jitter). The defaults make 6 tries over about
+    /// two days.
+    pub webhook_retry_base_ms: u64,
+    pub webhook_retry_factor: u32,
+    /// Webhook delivery attempts in flight at once.
+    pub webhook_concurrency: usize,
+    /// How often the delivery worker looks for due deliveries when nothing wakes it, ms.
+    pub webhook_poll_ms: u64,
+    /// Refuse plain-http callback URLs.
+    pub webhook_require_https: bool,
 }
 
 impl Default for Settings {
@@ -148,6 +165,14 @@ impl Default for Settings {
             media_max_video_bytes: confab_core::media::MediaLimits::default().video,
             media_max_document_bytes: confab_core::media::MediaLimits::default().document,
             media_max_album_images: confab_core::media::MediaLimits::default().album_images,
+            webhook_handshake_timeout_ms: 5_000,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 6,
+            webhook_retry_base_ms: 60_000,
+            webhook_retry_factor: 7,
+            webhook_concurrency: 16,
+            webhook_poll_ms: 5_000,
+            webhook_require_https: false,
         }
     }
 }
@@ -214,7 +239,35 @@ impl Settings {
         {
             bail!("the media_max_* settings must be at least 1");
         }
+        if self.webhook_handshake_timeout_ms == 0
+            || self.webhook_timeout_ms == 0
+            || self.webhook_max_attempts == 0
+            || self.webhook_retry_factor == 0
+            || self.webhook_concurrency == 0
+            || self.webhook_poll_ms == 0
+        {
+            bail!(
+                "webhook_handshake_timeout_ms, webhook_timeout_ms, webhook_max_attempts, \
+                 webhook_retry_factor, webhook_concurrency and webhook_poll_ms must be at least 1"
+            );
+        }
         Ok(())
+    }
+
+    /// The webhook delivery settings.
+    pub fn webhook_config(&self) -> confab_core::webhooks::WebhookConfig {
+        use std::time::Duration;
+        confab_core::webhooks::WebhookConfig {
+            handshake_timeout: Duration::from_millis(self.webhook_handshake_timeout_ms),
+            attempt_timeout: Duration::from_millis(self.webhook_timeout_ms),
+            max_attempts: self.webhook_max_attempts,
+            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+            retry_factor: self.webhook_retry_factor,
+            concurrency: self.webhook_concurrency,
+            poll_interval: Duration::from_millis(self.webhook_poll_ms),
+            require_https: self.webhook_require_https,
+            ..confab_core::webhooks::WebhookConfig::default()
+        }
     }
 
     /// The media upload limits.
@@ -386,6 +439,14 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("media_max_video_bytes", Kind::Parsed),
     ("media_max_document_bytes", Kind::Parsed),
     ("media_max_album_images", Kind::Parsed),
+    ("webhook_handshake_timeout_ms", Kind::Parsed),
+    ("webhook_timeout_ms", Kind::Parsed),
+    ("webhook_max_attempts", Kind::Parsed),
+    ("webhook_retry_base_ms", Kind::Parsed),
+    ("webhook_retry_factor", Kind::Parsed),
+    ("webhook_concurrency", Kind::Parsed),
+    ("webhook_poll_ms", Kind::Parsed),
+    ("webhook_require_https", Kind::Parsed),
 ];
 
 /// The settings found in `env` (name, value pairs, e.g. `std::env::vars()`).

@@ -16,6 +16,7 @@ pub mod pins;
 mod secrets;
 mod tempdir;
 pub mod tls;
+mod webhook_client;
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -42,6 +43,8 @@ pub use config::{ServeArgs, Settings};
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "confab.db";
+/// How long a shutdown waits for webhook deliveries in flight.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(2);
 /// How long a graceful shutdown waits for in-flight requests before cutting connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// After the server stops, how long to wait for the last request tasks to let go of the core,
@@ -73,6 +76,8 @@ struct Inner {
     handle: axum_server::Handle,
     server: JoinHandle<std::io::Result<()>>,
     sweeper: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// The webhook delivery worker.
+    webhooks: (watch::Sender<bool>, JoinHandle<()>),
     core: Arc<Core>,
     /// Ends the open event streams, which would otherwise hold a graceful shutdown up.
     streams: StreamShutdown,
@@ -174,7 +179,11 @@ pub async fn start_with_clock(
         .with_bus(bus)
         .with_event_retention(settings.event_retention())
         .with_blobs(media_blobs)
-        .with_media_limits(settings.media_limits()),
+        .with_media_limits(settings.media_limits())
+        .with_webhooks(
+            Arc::new(webhook_client::HttpWebhookClient::new()?),
+            settings.webhook_config(),
+        ),
     );
     let (streams, stream_shutdown) = confab_stream::router(core.clone(), settings.stream_config());
     let app = app(
@@ -217,6 +226,17 @@ pub async fn start_with_clock(
         )
     });
 
+    // Delivers what is pending (also what an earlier run recorded but did not deliver).
+    let webhooks = {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(confab_core::webhooks::run_delivery_worker(
+            core.clone(),
+            stopped,
+            WEBHOOK_GRACE,
+        ));
+        (stop, task)
+    };
+
     let access_key = base64::engine::general_purpose::STANDARD.encode(&access_key);
     let connection_string = format!("endpoint={endpoint};accesskey={access_key}");
     tracing::info!(%local_addr, %endpoint, "confab listening");
@@ -233,6 +253,7 @@ pub async fn start_with_clock(
             handle,
             server,
             sweeper,
+            webhooks,
             core,
             streams: stream_shutdown,
             _cert_dir: cert_dir,
@@ -394,6 +415,13 @@ fn spawn_retention_sweeper(
                     if let Err(err) = core.purge_expired_credentials().await {
                         tracing::warn!(error = %err, "purging expired PINs and tokens failed");
                     }
+                    match core.purge_webhook_deliveries().await {
+                        Ok(0) => {}
+                        Ok(count) => tracing::debug!(count, "purged old webhook deliveries"),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "purging webhook deliveries failed")
+                        }
+                    }
                     match core.purge_events().await {
                         Ok(0) => {}
                         Ok(count) => tracing::debug!(count, "purged events past their retention"),
@@ -430,6 +458,7 @@ impl Running {
             handle,
             server,
             sweeper,
+            webhooks,
             core,
             streams,
             _cert_dir,
@@ -448,6 +477,11 @@ impl Running {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "the retention sweeper failed");
             }
+        }
+        // In-flight deliveries get a moment; unfinished ones stay pending for the next start.
+        let _ = webhooks.0.send(true);
+        if let Err(err) = webhooks.1.await {
+            tracing::error!(error = %err, "the webhook worker failed");
         }
         release_core(core).await;
         tracing::info!("confab stopped");
@@ -530,6 +564,7 @@ impl Drop for Running {
             if let Some((stop, _)) = &inner.sweeper {
                 let _ = stop.send(true);
             }
+            let _ = inner.webhooks.0.send(true);
         }
     }
 }

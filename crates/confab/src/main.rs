@@ -25,6 +25,35 @@ enum Command {
     Serve(ServeArgs),
     /// Manage Kaizala connector applications through a running server's admin API
     App(AppArgs),
+    /// Inspect webhook deliveries through a running server's admin API
+    Webhook(WebhookArgs),
+}
+
+#[derive(clap::Args)]
+struct WebhookArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: WebhookCommand,
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// A webhook's delivery log, newest first: attempts, status, last error
+    Deliveries {
+        /// The webhookId
+        id: String,
+        /// How many deliveries to show [default: 100]
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Send a delivery again (due now, a new round of retries)
+    Redeliver {
+        /// The webhookId
+        id: String,
+        /// The delivery's id (from `confab webhook deliveries`)
+        delivery: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,6 +114,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args, cli.config),
         Command::App(args) => app(args),
+        Command::Webhook(args) => webhook(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +147,39 @@ fn serve(args: &ServeArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
         running.wait().await;
         Ok(())
     })
+}
+
+fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
+    let client = admin_client(&args.server)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let answer = runtime.block_on(async {
+        match &args.command {
+            WebhookCommand::Deliveries { id, limit } => client.webhook_deliveries(id, *limit).await,
+            WebhookCommand::Redeliver { id, delivery } => client.redeliver(id, delivery).await,
+        }
+    })?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+fn admin_client(server: &ServerArgs) -> anyhow::Result<confab::admin_client::AdminClient> {
+    let (endpoint, key) = match (&server.connection_string, &server.endpoint, &server.access_key) {
+        (_, Some(endpoint), Some(key)) => (endpoint.clone(), key.clone()),
+        (Some(text), None, None) => confab::admin_client::parse_connection_string(text)?,
+        _ => anyhow::bail!(
+            "give --connection-string (or CONFAB_CONNECTION_STRING), or both --endpoint and --access-key"
+        ),
+    };
+    confab::tls::install_default_provider();
+    confab::admin_client::AdminClient::new(
+        &endpoint,
+        &key,
+        server.ca_cert.as_deref(),
+        server.insecure,
+    )
 }
 
 fn app(args: AppArgs) -> anyhow::Result<()> {

@@ -25,7 +25,11 @@ mod media;
 mod members;
 #[path = "kaizala/messages.rs"]
 mod messages;
+#[path = "kaizala/scenario.rs"]
+mod scenario;
 #[path = "kaizala/subgroups.rs"]
 mod subgroups;
 #[path = "kaizala/subscribers.rs"]
 mod subscribers;
+#[path = "kaizala/webhooks.rs"]
+mod webhooks;

@@ -13,6 +13,10 @@ use crate::model::Page;
 pub struct NewAction {
     pub message: NewMessage,
     pub body: ActionBody,
+    /// Media ids the message carries (a media action's files; uploads an announcement or a
+    /// poll's choices name), checked by the core: linked to the message in the same
+    /// transaction, so that its readers may fetch them.
+    pub media: Vec<String>,
 }
 
 /// A response to record.
@@ -51,8 +55,9 @@ pub struct ActionQuery {
 #[async_trait]
 pub trait ActionStore: Send + Sync + 'static {
     /// Appends the action's message (like `Store::append_message`, adding `kaizalaActionId`
-    /// to its metadata) and its body, in one transaction; logs `MessageReceived` and
-    /// `ActionCreated`.
+    /// to its metadata), its body and its media links, in one transaction; logs
+    /// `MessageReceived` and `ActionCreated` (with `isAttachment` and `media` when it carries
+    /// media).
     async fn create_action(&self, new: NewAction) -> StoreResult<Action>;
     /// An action whose message is not deleted, with its counts.
     async fn get_action(

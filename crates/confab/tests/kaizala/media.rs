@@ -1,13 +1,15 @@
 //! `POST /v1/media` and `GET /v1/media/{id}`: uploads (one file, albums, documents), content
 //! types and size limits (415, 413), serving back to the uploader only (404 to others), and
-//! files surviving a restart.
+//! files surviving a restart. Media actions (`POST /groups/{id}/actions` with Image, Album,
+//! Audio, Document, Video): checks, members and addressed subscribers fetching the files,
+//! the ACS face, deletion; uploads named in survey answers.
 
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::support::{number, Kz, Resp, TestServer};
+use crate::support::{enc, number, thread_of, Acs, Kz, Resp, TestServer};
 
 const BOUNDARY: &str = "confab-test-boundary-7d3a";
 
@@ -549,4 +551,418 @@ async fn a_large_video_streams_to_disk_and_back() {
     assert_eq!(got.header("etag"), format!("\"{}\"", sha256_hex(&data)));
     server.running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- Media actions: posting uploaded files to a group, and who may fetch them then. ----
+
+/// Uploads one file; answers its `mediaResource` and media ids.
+async fn uploaded(kz: &Kz, parts: &[Part<'_>]) -> (String, Vec<String>) {
+    let resp = upload(kz, parts).await.expect(200);
+    let ids = ids(&resp);
+    let text = resp.body["mediaResource"]
+        .as_str()
+        .expect("mediaResource")
+        .to_owned();
+    (text, ids)
+}
+
+async fn post_media(kz: &Kz, group: &str, body: &Value) -> Resp {
+    kz.post(&format!("/groups/{group}/actions"), body).await
+}
+
+fn media_action(kind: &str, resource: &str, caption: Option<&str>) -> Value {
+    let mut body = json!({"actionType": kind, "actionBody": {"mediaResource": resource}});
+    if let Some(caption) = caption {
+        body["actionBody"]["caption"] = json!(caption);
+    }
+    body
+}
+
+fn status(fetched: &Fetched) -> u16 {
+    fetched.status.as_u16()
+}
+
+#[tokio::test]
+async fn media_actions_of_every_kind_reach_the_members() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let carol = server.user(&number(3)).await;
+    let group = alice.group(&[&number(2)]).await;
+
+    let image = png(3000);
+    let (resource, ids) = uploaded(&alice, &[file("cat.png", "image/png", image.clone())]).await;
+    // Not posted yet: only the uploader sees it.
+    assert_eq!(status(&fetch(&bob, &ids[0]).await), 404);
+    let posted = post_media(
+        &alice,
+        &group,
+        &media_action("Image", &resource, Some("A cat")),
+    )
+    .await
+    .expect(200);
+    assert!(posted.body["referenceId"].is_string());
+    let got = fetch(&bob, &ids[0]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.bytes, image, "byte-identical");
+    // Carol is no member: exactly as for an unknown id.
+    assert_eq!(status(&fetch(&carol, &ids[0]).await), 404);
+
+    // Audio, a document and a video, each by the kind of the action (case-insensitive), and
+    // by the forms the docs allow (a bare id, the URL).
+    let cases: [(&str, &str, &str, Vec<u8>); 3] = [
+        (
+            "audio",
+            "a.mp3",
+            "audio/mpeg",
+            b"ID3\x03 some audio".to_vec(),
+        ),
+        (
+            "Document",
+            "r.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n%%EOF\n".to_vec(),
+        ),
+        ("VIDEO", "v.mp4", "video/mp4", vec![7u8; 4096]),
+    ];
+    for (i, (kind, name, content_type, data)) in cases.into_iter().enumerate() {
+        let (resource, ids) = uploaded(&alice, &[file(name, content_type, data.clone())]).await;
+        let given = match i {
+            0 => resource,
+            1 => ids[0].clone(),
+            _ => format!("{}/v1/media/{}", alice.base, ids[0]),
+        };
+        post_media(&alice, &group, &media_action(kind, &given, None))
+            .await
+            .expect(200);
+        let got = fetch(&bob, &ids[0]).await;
+        assert_eq!(got.status, StatusCode::OK, "{kind}");
+        assert_eq!(got.bytes, data, "{kind}");
+        assert_eq!(status(&fetch(&carol, &ids[0]).await), 404, "{kind}");
+    }
+
+    // An album of three images.
+    let images = [png(300), jpeg(400), png(500)];
+    let (album, album_ids) = uploaded(
+        &alice,
+        &[
+            file("a.png", "image/png", images[0].clone()),
+            file("b.jpg", "image/jpeg", images[1].clone()),
+            file("c.png", "image/png", images[2].clone()),
+        ],
+    )
+    .await;
+    // Three files are no Image.
+    post_media(&alice, &group, &media_action("Image", &album, None))
+        .await
+        .error(400);
+    post_media(
+        &alice,
+        &group,
+        &media_action("Album", &album, Some("Holiday")),
+    )
+    .await
+    .expect(200);
+    for (id, data) in album_ids.iter().zip(&images) {
+        let got = fetch(&bob, id).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(&got.bytes, data);
+        assert_eq!(status(&fetch(&carol, id).await), 404);
+    }
+
+    // The actions list with their captions and URLs.
+    let listed = bob
+        .get(&format!("/groups/{group}/actions"))
+        .await
+        .expect(200);
+    let actions = listed.body["actions"].as_array().expect("actions");
+    let types: Vec<&str> = actions
+        .iter()
+        .map(|a| a["actionType"].as_str().expect("type"))
+        .collect();
+    assert_eq!(types, ["Image", "Audio", "Document", "Video", "Album"]);
+    assert_eq!(actions[0]["actionBody"]["caption"], "A cat");
+    assert_eq!(actions[4]["actionBody"]["mediaCount"], 3);
+    let urls = actions[4]["actionBody"]["mediaUrls"]
+        .as_array()
+        .expect("urls");
+    assert!(urls[2]
+        .as_str()
+        .expect("url")
+        .ends_with(&format!("/v1/media/{}", album_ids[2])));
+    let albums = bob
+        .get(&format!("/groups/{group}/actions?actionType=album"))
+        .await
+        .expect(200);
+    assert_eq!(albums.body["actions"].as_array().expect("a").len(), 1);
+    // Media actions take no responses.
+    let action = actions[0]["actionId"].as_str().expect("id");
+    bob.post(
+        &format!("/groups/{group}/actions/{action}/responses"),
+        &json!({"actionBody": {"answers": ["x"]}}),
+    )
+    .await
+    .error(400);
+}
+
+#[tokio::test]
+async fn media_actions_are_checked() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let carol = server.user(&number(3)).await;
+    let group = alice.group(&[&number(2)]).await;
+    let (pdf, _) = uploaded(
+        &alice,
+        &[file("r.pdf", "application/pdf", b"%PDF-1.4\n".to_vec())],
+    )
+    .await;
+    let (image, _) = uploaded(&alice, &[file("a.png", "image/png", png(100))]).await;
+    // A kind that does not fit the action.
+    let body = post_media(&alice, &group, &media_action("Image", &pdf, None))
+        .await
+        .error(400);
+    assert_eq!(body["errorCode"], "InvalidParameters");
+    post_media(&alice, &group, &media_action("Album", &pdf, None))
+        .await
+        .error(400);
+    post_media(&alice, &group, &media_action("Video", &image, None))
+        .await
+        .error(400);
+    // Missing or malformed resources.
+    post_media(
+        &alice,
+        &group,
+        &json!({"actionType": "Image", "actionBody": {"caption": "x"}}),
+    )
+    .await
+    .error(400);
+    post_media(
+        &alice,
+        &group,
+        &media_action("Image", "not a resource", None),
+    )
+    .await
+    .error(400);
+    // Another user's upload the caller cannot see: as if it did not exist.
+    let (carols, carol_ids) = uploaded(&carol, &[file("c.png", "image/png", png(100))]).await;
+    post_media(&alice, &group, &media_action("Image", &carols, None))
+        .await
+        .error(404);
+    assert_eq!(status(&fetch(&alice, &carol_ids[0]).await), 404);
+    // A non-member posts nothing (403 before the media is looked at).
+    post_media(&carol, &group, &media_action("Image", &carols, None))
+        .await
+        .error(403);
+    // Nothing was posted.
+    let listed = alice
+        .get(&format!("/groups/{group}/actions"))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["actions"].as_array().expect("a").len(), 0);
+}
+
+#[tokio::test]
+async fn a_media_action_is_a_text_message_on_the_acs_face_and_deleting_it_hides_the_file() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let group = alice.group(&[&number(2)]).await;
+    let (resource, ids) = uploaded(&alice, &[file("cat.png", "image/png", png(800))]).await;
+    post_media(
+        &alice,
+        &group,
+        &media_action("Image", &resource, Some("Look")),
+    )
+    .await
+    .expect(200);
+    let (doc, _) = uploaded(
+        &alice,
+        &[file("r.pdf", "application/pdf", b"%PDF-1.4\n".to_vec())],
+    )
+    .await;
+    // Without a caption the message text is the type.
+    post_media(&alice, &group, &media_action("Document", &doc, None))
+        .await
+        .expect(200);
+
+    let token = server.acs_token_for(&alice.identity()).await;
+    let acs = Acs::with_token(&server.base, &server.http, &alice.identity(), &token);
+    let thread = thread_of(&group);
+    assert_eq!(acs.texts(&thread).await, ["Look", "Document"]);
+    let listed = acs
+        .call(
+            Method::GET,
+            &format!("/chat/threads/{}/messages", enc(&thread)),
+            None,
+        )
+        .await
+        .expect(200);
+    let message = listed.body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .find(|m| m["content"]["message"] == "Look")
+        .expect("media message")
+        .clone();
+    assert_eq!(message["type"], "text");
+    assert_eq!(message["metadata"]["kaizalaActionType"], "Image");
+    let urls: Vec<String> = serde_json::from_str(
+        message["metadata"]["kaizalaMediaUrls"]
+            .as_str()
+            .expect("kaizalaMediaUrls"),
+    )
+    .expect("a JSON list");
+    assert_eq!(urls, [format!("{}/v1/media/{}", alice.base, ids[0])]);
+    let got = fetch_with(&bob, Method::GET, &urls[0], &[("accessToken", &bob.token)]).await;
+    assert_eq!(got.status, StatusCode::OK);
+
+    // The sender deletes the message on the ACS face: the members see the file no more; its
+    // uploader still does.
+    let message_id = message["id"].as_str().expect("id");
+    acs.call(
+        Method::DELETE,
+        &format!("/chat/threads/{}/messages/{message_id}", enc(&thread)),
+        None,
+    )
+    .await
+    .expect(204);
+    assert_eq!(status(&fetch(&bob, &ids[0]).await), 404);
+    assert_eq!(status(&fetch(&alice, &ids[0]).await), 200);
+}
+
+#[tokio::test]
+async fn media_actions_reach_only_the_addressed_subscribers() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let sam = server.user(&number(10)).await;
+    let sue = server.user(&number(11)).await;
+    let created = alice
+        .post(
+            "/groups",
+            &json!({"name": "Public", "members": [number(2)], "groupType": "ConnectGroup"}),
+        )
+        .await
+        .expect(200);
+    let group = created.body["groupId"].as_str().expect("id").to_owned();
+    alice
+        .put(
+            &format!("/groups/{group}/subscribers/add"),
+            &json!({"subscribers": [number(10), number(11)]}),
+        )
+        .await
+        .expect(200);
+    let (resource, ids) = uploaded(&alice, &[file("a.png", "image/png", png(500))]).await;
+    let mut to_sam = media_action("Image", &resource, Some("For Sam"));
+    to_sam["subscribers"] = json!([number(10)]);
+    post_media(&alice, &group, &to_sam).await.expect(200);
+    assert_eq!(status(&fetch(&sam, &ids[0]).await), 200);
+    assert_eq!(status(&fetch(&bob, &ids[0]).await), 200);
+    assert_eq!(status(&fetch(&sue, &ids[0]).await), 404);
+    // Only admins post in a public group.
+    let (bobs, _) = uploaded(&bob, &[file("b.png", "image/png", png(500))]).await;
+    post_media(&bob, &group, &media_action("Image", &bobs, None))
+        .await
+        .error(403);
+}
+
+#[tokio::test]
+async fn survey_image_answers_naming_uploads_are_checked() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let carol = server.user(&number(3)).await;
+    let group = alice.group(&[&number(2)]).await;
+    let posted = alice
+        .post(
+            &format!("/groups/{group}/actions"),
+            &json!({"actionType": "Survey", "actionBody": {
+                "title": "Photos", "acceptMultipleResponses": true,
+                "questions": [{"title": "A photo", "type": "Image"},
+                              {"title": "Files", "type": "AttachmentList"}]}}),
+        )
+        .await
+        .expect(200);
+    let action = posted.body["actionId"].as_str().expect("id").to_owned();
+    let answer = |answers: Value| {
+        let bob = &bob;
+        let path = format!("/groups/{group}/actions/{action}/responses");
+        async move {
+            bob.post(&path, &json!({"actionBody": {"answers": answers}}))
+                .await
+        }
+    };
+    let (photo, _) = uploaded(&bob, &[file("p.png", "image/png", png(100))]).await;
+    let (pdf, _) = uploaded(
+        &bob,
+        &[file("r.pdf", "application/pdf", b"%PDF-1.4\n".to_vec())],
+    )
+    .await;
+    answer(json!([photo, [pdf]])).await.expect(200);
+    // Strings that name no upload here are kept as sent.
+    answer(json!(["eyJUaHVtYm5haWwiOiIv", []]))
+        .await
+        .expect(200);
+    // A document is no image.
+    answer(json!([pdf, []])).await.error(400);
+    // Someone else's upload the responder cannot see.
+    let (carols, _) = uploaded(&carol, &[file("c.png", "image/png", png(100))]).await;
+    answer(json!([carols, []])).await.error(404);
+    answer(json!([photo, [carols]])).await.error(404);
+}
+
+#[tokio::test]
+async fn announcements_and_poll_images_naming_uploads_link_them() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let carol = server.user(&number(3)).await;
+    let group = alice.group(&[&number(2)]).await;
+    let (banner, banner_ids) = uploaded(&alice, &[file("b.png", "image/png", png(400))]).await;
+    let (flyer, flyer_ids) = uploaded(
+        &alice,
+        &[file("f.pdf", "application/pdf", b"%PDF-1.4\n".to_vec())],
+    )
+    .await;
+    let (choice, choice_ids) = uploaded(&alice, &[file("c.png", "image/png", png(300))]).await;
+    alice
+        .post(
+            &format!("/groups/{group}/actions"),
+            &json!({"actionType": "Announcement", "actionBody": {
+                "title": "News", "message": "Read this",
+                "mediaResources": [banner, flyer, "eyJUaHVtYm5haWwi"]}}),
+        )
+        .await
+        .expect(200);
+    alice
+        .post(
+            &format!("/groups/{group}/actions"),
+            &json!({"actionType": "Poll", "actionBody": {
+                "question": "Which?", "choices": [{"title": "This", "image": choice}, {"title": "No"}]}}),
+        )
+        .await
+        .expect(200);
+    for id in [&banner_ids[0], &flyer_ids[0], &choice_ids[0]] {
+        assert_eq!(status(&fetch(&bob, id).await), 200);
+        assert_eq!(status(&fetch(&carol, id).await), 404);
+    }
+    // The resources are shown as sent.
+    let listed = bob
+        .get(&format!("/groups/{group}/actions"))
+        .await
+        .expect(200);
+    assert_eq!(
+        listed.body["actions"][0]["actionBody"]["mediaResources"][2],
+        "eyJUaHVtYm5haWwi"
+    );
+    // An upload the poster cannot see.
+    let (carols, _) = uploaded(&carol, &[file("x.png", "image/png", png(100))]).await;
+    alice
+        .post(
+            &format!("/groups/{group}/actions"),
+            &json!({"actionType": "Announcement", "actionBody": {
+                "title": "News", "message": "Read this", "mediaResources": [carols]}}),
+        )
+        .await
+        .error(404);
 }

@@ -1,0 +1,804 @@
+//! Webhook subscriptions and the delivery outbox.
+//!
+//! The writer keeps the active subscriptions in memory, by object ([`HookCache`]): loaded when
+//! it starts and reloaded by every subscription write (which runs on the writer too) and after
+//! a rollback that undid one. Where an event row is inserted (`Writer::log_event`), the outbox
+//! adds one delivery row per matching subscription in the same transaction — with no
+//! subscription at all that costs one `is_empty` check. The envelope is built there, from the
+//! event's data (and, for actions, the action row the same transaction wrote).
+
+use std::collections::HashMap;
+
+use confab_core::actions::{ActionBody, Answer, ResponseBody, ACTION_TYPE_KEY};
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::EventKind;
+use confab_core::ports::webhooks::{
+    DeliveryAttempt, DeliveryStatus, Webhook, WebhookDelivery, WebhookObject,
+};
+use confab_core::ports::{StoreError, StoreResult};
+use confab_core::webhooks::{
+    action_event_types, event_id, kaizala_member_id, kaizala_reference_id, subscribed_as,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::codec::{self, conv_key, DbResult};
+use crate::writer::Writer;
+
+/// An active subscription as the outbox needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedHook {
+    id: String,
+    /// Who registered it: it gets events only of conversations it is a participant of.
+    owner: IdentityId,
+    event_types: Vec<String>,
+    context: Option<String>,
+    validity_us: i64,
+}
+
+/// Active subscriptions by (object type, object id).
+pub(crate) type HookCache = HashMap<(WebhookObject, String), Vec<CachedHook>>;
+
+const WEBHOOK_COLUMNS: &str = "id, object_type, object_id, event_types, callback_url, \
+     callback_token, callback_context, secret, owner, validity, active, created_on, \
+     disabled_reason";
+
+const DELIVERY_COLUMNS: &str = "id, webhook, event_id, event_type, order_key, payload, status, \
+     attempts, round_start, next_attempt_on, last_attempt_on, last_status, last_error, \
+     created_on, delivered_on";
+
+fn bad(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+fn time_of(us: i64) -> rusqlite::Result<OffsetDateTime> {
+    codec::from_micros(us).ok_or_else(|| bad("time"))
+}
+
+fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
+    let object: String = row.get(1)?;
+    let types: String = row.get(3)?;
+    let owner: String = row.get(8)?;
+    Ok(Webhook {
+        id: row.get(0)?,
+        object: WebhookObject::parse(&object).ok_or_else(|| bad("object_type"))?,
+        object_id: row.get(2)?,
+        event_types: serde_json::from_str(&types).map_err(|_| bad("event_types"))?,
+        callback_url: row.get(4)?,
+        callback_token: row.get(5)?,
+        callback_context: row.get(6)?,
+        secret: row.get(7)?,
+        owner: IdentityId::parse(&owner).ok_or_else(|| bad("owner"))?,
+        validity: time_of(row.get(9)?)?,
+        active: row.get(10)?,
+        created_on: time_of(row.get(11)?)?,
+        disabled_reason: row.get(12)?,
+    })
+}
+
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookDelivery> {
+    let status: String = row.get(6)?;
+    let attempts: i64 = row.get(7)?;
+    let round_start: i64 = row.get(8)?;
+    let last_status: Option<i64> = row.get(11)?;
+    Ok(WebhookDelivery {
+        id: row.get(0)?,
+        webhook: row.get(1)?,
+        event_id: row.get(2)?,
+        event_type: row.get(3)?,
+        order_key: row.get(4)?,
+        payload: row.get(5)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad("status"))?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        round_start: u32::try_from(round_start).unwrap_or(u32::MAX),
+        next_attempt_on: time_of(row.get(9)?)?,
+        last_attempt_on: row.get::<_, Option<i64>>(10)?.and_then(codec::from_micros),
+        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+        last_error: row.get(12)?,
+        created_on: time_of(row.get(13)?)?,
+        delivered_on: row.get::<_, Option<i64>>(14)?.and_then(codec::from_micros),
+    })
+}
+
+/// Every active subscription, by object.
+pub(crate) fn load_cache(conn: &Connection) -> StoreResult<HookCache> {
+    let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = 1");
+    let hooks = conn
+        .prepare(&sql)
+        .db()?
+        .query_map([], webhook_from_row)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    let mut cache = HookCache::new();
+    for hook in hooks {
+        cache
+            .entry((hook.object, hook.object_id))
+            .or_default()
+            .push(CachedHook {
+                id: hook.id,
+                owner: hook.owner,
+                event_types: hook.event_types,
+                context: hook.callback_context,
+                validity_us: codec::micros(hook.validity),
+            });
+    }
+    Ok(cache)
+}
+
+pub(crate) fn get_webhook(conn: &Connection, id: &str) -> StoreResult<Option<Webhook>> {
+    let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([id], webhook_from_row)
+        .optional()
+        .db()
+}
+
+pub(crate) fn list_webhooks(
+    conn: &Connection,
+    object: WebhookObject,
+    object_id: &str,
+) -> StoreResult<Vec<Webhook>> {
+    let sql = format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE object_type = ?1 AND object_id = ?2
+         ORDER BY created_on, id"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_map(params![object.as_str(), object_id], webhook_from_row)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+pub(crate) fn due_deliveries(
+    conn: &Connection,
+    now_us: i64,
+    limit: usize,
+) -> StoreResult<Vec<WebhookDelivery>> {
+    let sql = format!(
+        "SELECT {cols} FROM webhook_deliveries d
+         WHERE d.status = 'pending' AND d.next_attempt_on <= ?1
+           AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook AND w.active = 1)
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                           WHERE e.webhook = d.webhook AND e.order_key = d.order_key
+                             AND e.status = 'pending' AND e.id < d.id)
+         ORDER BY d.next_attempt_on, d.id
+         LIMIT ?2",
+        cols = DELIVERY_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![now_us, i64::try_from(limit).unwrap_or(i64::MAX)],
+            delivery_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+pub(crate) fn next_delivery_due(conn: &Connection) -> StoreResult<Option<OffsetDateTime>> {
+    let at: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(d.next_attempt_on) FROM webhook_deliveries d
+             JOIN webhooks w ON w.id = d.webhook
+             WHERE d.status = 'pending' AND w.active = 1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                               WHERE e.webhook = d.webhook AND e.order_key = d.order_key
+                                 AND e.status = 'pending' AND e.id < d.id)",
+        )
+        .db()?
+        .query_row([], |row| row.get(0))
+        .db()?;
+    Ok(at.and_then(codec::from_micros))
+}
+
+pub(crate) fn list_deliveries(
+    conn: &Connection,
+    webhook: &str,
+    before: Option<i64>,
+    limit: usize,
+) -> StoreResult<Vec<WebhookDelivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook = ?1 AND id < ?2
+         ORDER BY id DESC LIMIT ?3"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![
+                webhook,
+                before.unwrap_or(i64::MAX),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            delivery_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()
+}
+
+pub(crate) fn action_conversation(
+    conn: &Connection,
+    action: MessageId,
+) -> StoreResult<Option<ConversationId>> {
+    let key: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT a.conversation FROM actions a JOIN messages m ON m.id = a.message_id
+             WHERE a.message_id = ?1 AND m.deleted_on IS NULL",
+        )
+        .db()?
+        .query_row([action.0], |row| row.get(0))
+        .optional()
+        .db()?;
+    Ok(key.and_then(|k| {
+        <[u8; 16]>::try_from(k.as_slice())
+            .ok()
+            .map(|b| ConversationId(u128::from_be_bytes(b)))
+    }))
+}
+
+/// One webhook event an outbox entry is made of, before matching.
+struct Outgoing {
+    /// The specific event type, and the generic one it also counts as.
+    specific: &'static str,
+    generic: Option<&'static str>,
+    data: Value,
+}
+
+impl Writer {
+    /// Reloads the subscription cache (after a subscription write, or a rollback of one).
+    pub(crate) fn reload_webhooks(&mut self) -> StoreResult<()> {
+        self.webhooks = load_cache(&self.conn)?;
+        Ok(())
+    }
+
+    pub(crate) fn create_webhook(&mut self, webhook: &Webhook) -> StoreResult<()> {
+        let types = serde_json::to_string(&webhook.event_types)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.webhooks_touched = true;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO webhooks (id, object_type, object_id, event_types, callback_url,
+                     callback_token, callback_context, secret, owner, validity, active,
+                     created_on, disabled_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .db()?
+            .execute(params![
+                webhook.id,
+                webhook.object.as_str(),
+                webhook.object_id,
+                types,
+                webhook.callback_url,
+                webhook.callback_token,
+                webhook.callback_context,
+                webhook.secret,
+                webhook.owner.as_str(),
+                codec::micros(webhook.validity),
+                webhook.active,
+                codec::micros(webhook.created_on),
+                webhook.disabled_reason,
+            ])
+            .db()?;
+        self.reload_webhooks()
+    }
+
+    pub(crate) fn update_webhook(&mut self, webhook: &Webhook, resume: bool) -> StoreResult<()> {
+        let types = serde_json::to_string(&webhook.event_types)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if get_webhook(&self.conn, &webhook.id)?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let (_, now_us) = self.now()?;
+        self.webhooks_touched = true;
+        self.conn
+            .prepare_cached(
+                "UPDATE webhooks SET object_type = ?2, object_id = ?3, event_types = ?4,
+                     callback_url = ?5, callback_token = ?6, callback_context = ?7,
+                     validity = ?8, active = ?9, disabled_reason = ?10
+                 WHERE id = ?1",
+            )
+            .db()?
+            .execute(params![
+                webhook.id,
+                webhook.object.as_str(),
+                webhook.object_id,
+                types,
+                webhook.callback_url,
+                webhook.callback_token,
+                webhook.callback_context,
+                codec::micros(webhook.validity),
+                webhook.active,
+                webhook.disabled_reason,
+            ])
+            .db()?;
+        if resume {
+            self.conn
+                .prepare_cached(
+                    "UPDATE webhook_deliveries
+                     SET status = 'pending', round_start = attempts, next_attempt_on = ?2
+                     WHERE webhook = ?1 AND status IN ('pending', 'failed')",
+                )
+                .db()?
+                .execute(params![webhook.id, now_us])
+                .db()?;
+            self.deliveries_recorded.set(true);
+        }
+        self.reload_webhooks()
+    }
+
+    pub(crate) fn delete_webhook(&mut self, id: &str) -> StoreResult<()> {
+        if get_webhook(&self.conn, id)?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        self.webhooks_touched = true;
+        self.conn
+            .prepare_cached("DELETE FROM webhook_deliveries WHERE webhook = ?1")
+            .db()?
+            .execute([id])
+            .db()?;
+        self.conn
+            .prepare_cached("DELETE FROM webhooks WHERE id = ?1")
+            .db()?
+            .execute([id])
+            .db()?;
+        self.reload_webhooks()
+    }
+
+    pub(crate) fn record_delivery_attempt(&mut self, a: &DeliveryAttempt) -> StoreResult<()> {
+        let at = codec::micros(a.at);
+        let status = if a.delivered {
+            DeliveryStatus::Delivered
+        } else if a.retry_at.is_some() {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Failed
+        };
+        let next = a.retry_at.map(codec::micros).unwrap_or(at);
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE webhook_deliveries
+                 SET attempts = attempts + 1, status = ?2, next_attempt_on = ?3,
+                     last_attempt_on = ?4, last_status = ?5, last_error = ?6,
+                     delivered_on = CASE WHEN ?7 THEN ?4 ELSE delivered_on END
+                 WHERE id = ?1 AND webhook = ?8",
+            )
+            .db()?
+            .execute(params![
+                a.delivery,
+                status.as_str(),
+                next,
+                at,
+                a.status,
+                a.error,
+                a.delivered,
+                a.webhook,
+            ])
+            .db()?;
+        if changed == 0 {
+            // Deleted meanwhile (with its webhook): nothing to record.
+            return Ok(());
+        }
+        if status == DeliveryStatus::Failed {
+            self.webhooks_touched = true;
+            self.conn
+                .prepare_cached(
+                    "UPDATE webhooks SET active = 0, disabled_reason = ?2 WHERE id = ?1",
+                )
+                .db()?
+                .execute(params![
+                    a.webhook,
+                    format!(
+                        "deliveries kept failing ({}); re-enable with PUT /v1/webhook/{{id}}",
+                        a.error.as_deref().unwrap_or("no answer")
+                    )
+                ])
+                .db()?;
+            self.reload_webhooks()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn purge_deliveries(
+        &mut self,
+        older_than_us: i64,
+        max_rows: usize,
+    ) -> StoreResult<usize> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM webhook_deliveries WHERE id IN (
+                     SELECT id FROM webhook_deliveries
+                     WHERE status = 'delivered' AND created_on < ?1 LIMIT ?2)",
+            )
+            .db()?
+            .execute(params![
+                older_than_us,
+                i64::try_from(max_rows).unwrap_or(i64::MAX)
+            ])
+            .db()
+    }
+
+    pub(crate) fn redeliver(
+        &mut self,
+        webhook: &str,
+        delivery: i64,
+    ) -> StoreResult<WebhookDelivery> {
+        let (_, now_us) = self.now()?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE webhook_deliveries
+                 SET status = 'pending', round_start = attempts, next_attempt_on = ?3
+                 WHERE id = ?1 AND webhook = ?2",
+            )
+            .db()?
+            .execute(params![delivery, webhook, now_us])
+            .db()?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.deliveries_recorded.set(true);
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?1");
+        self.conn
+            .prepare_cached(&sql)
+            .db()?
+            .query_row([delivery], delivery_from_row)
+            .db()
+    }
+
+    /// The outbox: one delivery row per subscription the event matches. Called for every
+    /// logged event, after its row is inserted (at `position`), when any subscription exists.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn outbox(
+        &self,
+        position: i64,
+        kind: &EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        payload: &Value,
+        at: i64,
+    ) -> StoreResult<()> {
+        let Some(conversation) = conversation else {
+            return Ok(());
+        };
+        let group = conversation.to_guid();
+        let group_key = (WebhookObject::Group, group.clone());
+        // Objects whose subscriptions may match, with the objectId the envelope shows.
+        let mut objects: Vec<((WebhookObject, String), String)> = Vec::new();
+        if self.webhooks.contains_key(&group_key) {
+            objects.push((group_key, group.clone()));
+        }
+        let outgoing: Vec<Outgoing> = match kind {
+            EventKind::MessageReceived => {
+                if objects.is_empty() || !matches!(payload["type"].as_str(), Some("text" | "html"))
+                {
+                    return Ok(());
+                }
+                // An action's message: its `ActionCreated` event stands for it.
+                if payload["metadata"].get(ACTION_TYPE_KEY).is_some() {
+                    return Ok(());
+                }
+                vec![Outgoing {
+                    specific: "TextMessageCreated",
+                    generic: None,
+                    data: json!({ "text": payload["content"]["text"] }),
+                }]
+            }
+            EventKind::ActionCreated | EventKind::ActionResponse => {
+                let Some(action) = message else {
+                    return Ok(());
+                };
+                let action_key = (WebhookObject::Action, action.to_string());
+                let any_package = self
+                    .webhooks
+                    .keys()
+                    .any(|(o, _)| *o == WebhookObject::ActionPackage);
+                if self.webhooks.contains_key(&action_key) {
+                    objects.push((action_key, kaizala_reference_id(action)));
+                }
+                if objects.is_empty() && !any_package {
+                    return Ok(());
+                }
+                let Some((body, package)) = self.action_row(action)? else {
+                    return Ok(());
+                };
+                if let Some(package) = package {
+                    let key = (WebhookObject::ActionPackage, package.to_ascii_lowercase());
+                    if self.webhooks.contains_key(&key) {
+                        objects.push((key, package));
+                    }
+                }
+                if objects.is_empty() {
+                    return Ok(());
+                }
+                let response = *kind == EventKind::ActionResponse;
+                let (specific, generic) = action_event_types(body.type_name(), response);
+                let data = if response {
+                    let Some(id) = payload["responseId"].as_str() else {
+                        return Ok(());
+                    };
+                    self.response_data(conversation, action, &body, id, identity, payload)?
+                } else {
+                    let mut data = action_data(conversation, action, &body);
+                    if specific == "AttachmentCreated" {
+                        data["media"] = payload["media"].clone();
+                        data["caption"] = json!(body.message.as_deref().unwrap_or(&body.title));
+                    }
+                    data
+                };
+                vec![Outgoing {
+                    specific,
+                    generic,
+                    data,
+                }]
+            }
+            EventKind::ParticipantsAdded | EventKind::ParticipantRemoved => {
+                if objects.is_empty() {
+                    return Ok(());
+                }
+                let added = *kind == EventKind::ParticipantsAdded;
+                let ids: Vec<String> = if added {
+                    payload["added"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    payload["removed"]
+                        .as_str()
+                        .map(|s| vec![s.to_owned()])
+                        .unwrap_or_default()
+                };
+                ids.iter()
+                    .filter_map(|id| IdentityId::parse(id))
+                    .map(|member| {
+                        let details = payload["members"].as_array().and_then(|list| {
+                            list.iter().find(|m| m["id"].as_str() == Some(member.as_str()))
+                        });
+                        Outgoing {
+                            specific: if added { "MemberAdded" } else { "MemberRemoved" },
+                            generic: None,
+                            data: json!({
+                                "member": member.phone_number().unwrap_or(member.as_str()),
+                                "memberId": kaizala_member_id(&member),
+                                "memberName": details.map_or(Value::Null, |d| d["displayName"].clone()),
+                                "memberProfilePic": "",
+                                "type": details.and_then(|d| d["role"].as_str()).map_or("Member", role_name),
+                            }),
+                        }
+                    })
+                    .collect()
+            }
+            EventKind::ConversationUpdated => {
+                if objects.is_empty() {
+                    return Ok(());
+                }
+                let (specific, child) = if let Some(c) = payload["subGroupAdded"].as_str() {
+                    ("GroupAdded", c)
+                } else if let Some(c) = payload["subGroupRemoved"].as_str() {
+                    ("GroupRemoved", c)
+                } else {
+                    return Ok(());
+                };
+                let child = ConversationId::parse(child).map(ConversationId::to_guid);
+                vec![Outgoing {
+                    specific,
+                    generic: None,
+                    data: json!({ "groupId": group, "subGroupId": child }),
+                }]
+            }
+            _ => return Ok(()),
+        };
+        let from_name = match identity {
+            Some(id) => self.display_name(conversation, id)?,
+            None => None,
+        };
+        for (index, out) in outgoing.iter().enumerate() {
+            let eid = event_id(position, u16::try_from(index).unwrap_or(u16::MAX));
+            for (key, wire_id) in &objects {
+                let Some(hooks) = self.webhooks.get(key) else {
+                    continue;
+                };
+                for hook in hooks {
+                    // Expired, or its owner has left the conversation (or was never in it:
+                    // a package webhook hears only of its owner's groups).
+                    if hook.validity_us < at || !self.is_participant(conversation, &hook.owner)? {
+                        continue;
+                    }
+                    let Some(event_type) =
+                        subscribed_as(&hook.event_types, out.specific, out.generic)
+                    else {
+                        continue;
+                    };
+                    let envelope = json!({
+                        "objectId": wire_id,
+                        "objectType": key.0.as_str(),
+                        "eventType": event_type,
+                        "eventId": eid,
+                        "data": out.data,
+                        "context": hook.context,
+                        "fromUser": identity.map(|id| id.phone_number().unwrap_or(id.as_str())),
+                        "fromUserId": identity.map(kaizala_member_id),
+                        "fromUserName": from_name,
+                        "fromUserProfilePic": "",
+                    });
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO webhook_deliveries (webhook, event_position, event_id,
+                                 event_type, order_key, payload, status, next_attempt_on,
+                                 created_on)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                        )
+                        .db()?
+                        .execute(params![
+                            hook.id,
+                            position,
+                            eid,
+                            event_type,
+                            group,
+                            envelope.to_string(),
+                            at
+                        ])
+                        .db()?;
+                    self.deliveries_recorded.set(true);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn action_row(&self, action: i64) -> StoreResult<Option<(ActionBody, Option<String>)>> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT body, package FROM actions WHERE message_id = ?1")
+            .db()?
+            .query_row([action], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .db()?;
+        Ok(row.and_then(|(body, package)| {
+            serde_json::from_str::<ActionBody>(&body)
+                .ok()
+                .map(|b| (b, package))
+        }))
+    }
+
+    fn display_name(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT display_name FROM participants WHERE conversation = ?1 AND identity = ?2",
+            )
+            .db()?
+            .query_row(params![conv_key(conversation), identity.as_str()], |row| {
+                row.get::<_, Option<String>>(0)
+            })
+            .optional()
+            .db()?
+            .flatten())
+    }
+
+    fn response_data(
+        &self,
+        conversation: ConversationId,
+        action: i64,
+        body: &ActionBody,
+        response_id: &str,
+        responder: Option<&IdentityId>,
+        payload: &Value,
+    ) -> StoreResult<Value> {
+        let stored: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body FROM action_responses WHERE id = ?1 AND action_id = ?2")
+            .db()?
+            .query_row(params![response_id, action], |row| row.get(0))
+            .optional()
+            .db()?;
+        let response: ResponseBody = stored
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let name = match responder {
+            Some(id) => self.display_name(conversation, id)?,
+            None => None,
+        };
+        let phone = responder.map(|r| r.phone_number().unwrap_or(r.as_str()).to_owned());
+        let details = if body.kind == confab_core::actions::ActionKind::Job {
+            json!({ "response": {
+                "assignee": phone,
+                "assigneeName": name,
+                "assigneeProfilePic": "",
+                "isCompleted": response.completed.unwrap_or(false),
+            }})
+        } else {
+            let answers: Vec<Value> = body
+                .questions
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    json!({
+                        "title": q.title,
+                        "type": serde_json::to_value(q.kind).unwrap_or(Value::Null),
+                        "options": q.options.iter().map(|o| json!({ "title": o })).collect::<Vec<_>>(),
+                        "isInvisible": q.invisible,
+                        "answer": response.answers.get(i).map_or(Value::Null, |a| answer_value(a, &q.options)),
+                    })
+                })
+                .collect();
+            json!({ "responseWithQuestions": answers })
+        };
+        Ok(json!({
+            "actionId": kaizala_reference_id(action),
+            "groupId": conversation.to_guid(),
+            "responseId": response_id,
+            "isUpdateResponse": payload["updated"].as_bool().unwrap_or(false),
+            "responder": phone,
+            "responderName": name,
+            "responderProfilePic": "",
+            "isAnonymous": body.anonymous || responder.is_none(),
+            "responseDetails": details,
+        }))
+    }
+}
+
+fn role_name(role: &str) -> &'static str {
+    match role.to_ascii_lowercase().as_str() {
+        "admin" => "Admin",
+        "subscriber" => "Subscriber",
+        _ => "Member",
+    }
+}
+
+fn answer_value(answer: &Answer, options: &[String]) -> Value {
+    let option = |i: &usize| options.get(*i).cloned().map_or(json!(i), Value::String);
+    match answer {
+        Answer::Text(t) => json!(t),
+        Answer::Option(i) => option(i),
+        Answer::Options(list) => Value::Array(list.iter().map(option).collect()),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_object().and_then(|o| o.values().next().cloned()))
+            .unwrap_or(Value::Null),
+    }
+}
+
+fn action_data(conversation: ConversationId, action: i64, body: &ActionBody) -> Value {
+    let questions: Vec<Value> = body
+        .questions
+        .iter()
+        .map(|q| {
+            json!({
+                "title": q.title,
+                "type": serde_json::to_value(q.kind).unwrap_or(Value::Null),
+                "options": q.options.iter().map(|o| json!({ "title": o })).collect::<Vec<_>>(),
+                "isInvisible": q.invisible,
+            })
+        })
+        .collect();
+    json!({
+        "actionId": kaizala_reference_id(action),
+        "groupId": conversation.to_guid(),
+        "actionType": body.type_name(),
+        "title": body.title,
+        "text": body.message,
+        "questions": questions,
+        "dueDate": body.due.and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok()),
+        "assignedTo": body.assignees.iter().map(|a| a.phone_number().unwrap_or(a.as_str()).to_owned()).collect::<Vec<_>>(),
+        "isAnonymous": body.anonymous,
+    })
+}

@@ -1,0 +1,315 @@
+//! The `WebhookStore` contract: subscriptions, the outbox (one delivery per matching active
+//! subscription, written with the event), due deliveries first in line per webhook and
+//! conversation, attempts, disabling after the last one, resuming, redelivery and purging.
+
+use std::sync::Arc;
+
+use confab_core::ids::{ConversationId, IdentityId};
+use confab_core::model::{
+    Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
+};
+use confab_core::ports::webhooks::{DeliveryAttempt, DeliveryStatus, Webhook, WebhookObject};
+use confab_core::ports::{Clock, NewConversation, NewMessage, Store, WebhookStore};
+use confab_store_sqlite::SqliteStore;
+use parking_lot::Mutex;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+struct TestClock(Mutex<OffsetDateTime>);
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock()
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn alice() -> IdentityId {
+    IdentityId::phone("+14255550101").expect("id")
+}
+
+fn now() -> OffsetDateTime {
+    datetime!(2024-01-01 00:00:00 UTC)
+}
+
+async fn conversation(store: &SqliteStore) -> ConversationId {
+    let id = ConversationId::random();
+    store
+        .create_conversation(NewConversation {
+            id,
+            topic: "t".into(),
+            created_by: alice(),
+            metadata: Metadata::new(),
+            retention: None,
+            participants: vec![Participant {
+                identity: alice(),
+                display_name: Some("Alice".into()),
+                share_history_time: None,
+                metadata: Metadata::new(),
+                role: Role::Admin,
+            }],
+            repeatability_key: None,
+            kind: ConversationKind::default(),
+            welcome_message: None,
+        })
+        .await
+        .expect("create");
+    id
+}
+
+async fn send(store: &SqliteStore, conversation: ConversationId, text: &str) {
+    store
+        .append_message(NewMessage {
+            conversation,
+            kind: MessageType::Text,
+            content: MessageContent {
+                text: Some(text.into()),
+                ..MessageContent::default()
+            },
+            sender: Some(alice()),
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            audience: Audience::Members,
+        })
+        .await
+        .expect("send");
+}
+
+fn webhook(conversation: ConversationId, types: &[&str]) -> Webhook {
+    Webhook {
+        id: format!(
+            "hook-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
+        object: WebhookObject::Group,
+        object_id: conversation.to_guid(),
+        event_types: types.iter().map(|t| (*t).to_owned()).collect(),
+        callback_url: "http://127.0.0.1:1/hook".into(),
+        callback_token: None,
+        callback_context: Some("ctx".into()),
+        secret: "s".into(),
+        owner: alice(),
+        validity: now() + Duration::days(1),
+        active: true,
+        created_on: now(),
+        disabled_reason: None,
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_follows_the_subscriptions() {
+    let clock = Arc::new(TestClock(Mutex::new(now())));
+    let store = SqliteStore::in_memory(clock.clone()).expect("store");
+    let one = conversation(&store).await;
+    let two = conversation(&store).await;
+    // No subscription: no delivery.
+    send(&store, one, "before").await;
+    let hook = webhook(one, &["TextMessageCreated"]);
+    store.create_webhook(hook.clone()).await.expect("create");
+    let other = webhook(one, &["MemberAdded"]);
+    store.create_webhook(other.clone()).await.expect("create");
+    assert_eq!(
+        store
+            .list_webhooks(WebhookObject::Group, &one.to_guid())
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    send(&store, one, "a").await;
+    send(&store, one, "b").await;
+    send(&store, two, "elsewhere").await;
+    let log = store
+        .list_deliveries(&hook.id, None, 10)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 2);
+    assert!(store
+        .list_deliveries(&other.id, None, 10)
+        .await
+        .expect("log")
+        .is_empty());
+    let payload: serde_json::Value = serde_json::from_str(&log[1].payload).expect("json");
+    assert_eq!(payload["eventType"], "TextMessageCreated");
+    assert_eq!(payload["data"]["text"], "a");
+    assert_eq!(payload["context"], "ctx");
+    assert_eq!(payload["fromUser"], "+14255550101");
+    assert_eq!(payload["fromUserName"], "Alice");
+
+    // First in line only: "a" is due, "b" waits behind it.
+    let due = store.due_deliveries(now(), 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, log[1].id);
+
+    // A failed try with a retry: not due until then.
+    let retry_at = now() + Duration::seconds(30);
+    store
+        .record_delivery_attempt(DeliveryAttempt {
+            delivery: due[0].id,
+            webhook: hook.id.clone(),
+            at: now(),
+            delivered: false,
+            status: Some(500),
+            error: Some("HTTP 500".into()),
+            retry_at: Some(retry_at),
+        })
+        .await
+        .expect("record");
+    assert!(store
+        .due_deliveries(now(), 10)
+        .await
+        .expect("due")
+        .is_empty());
+    assert_eq!(
+        store.next_delivery_due().await.expect("next"),
+        Some(retry_at)
+    );
+    // The last try fails: the webhook is disabled and gets nothing more.
+    store
+        .record_delivery_attempt(DeliveryAttempt {
+            delivery: due[0].id,
+            webhook: hook.id.clone(),
+            at: retry_at,
+            delivered: false,
+            status: None,
+            error: Some("timed out".into()),
+            retry_at: None,
+        })
+        .await
+        .expect("record");
+    let disabled = store
+        .get_webhook(&hook.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert!(!disabled.active);
+    assert!(disabled
+        .disabled_reason
+        .expect("reason")
+        .contains("timed out"));
+    send(&store, one, "while disabled").await;
+    assert_eq!(
+        store
+            .list_deliveries(&hook.id, None, 10)
+            .await
+            .expect("log")
+            .len(),
+        2
+    );
+    assert!(store
+        .due_deliveries(retry_at, 10)
+        .await
+        .expect("due")
+        .is_empty());
+
+    // Re-enabled: the failed one is first in line again, in a new round.
+    store
+        .update_webhook(
+            Webhook {
+                active: true,
+                disabled_reason: None,
+                ..disabled
+            },
+            true,
+        )
+        .await
+        .expect("update");
+    let due = store.due_deliveries(retry_at, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].status, DeliveryStatus::Pending);
+    assert_eq!((due[0].attempts, due[0].round_start), (2, 2));
+    store
+        .record_delivery_attempt(DeliveryAttempt {
+            delivery: due[0].id,
+            webhook: hook.id.clone(),
+            at: retry_at,
+            delivered: true,
+            status: Some(200),
+            error: None,
+            retry_at: None,
+        })
+        .await
+        .expect("record");
+    let due = store.due_deliveries(retry_at, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, log[0].id);
+
+    // Redelivery and purging.
+    let again = store
+        .redeliver(&hook.id, log[1].id)
+        .await
+        .expect("redeliver");
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert!(store.redeliver(&other.id, log[1].id).await.is_err());
+    store
+        .record_delivery_attempt(DeliveryAttempt {
+            delivery: log[1].id,
+            webhook: hook.id.clone(),
+            at: retry_at,
+            delivered: true,
+            status: Some(200),
+            error: None,
+            retry_at: None,
+        })
+        .await
+        .expect("record");
+    assert_eq!(
+        store
+            .purge_deliveries(now() + Duration::days(1), 100)
+            .await
+            .expect("purge"),
+        1
+    );
+
+    // Deleting takes the deliveries along.
+    store.delete_webhook(&hook.id).await.expect("delete");
+    assert!(store.get_webhook(&hook.id).await.expect("get").is_none());
+    assert!(store
+        .list_deliveries(&hook.id, None, 10)
+        .await
+        .expect("log")
+        .is_empty());
+    send(&store, one, "after delete").await;
+    assert!(store
+        .due_deliveries(retry_at, 10)
+        .await
+        .expect("due")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn subscriptions_and_pending_deliveries_survive_a_reopen() {
+    let path = std::env::temp_dir().join(format!(
+        "confab-webhooks-store-{}-{}.sqlite",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
+    let clock = Arc::new(TestClock(Mutex::new(now())));
+    let (conversation_id, hook) = {
+        let store = SqliteStore::open(&path, clock.clone()).expect("open");
+        let c = conversation(&store).await;
+        let hook = webhook(c, &["TextMessageCreated"]);
+        store.create_webhook(hook.clone()).await.expect("create");
+        send(&store, c, "one").await;
+        (c, hook)
+    };
+    let store = SqliteStore::open(&path, clock.clone()).expect("reopen");
+    assert_eq!(store.due_deliveries(now(), 10).await.expect("due").len(), 1);
+    // The writer loaded the subscription: new events are recorded too.
+    send(&store, conversation_id, "two").await;
+    assert_eq!(
+        store
+            .list_deliveries(&hook.id, None, 10)
+            .await
+            .expect("log")
+            .len(),
+        2
+    );
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
