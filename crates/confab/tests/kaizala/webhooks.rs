@@ -754,3 +754,43 @@ async fn the_delivery_log_and_redelivery_through_the_admin_api() {
         .await
         .error(401);
 }
+
+#[tokio::test]
+async fn a_message_sent_on_the_acs_face_reaches_the_kaizala_webhook() {
+    let server = TestServer::start_with(fast).await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let group = alice.group(&[&number(2)]).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = subscribe(&alice, &group, &receiver, &["TextMessageCreated"]).await;
+
+    // Bob posts through the ACS face, with his Kaizala token as the bearer token.
+    let acs_bob = Acs::with_token(&server.base, &bob.http, &bob.identity(), &bob.token);
+    acs_bob
+        .call(
+            Method::POST,
+            &format!("/chat/threads/{}/messages", enc(&thread_of(&group))),
+            Some(json!({"content": "from the ACS face"})),
+        )
+        .await
+        .expect(201);
+
+    eventually(&server, "the ACS message as TextMessageCreated", || {
+        receiver.of("TextMessageCreated").len() == 1
+    })
+    .await;
+    let call = &receiver.of("TextMessageCreated")[0];
+    assert!(signature_ok(call, &secret));
+    assert_eq!(call.json["objectId"], group.as_str());
+    assert_eq!(call.json["objectType"], "Group");
+    assert_eq!(
+        call.json["fromUser"],
+        number(2),
+        "the ACS sender is the acting user"
+    );
+    assert!(
+        call.body.contains("from the ACS face"),
+        "the message text is in the payload: {}",
+        call.body
+    );
+}
