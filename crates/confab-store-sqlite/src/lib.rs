@@ -45,13 +45,15 @@ use confab_core::ports::{
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use crate::schema::Durability;
 use crate::writer::WriterHandle;
 
-/// Idle read connections kept open. More are opened when more reads run at once, and closed
-/// when they finish.
-const READ_POOL_SIZE: usize = 4;
+/// Read connections, and so reads running at once. Further reads wait for a connection rather
+/// than open one: opening costs far more than a read (file, pragmas, a cold statement cache),
+/// and more readers than this gain nothing on a machine of a few cores.
+const READ_POOL_SIZE: usize = 8;
 
 /// The SQLite store. Cheap to share behind an `Arc`; every method may be called concurrently.
 pub struct SqliteStore {
@@ -108,6 +110,7 @@ impl SqliteStore {
         let reads = Arc::new(ReadPool {
             path: path.clone(),
             idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
+            permits: Arc::new(Semaphore::new(READ_POOL_SIZE)),
         });
         Ok(Self {
             writer,
@@ -147,10 +150,16 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.reads);
+        // Wait here, on the async side, so that waiting reads hold no blocking thread.
+        let permit = Arc::clone(&pool.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
             let result = read(&conn);
             pool.give_back(conn);
+            drop(permit);
             result
         })
         .await
@@ -168,10 +177,13 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Read-only connections, reused.
+/// Read-only connections, reused; at most [`READ_POOL_SIZE`], opened on first need.
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One per connection: a read holds one from before it takes a connection until after it
+    /// gives it back, so `take` finds an idle connection or may open a new one within the cap.
+    permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
