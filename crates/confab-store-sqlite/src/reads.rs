@@ -130,14 +130,34 @@ pub(crate) fn list_participants(
     conversation: ConversationId,
     query: &ListQuery,
 ) -> StoreResult<Page<Participant>> {
-    let (after, skip) = name_bounds(query)?;
     let sql = format!(
         "SELECT {PARTICIPANT_COLUMNS} FROM participants
          WHERE conversation = ?1 AND identity > ?2
          ORDER BY identity LIMIT ?3 OFFSET ?4"
     );
+    list_by_identity(
+        conn,
+        &sql,
+        conversation,
+        query,
+        codec::participant_from_row,
+        |p| &p.identity,
+    )
+}
+
+/// One page of a per-conversation list ordered by an identity column: `sql` takes the
+/// conversation, the cursor's identity, the fetch limit and the first page's skip.
+fn list_by_identity<T>(
+    conn: &Connection,
+    sql: &str,
+    conversation: ConversationId,
+    query: &ListQuery,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    identity_of: fn(&T) -> &IdentityId,
+) -> StoreResult<Page<T>> {
+    let (after, skip) = name_bounds(query)?;
     let rows = conn
-        .prepare_cached(&sql)
+        .prepare_cached(sql)
         .db()?
         .query_map(
             params![
@@ -146,13 +166,13 @@ pub(crate) fn list_participants(
                 fetch_limit(query.limit),
                 skip
             ],
-            codec::participant_from_row,
+            from_row,
         )
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
-    Ok(into_page(rows, query.limit, |p| {
-        codec::name_cursor(&p.identity)
+    Ok(into_page(rows, query.limit, |item| {
+        codec::name_cursor(identity_of(item))
     }))
 }
 
@@ -300,30 +320,19 @@ pub(crate) fn list_read_receipts(
     conversation: ConversationId,
     query: &ListQuery,
 ) -> StoreResult<Page<ReadReceipt>> {
-    let (after, skip) = name_bounds(query)?;
     let sql = format!(
         "SELECT {RECEIPT_COLUMNS} FROM read_receipts
          WHERE conversation = ?1 AND reader > ?2
          ORDER BY reader LIMIT ?3 OFFSET ?4"
     );
-    let rows = conn
-        .prepare_cached(&sql)
-        .db()?
-        .query_map(
-            params![
-                conv_key(conversation),
-                after,
-                fetch_limit(query.limit),
-                skip
-            ],
-            codec::receipt_from_row,
-        )
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
-    Ok(into_page(rows, query.limit, |r| {
-        codec::name_cursor(&r.reader)
-    }))
+    list_by_identity(
+        conn,
+        &sql,
+        conversation,
+        query,
+        codec::receipt_from_row,
+        |r| &r.reader,
+    )
 }
 
 /// A conversation as a group seen by `viewer`, in one statement.
