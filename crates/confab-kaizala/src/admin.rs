@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{KaizalaError, KzResult};
-use crate::extract::{check_json_type, parse_body, required, Text};
+use crate::extract::{check_json_type, parse_body, required, string_list, Text};
 use crate::AdminState;
 
 #[derive(Deserialize)]
@@ -51,26 +51,7 @@ pub(crate) async fn signed_body(state: &AdminState, request: Request) -> KzResul
 }
 
 fn scopes_from(value: Option<Value>) -> KzResult<Option<Vec<String>>> {
-    let bad = || KaizalaError::invalid("scopes must be a list of permission names.", "scopes");
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        )),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s),
-                _ => Err(bad()),
-            })
-            .collect::<KzResult<Vec<_>>>()
-            .map(Some),
-        Some(_) => Err(bad()),
-    }
+    string_list(value, "scopes", "permission names")
 }
 
 fn application_json(app: &Application) -> Value {

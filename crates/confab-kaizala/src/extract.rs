@@ -259,3 +259,28 @@ pub fn required(value: Option<Text>, name: &str) -> KzResult<String> {
         _ => Err(KaizalaError::invalid(format!("{name} is required."), name)),
     }
 }
+
+/// A list of names sent as a JSON array of strings or as one comma-separated string (both occur
+/// in real connectors); `None` when absent or null.
+pub fn string_list(value: Option<Value>, field: &str, what: &str) -> KzResult<Option<Vec<String>>> {
+    let bad = || KaizalaError::invalid(format!("{field} must be a list of {what}."), field);
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                _ => Err(bad()),
+            })
+            .collect::<KzResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(bad()),
+    }
+}

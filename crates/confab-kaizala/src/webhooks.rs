@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use crate::admin::signed_body;
 use crate::auth::epoch_millis;
 use crate::error::{KaizalaError, KzResult};
-use crate::extract::{group_id, Flag, KzCall, KzJson, KzState, Params, Text};
+use crate::extract::{group_id, string_list, Flag, KzCall, KzJson, KzState, Params, Text};
 use crate::wire::{message_from_reference, reference_id};
 use crate::AdminState;
 
@@ -62,26 +62,7 @@ fn target(object_type: Option<&str>, object_id: Option<&str>) -> KzResult<Webhoo
 }
 
 fn event_types(value: Option<Value>) -> KzResult<Option<Vec<String>>> {
-    let bad = || KaizalaError::invalid("eventTypes must be a list of event types.", "eventTypes");
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        )),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s),
-                _ => Err(bad()),
-            })
-            .collect::<KzResult<Vec<_>>>()
-            .map(Some),
-        Some(_) => Err(bad()),
-    }
+    string_list(value, "eventTypes", "event types")
 }
 
 fn validity(value: Option<Text>) -> KzResult<Option<OffsetDateTime>> {
