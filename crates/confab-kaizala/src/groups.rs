@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use confab_core::groups::{CreateGroup, GroupMessage};
 use confab_core::ids::IdentityId;
-use confab_core::model::{Audience, ConversationKind, Role};
+use confab_core::model::{Audience, Conversation, ConversationKind, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -85,6 +85,11 @@ pub async fn create(
             },
         )
         .await?;
+    Ok(Json(created_group(&conversation, &invalid)))
+}
+
+/// The answer to a group or subgroup creation; numbers that could not be parsed are listed.
+pub(crate) fn created_group(conversation: &Conversation, invalid: &[String]) -> Value {
     let mut body = json!({
         "groupId": conversation.id.to_guid(),
         "groupName": conversation.topic,
@@ -93,7 +98,7 @@ pub async fn create(
     if !invalid.is_empty() {
         body["invalidMembers"] = json!(invalid);
     }
-    Ok(Json(body))
+    body
 }
 
 pub async fn list(

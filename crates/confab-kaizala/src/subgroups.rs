@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::{KaizalaError, KzResult};
 use crate::extract::{group_id, required, Flag, KzCall, KzJson, KzState, Params, Text};
-use crate::groups::parse_members;
+use crate::groups::{created_group, parse_members};
 use crate::wire::{group_json, parse_group_type, subgroup_json};
 
 #[derive(Deserialize)]
@@ -71,15 +71,7 @@ pub async fn create(
             },
         )
         .await?;
-    let mut body = json!({
-        "groupId": conversation.id.to_guid(),
-        "groupName": conversation.topic,
-        "membersAdded": invalid.is_empty(),
-    });
-    if !invalid.is_empty() {
-        body["invalidMembers"] = json!(invalid);
-    }
-    Ok(Json(body))
+    Ok(Json(created_group(&conversation, &invalid)))
 }
 
 /// `PUT /groups/{id}/subGroups` `{subGroups: [ids]}`: attaches existing groups.
