@@ -502,21 +502,22 @@ impl Core {
         caller: &Caller,
         id: ConversationId,
     ) -> Result<(Participant, Conversation)> {
-        if let Some(participant) = self.store.get_participant(id, &caller.identity).await? {
-            let conversation = self.live_conversation(id).await?;
-            return Ok((participant, conversation));
+        match self.store.get_membership(id, &caller.identity).await? {
+            Some((conversation, Some(participant))) if conversation.deleted_on.is_none() => {
+                Ok((participant, conversation))
+            }
+            // An unknown thread and a forbidden one are told apart.
+            Some((conversation, None)) if conversation.deleted_on.is_none() => Err(
+                Error::Forbidden("The caller is not a participant of the thread.".into()),
+            ),
+            _ => Err(thread_not_found()),
         }
-        // Not a participant: tell apart an unknown thread from a forbidden one.
-        self.live_conversation(id).await?;
-        Err(Error::Forbidden(
-            "The caller is not a participant of the thread.".into(),
-        ))
     }
 
     async fn live_conversation(&self, id: ConversationId) -> Result<Conversation> {
         match self.store.get_conversation(id).await? {
             Some(conversation) if conversation.deleted_on.is_none() => Ok(conversation),
-            _ => Err(Error::NotFound("The thread does not exist.".into())),
+            _ => Err(thread_not_found()),
         }
     }
 
@@ -703,4 +704,8 @@ fn own_message(caller: &Caller, message: &Message, verb: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn thread_not_found() -> Error {
+    Error::NotFound("The thread does not exist.".into())
 }

@@ -170,6 +170,20 @@ pub trait Store:
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<Option<Participant>>;
+    /// The conversation (deleted or not) and `identity`'s participant record in it: what every
+    /// authorization check needs. Adapters override it to read both at once; this default reads
+    /// them one after the other.
+    async fn get_membership(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<(Conversation, Option<Participant>)>> {
+        let Some(found) = self.get_conversation(conversation).await? else {
+            return Ok(None);
+        };
+        let participant = self.get_participant(conversation, identity).await?;
+        Ok(Some((found, participant)))
+    }
     async fn list_participants(
         &self,
         conversation: ConversationId,

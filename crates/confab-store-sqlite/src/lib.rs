@@ -296,6 +296,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// Both reads on one connection in one trip to the blocking pool: this runs on every call.
+    async fn get_membership(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<(Conversation, Option<Participant>)>> {
+        let identity = identity.clone();
+        self.read(move |conn| {
+            let Some(found) = reads::get_conversation(conn, conversation)? else {
+                return Ok(None);
+            };
+            let participant = reads::get_participant(conn, conversation, &identity)?;
+            Ok(Some((found, participant)))
+        })
+        .await
+    }
+
     async fn list_participants(
         &self,
         conversation: ConversationId,

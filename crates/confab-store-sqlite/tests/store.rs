@@ -148,6 +148,7 @@ both!(
     list_conversations,
     retention_expiry,
     participants,
+    membership,
     participant_limit,
     participant_pages,
     messages,
@@ -2530,4 +2531,43 @@ async fn refresh_tokens(f: Fixture) {
     );
     assert_eq!(f.store.get_refresh_token(&[2; 32]).await, Ok(None));
     assert_eq!(f.store.get_refresh_token(&[1; 32]).await, Ok(Some(token)));
+}
+
+/// `get_membership` answers what `get_conversation` and `get_participant` answer, in one read.
+async fn membership(f: Fixture) {
+    let store = &f.store;
+    let new = new_conversation(1, &[1, 2]);
+    let id = new.id;
+    store.create_conversation(new).await.expect("create");
+
+    let (found, me) = store
+        .get_membership(id, &user(2))
+        .await
+        .expect("read")
+        .expect("conversation");
+    assert_eq!(Some(found), store.get_conversation(id).await.expect("read"));
+    assert_eq!(me, store.get_participant(id, &user(2)).await.expect("read"));
+    assert_eq!(me.map(|p| p.identity), Some(user(2)));
+
+    let (_, stranger) = store
+        .get_membership(id, &user(3))
+        .await
+        .expect("read")
+        .expect("conversation");
+    assert_eq!(stranger, None);
+    assert_eq!(
+        store
+            .get_membership(ConversationId::random(), &user(1))
+            .await
+            .expect("read"),
+        None
+    );
+
+    store.delete_conversation(id).await.expect("delete");
+    let (deleted, _) = store
+        .get_membership(id, &user(1))
+        .await
+        .expect("read")
+        .expect("a deleted conversation is still answered");
+    assert!(deleted.deleted_on.is_some());
 }
