@@ -3,9 +3,11 @@
 //! ACS face. Each test starts its own in-memory server on a random port, with a clock the test
 //! moves by hand, and speaks plain HTTP to it.
 //!
-//! One test binary for all Kaizala tests (CI build time); `support.rs` copies the few helpers it
-//! needs from `tests/acs/support.rs` rather than sharing that file.
+//! One test binary for all Kaizala tests (CI build time); the response reader is shared with the
+//! ACS tests (`common/resp.rs`).
 
+#[path = "common/resp.rs"]
+mod resp;
 #[path = "kaizala/support.rs"]
 mod support;
 

@@ -5,6 +5,8 @@
 //! One test binary; the ACS test support (server, identities, chat calls) is shared with
 //! `tests/acs.rs`.
 
+#[path = "common/resp.rs"]
+mod resp;
 #[path = "acs/support.rs"]
 mod support;
 

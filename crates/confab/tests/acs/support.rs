@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -26,42 +25,9 @@ pub const MAX_MESSAGE_BYTES: usize = 28 * 1024;
 // Responses
 // ---------------------------------------------------------------------------------------------
 
-/// A response, read completely.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-    /// The body as JSON (`Null` when empty or not JSON).
-    pub body: Value,
-}
+pub use crate::resp::Resp;
 
 impl Resp {
-    async fn read(response: reqwest::Response) -> Resp {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("read body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            body,
-        }
-    }
-
-    /// Asserts the status; answers the response for chaining.
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        self
-    }
-
     /// Asserts an error status with a CommunicationErrorResponse body
     /// (`{"error": {"code": string, "message": string, ...}}`); answers the `error` object.
     #[track_caller]
@@ -69,10 +35,6 @@ impl Resp {
         let resp = self.expect(status);
         assert_error_shape(&resp.body, &resp.text);
         resp.body["error"].clone()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub fn value(&self) -> &Vec<Value> {

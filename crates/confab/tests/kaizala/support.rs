@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use confab::admin_client::AdminClient;
 use confab_core::ports::Clock;
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -21,42 +20,9 @@ pub const IDENTITY_API: &str = "2023-10-01";
 // ---------------------------------------------------------------------------------------------
 // Responses (after tests/acs/support.rs)
 
-/// A response, read completely.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-    /// The body as JSON (`Null` when empty or not JSON).
-    pub body: Value,
-}
+pub use crate::resp::Resp;
 
 impl Resp {
-    pub async fn read(response: reqwest::Response) -> Resp {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("read body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            body,
-        }
-    }
-
-    /// Asserts the status; answers the response for chaining.
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        self
-    }
-
     /// Asserts an error status with the Kaizala error shape `{message, errorCode,
     /// errorCategoryKey}`; answers the body.
     #[track_caller]
@@ -64,10 +30,6 @@ impl Resp {
         let resp = self.expect(status);
         assert_kaizala_error(&resp.body, &resp.text);
         resp.body
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
