@@ -742,21 +742,8 @@ async fn subscribers_respond_to_actions_addressed_to_them() {
     let bob = server.user(&number(2)).await;
     let sam = server.user(&number(10)).await;
     let sue = server.user(&number(11)).await;
-    let created = alice
-        .post(
-            "/groups",
-            &json!({"name": "Public", "members": [number(2)], "groupType": "ConnectGroup"}),
-        )
-        .await
-        .expect(200);
-    let group = created.body["groupId"].as_str().expect("id").to_owned();
-    alice
-        .put(
-            &format!("/groups/{group}/subscribers/add"),
-            &json!({"subscribers": [number(10), number(11)]}),
-        )
-        .await
-        .expect(200);
+    let group = public_group(&alice, &[&number(2)]).await;
+    add_subscribers(&alice, &group, &[number(10), number(11)]).await;
     // Members do not post in a public group; subscribers neither.
     bob.post(&format!("/groups/{group}/actions"), &survey("x", json!({})))
         .await

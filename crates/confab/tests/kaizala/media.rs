@@ -9,7 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::support::{enc, number, thread_of, Acs, Kz, Resp, TestServer};
+use crate::support::{
+    add_subscribers, enc, number, public_group, thread_of, Acs, Kz, Resp, TestServer,
+};
 
 const BOUNDARY: &str = "confab-test-boundary-7d3a";
 
@@ -837,21 +839,8 @@ async fn media_actions_reach_only_the_addressed_subscribers() {
     let bob = server.user(&number(2)).await;
     let sam = server.user(&number(10)).await;
     let sue = server.user(&number(11)).await;
-    let created = alice
-        .post(
-            "/groups",
-            &json!({"name": "Public", "members": [number(2)], "groupType": "ConnectGroup"}),
-        )
-        .await
-        .expect(200);
-    let group = created.body["groupId"].as_str().expect("id").to_owned();
-    alice
-        .put(
-            &format!("/groups/{group}/subscribers/add"),
-            &json!({"subscribers": [number(10), number(11)]}),
-        )
-        .await
-        .expect(200);
+    let group = public_group(&alice, &[&number(2)]).await;
+    add_subscribers(&alice, &group, &[number(10), number(11)]).await;
     let (resource, ids) = uploaded(&alice, &[file("a.png", "image/png", png(500))]).await;
     let mut to_sam = media_action("Image", &resource, Some("For Sam"));
     to_sam["subscribers"] = json!([number(10)]);

@@ -9,30 +9,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// Creates a public group (ConnectGroup) with these members; answers its id.
-async fn public_group(admin: &Kz, members: &[&str]) -> String {
-    let created = admin
-        .post(
-            "/groups",
-            &json!({"name": "Public", "welcomeMessage": "Hi", "members": members,
-                    "groupType": "ConnectGroup"}),
-        )
-        .await
-        .expect(200);
-    created.body["groupId"].as_str().expect("id").to_owned()
-}
-
-async fn subscribe(admin: &Kz, group: &str, numbers: &[String]) -> Value {
-    admin
-        .put(
-            &format!("/groups/{group}/subscribers/add"),
-            &json!({ "subscribers": numbers }),
-        )
-        .await
-        .expect(200)
-        .body
-}
-
 /// Every subscriber's mobile number, page by page (`count` per page); answers the pages' sizes.
 async fn fetch_all(admin: &Kz, group: &str, count: Value) -> (Vec<String>, Vec<usize>) {
     let mut numbers = Vec::new();
@@ -93,7 +69,7 @@ async fn add_fetch_and_remove_subscribers() {
     // Bob is a member: members are not subscribers.
     assert_eq!(result[number(2)]["isAdded"], false);
     // Adding again is fine.
-    let again = subscribe(&alice, &id, &[number(10)]).await;
+    let again = add_subscribers(&alice, &id, &[number(10)]).await;
     assert_eq!(again["result"][number(10)]["isAdded"], true);
 
     // Fetch: a POST; an empty body means the defaults.
@@ -167,7 +143,7 @@ async fn fetch_pages_of_at_most_fifty() {
     let id = public_group(&alice, &[]).await;
     let numbers: Vec<String> = (100..220).map(number).collect();
     for chunk in numbers.chunks(60) {
-        let added = subscribe(&alice, &id, chunk).await;
+        let added = add_subscribers(&alice, &id, chunk).await;
         assert_eq!(added["result"].as_object().expect("result").len(), 60);
     }
 
@@ -275,7 +251,7 @@ async fn messages_reach_only_their_subscribers_on_both_faces() {
     let s2 = server.user(&number(22)).await;
     let s3 = server.user(&number(23)).await;
     let id = public_group(&alice, &[&number(2)]).await;
-    subscribe(&alice, &id, &[number(21), number(22), number(23)]).await;
+    add_subscribers(&alice, &id, &[number(21), number(22), number(23)]).await;
     let messages = format!("/groups/{id}/messages");
 
     // To the group (the members), to every subscriber, to two of them.
@@ -386,7 +362,7 @@ async fn messages_reach_only_their_subscribers_on_both_faces() {
 
     // A subscriber added later reads what went to every subscriber, not what was listed.
     let s4 = server.user(&number(24)).await;
-    subscribe(&alice, &id, &[number(24)]).await;
+    add_subscribers(&alice, &id, &[number(24)]).await;
     assert_eq!(acs(&s4).texts(&thread).await, ["to every subscriber"]);
 
     // Subscribers do not post, list members, participants or other subscribers, on either face.

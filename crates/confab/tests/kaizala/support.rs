@@ -467,3 +467,28 @@ impl Acs {
 pub fn thread_of(group: &str) -> String {
     format!("19:{}@thread.v2", group.replace('-', ""))
 }
+
+/// Creates a public group (ConnectGroup) with these members; answers its id.
+pub async fn public_group(admin: &Kz, members: &[&str]) -> String {
+    let created = admin
+        .post(
+            "/groups",
+            &json!({"name": "Public", "welcomeMessage": "Hi", "members": members,
+                    "groupType": "ConnectGroup"}),
+        )
+        .await
+        .expect(200);
+    created.body["groupId"].as_str().expect("id").to_owned()
+}
+
+/// Adds subscribers to a public group; answers the response body.
+pub async fn add_subscribers(admin: &Kz, group: &str, numbers: &[String]) -> Value {
+    admin
+        .put(
+            &format!("/groups/{group}/subscribers/add"),
+            &json!({ "subscribers": numbers }),
+        )
+        .await
+        .expect(200)
+        .body
+}
