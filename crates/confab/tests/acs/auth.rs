@@ -35,6 +35,12 @@ async fn post_identities_with(
         .await
 }
 
+/// `POST /identities` with an empty body, correctly signed as of `date` (an x-ms-date value).
+async fn create_signed_at(server: &TestServer, date: &str) -> Resp {
+    let signed = sign(&server.key, "POST", &create_path(), date, &server.host, b"");
+    post_identities_with(server, b"", TestServer::signed_headers(&signed)).await
+}
+
 fn without(headers: Vec<(&'static str, String)>, name: &str) -> Vec<(&'static str, String)> {
     headers.into_iter().filter(|(n, _)| *n != name).collect()
 }
@@ -274,61 +280,28 @@ async fn hmac_body_changed_after_signing_is_401() {
 async fn hmac_stale_date_is_401() {
     let server = TestServer::start().await;
     let date = rfc1123(SystemTime::now() - Duration::from_secs(16 * 60));
-    let signed = sign(
-        &server.key,
-        "POST",
-        &create_path(),
-        &date,
-        &server.host,
-        b"",
-    );
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .error(401);
+    create_signed_at(&server, &date).await.error(401);
 }
 
 #[tokio::test]
 async fn hmac_date_too_far_in_the_future_is_401() {
     let server = TestServer::start().await;
     let date = rfc1123(SystemTime::now() + Duration::from_secs(16 * 60));
-    let signed = sign(
-        &server.key,
-        "POST",
-        &create_path(),
-        &date,
-        &server.host,
-        b"",
-    );
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .error(401);
+    create_signed_at(&server, &date).await.error(401);
 }
 
 #[tokio::test]
 async fn hmac_date_within_the_skew_is_accepted() {
     let server = TestServer::start().await;
     let date = rfc1123(SystemTime::now() - Duration::from_secs(10 * 60));
-    let signed = sign(
-        &server.key,
-        "POST",
-        &create_path(),
-        &date,
-        &server.host,
-        b"",
-    );
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .expect(201);
+    create_signed_at(&server, &date).await.expect(201);
 }
 
 #[tokio::test]
 async fn hmac_date_not_rfc1123_is_401() {
     let server = TestServer::start().await;
     let date = "2026-11-22T03:20:10Z";
-    let signed = sign(&server.key, "POST", &create_path(), date, &server.host, b"");
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .error(401);
+    create_signed_at(&server, date).await.error(401);
 }
 
 #[tokio::test]
@@ -606,29 +579,9 @@ async fn bearer_scheme_is_case_insensitive() {
 async fn clock_skew_is_configurable() {
     let server = TestServer::start_with(|s| s.max_clock_skew_secs = 60).await;
     let date = rfc1123(SystemTime::now() - Duration::from_secs(120));
-    let signed = sign(
-        &server.key,
-        "POST",
-        &create_path(),
-        &date,
-        &server.host,
-        b"",
-    );
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .error(401);
+    create_signed_at(&server, &date).await.error(401);
     let date = rfc1123(SystemTime::now() - Duration::from_secs(30));
-    let signed = sign(
-        &server.key,
-        "POST",
-        &create_path(),
-        &date,
-        &server.host,
-        b"",
-    );
-    post_identities_with(&server, b"", TestServer::signed_headers(&signed))
-        .await
-        .expect(201);
+    create_signed_at(&server, &date).await.expect(201);
 }
 
 #[tokio::test]
