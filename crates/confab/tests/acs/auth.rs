@@ -23,7 +23,7 @@ fn create_path() -> String {
     with_api("/identities", IDENTITY_API)
 }
 
-/// Signed headers for `POST /identities` with `body`, with `edit` applied to (date, hash, auth).
+/// `POST /identities` with `body` and exactly these headers.
 async fn post_identities_with(
     server: &TestServer,
     body: &[u8],
