@@ -311,11 +311,27 @@ fn app(
     let kaizala = confab_kaizala::router(core.clone(), kaizala);
     Router::new()
         .merge(streams)
+        .merge(openapi_router())
         .merge(confab_kaizala::admin_router(core.clone(), admin))
         .merge(confab_acs::router(core, acs))
         .nest_service("/v1", kaizala.clone())
         .nest_service("/V1", kaizala)
         .layer(TraceLayer::new_for_http())
+}
+
+/// `GET /openapi.json`: the OpenAPI document of confab's own endpoints (the stream and the admin
+/// API), without authentication.
+fn openapi_router() -> Router {
+    const OPENAPI: &str = include_str!("../openapi.json");
+    Router::new().route(
+        "/openapi.json",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                OPENAPI,
+            )
+        }),
+    )
 }
 
 /// The blob store of uploaded media: files under `media_dir`, else `<data_dir>/media`; in

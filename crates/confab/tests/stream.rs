@@ -2,6 +2,8 @@
 //! WebSocket) and of the polling guarantee (list messages with `startTime`). Each test starts
 //! its own in-memory server on a random 127.0.0.1 port and speaks to it with real clients.
 //!
+//! Also the OpenAPI document of the stream and the admin API (`GET /openapi.json`).
+//!
 //! One test binary; the ACS test support (server, identities, chat calls) is shared with
 //! `tests/acs.rs`.
 
@@ -19,6 +21,8 @@ mod authz;
 mod backpressure;
 #[path = "stream/live.rs"]
 mod live;
+#[path = "stream/openapi.rs"]
+mod openapi;
 #[path = "stream/polling.rs"]
 mod polling;
 #[path = "stream/resume.rs"]
