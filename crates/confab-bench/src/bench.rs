@@ -1,5 +1,6 @@
 //! The scenarios and the run: ceilings first, then confab over plain HTTP (which also seeds the
-//! data dir), then confab restarted on the same data dir over HTTPS.
+//! data dir), then confab restarted on the same data dir over HTTPS. The stream fan-out
+//! scenario is in `stream.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -17,6 +18,7 @@ use crate::client::{self, Api, Target, User};
 use crate::load::{self, MakeRequest, Outcome, Plan};
 use crate::procstat::{self, Meter, Usage};
 use crate::servers::{self, ServerProcess};
+use crate::stream::{self, FanOut, FanOutOutcome};
 use crate::Options;
 
 /// Users made for the run; every benchmark thread has all of them as participants, and
@@ -37,6 +39,12 @@ const ONE: &[&str] = &["request"];
 const READ_SEND: &[&str] = &["reads", "sends"];
 /// Concurrent connections of the setup and verification calls.
 const SETUP_CONNS: usize = 16;
+/// The most participants an ACS thread holds (the core's limit), and the most one create or
+/// add call takes.
+const THREAD_PARTICIPANTS: usize = 250;
+const PARTICIPANT_BATCH: usize = 200;
+/// Messages per second of the stream scenario, in all.
+const STREAM_RATE: f64 = 100.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scheme {
@@ -56,11 +64,15 @@ impl Scheme {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Ceiling,
-    Send { many: bool },
+    Send {
+        many: bool,
+    },
     ListNewest,
     ListOldest,
     CreateThread,
     Mixed,
+    /// One thread, `conns` SSE subscribers, sends at a fixed rate.
+    Stream,
 }
 
 #[derive(Clone, Debug)]
@@ -71,7 +83,7 @@ struct Scenario {
     kind: Kind,
 }
 
-fn all_scenarios(threads: usize) -> Vec<Scenario> {
+fn all_scenarios(threads: usize, subscribers: usize) -> Vec<Scenario> {
     let mut out = Vec::new();
     for scheme in [Scheme::Http, Scheme::Https] {
         let s = scheme.name();
@@ -120,6 +132,11 @@ fn all_scenarios(threads: usize) -> Vec<Scenario> {
             MIXED_CONNS,
             Kind::Mixed,
         );
+        add(
+            format!("stream/{s}/1thread/{subscribers}subscribers"),
+            subscribers,
+            Kind::Stream,
+        );
     }
     out
 }
@@ -148,6 +165,33 @@ struct Record {
     /// Send scenarios: the 2xx answers to sends, and the messages counted afterwards.
     acknowledged: Option<u64>,
     committed: Option<u64>,
+    /// The stream scenario (there `requests` are deliveries, `per_sec` deliveries per second
+    /// and the quantiles those of the delivery latency).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    stream: Option<StreamRecord>,
+}
+
+/// The stream scenario's own figures.
+#[derive(Serialize)]
+struct StreamRecord {
+    subscribers: usize,
+    /// Identities subscribing, and streams per identity.
+    identities: usize,
+    streams_per_identity: usize,
+    send_rate_target: f64,
+    sends: u64,
+    sends_per_sec: f64,
+    send_errors: u64,
+    send_p50_ms: f64,
+    send_p99_ms: f64,
+    /// The most a send started after its scheduled time.
+    send_lag_max_ms: f64,
+    deliveries: u64,
+    expected_deliveries: u64,
+    missing: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    failed_streams: u64,
 }
 
 /// The thread of the list scenarios.
@@ -169,6 +213,11 @@ struct Bench {
     messages: u64,
     ceilings: HashMap<(Scheme, usize), f64>,
     failures: Vec<String>,
+    /// The stream scenario: subscribers, messages per second, and its identities (made once).
+    subscribers: usize,
+    stream_rate: f64,
+    access_key: Vec<u8>,
+    stream_users: Vec<User>,
 }
 
 /// Removes the run's directory at the end, however the run ends.
@@ -184,7 +233,15 @@ impl Drop for WorkDir {
 pub async fn run(options: Options) -> anyhow::Result<bool> {
     let quick = options.quick;
     let threads = options.threads.unwrap_or(if quick { 100 } else { 1000 });
-    let scenarios = all_scenarios(threads);
+    let subscribers = options
+        .subscribers
+        .unwrap_or(if quick { 50 } else { 1000 })
+        .max(1);
+    let stream_rate = options.stream_rate.unwrap_or(STREAM_RATE);
+    if !(stream_rate.is_finite() && stream_rate > 0.0) {
+        bail!("--stream-rate must be a positive number of messages per second");
+    }
+    let scenarios = all_scenarios(threads, subscribers);
     if options.list {
         for scenario in &scenarios {
             println!("{}", scenario.name);
@@ -202,7 +259,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         bail!("no scenario matches {:?} (see --list)", options.scenario);
     }
     // The ceilings the selected scenarios are compared with.
-    let mut ceilings: Vec<(Scheme, usize)> = selected.iter().map(|s| (s.scheme, s.conns)).collect();
+    let mut ceilings: Vec<(Scheme, usize)> = selected
+        .iter()
+        .filter(|s| s.kind != Kind::Stream)
+        .map(|s| (s.scheme, s.conns))
+        .collect();
     ceilings.sort();
     ceilings.dedup();
 
@@ -238,7 +299,22 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         messages: 0,
         ceilings: HashMap::new(),
         failures: Vec::new(),
+        subscribers,
+        stream_rate,
+        access_key: Vec::new(),
+        stream_users: Vec::new(),
     };
+    if selected.iter().any(|s| s.kind == Kind::Stream) {
+        // One socket per subscriber here and one in the server (which inherits the limit).
+        let want = subscribers as u64 + 1024;
+        match stream::raise_open_files(want) {
+            Some(limit) if limit < want => println!(
+                "confab-bench: warning: the open-files limit is {limit} (hard limit), below the \
+                 {want} the stream scenario wants; its subscribers may fail to connect"
+            ),
+            _ => {}
+        }
+    }
     println!(
         "confab-bench: {} s per scenario{}, {} cores ({}), load average {}, data in {}",
         duration.as_secs_f64(),
@@ -393,6 +469,7 @@ impl Bench {
                 .decode(&server.info.access_key)
                 .context("the access key is not base64")?;
             self.users = make_users(&target, &key, USERS).await?;
+            self.access_key = key;
         }
 
         for scenario in scenarios {
@@ -411,6 +488,7 @@ impl Bench {
         let users = Arc::new(self.users.clone());
         match scenario.kind {
             Kind::Ceiling => Ok(()),
+            Kind::Stream => self.stream_scenario(server, target, scenario).await,
             Kind::Send { many } => {
                 let count = if many { self.threads } else { 1 };
                 let threads = Arc::new(create_threads(target, &users, count).await?);
@@ -725,6 +803,146 @@ impl Bench {
                 .collect(),
             acknowledged: counts.map(|c| c.0),
             committed: counts.map(|c| c.1),
+            stream: None,
+        };
+        if let Ok(value) = serde_json::to_value(&record) {
+            self.json_line(value);
+        }
+    }
+
+    /// The stream fan-out: one thread with up to 250 participants, `subscribers` SSE streams
+    /// spread evenly over them, messages at `stream_rate` per second from [`stream::SENDERS`]
+    /// of them.
+    async fn stream_scenario(
+        &mut self,
+        server: &ServerProcess,
+        target: &Arc<Target>,
+        scenario: &Scenario,
+    ) -> anyhow::Result<()> {
+        let identities = self.subscribers.min(THREAD_PARTICIPANTS);
+        if self.stream_users.len() < identities {
+            let more = identities - self.stream_users.len();
+            let made = make_users(target, &self.access_key, more).await?;
+            self.stream_users.extend(made);
+        }
+        let users = self.stream_users[..identities].to_vec();
+        let thread = stream_thread(target, &users).await?;
+        let subscribers: Vec<User> = (0..self.subscribers)
+            .map(|s| users[s % identities].clone())
+            .collect();
+        let senders: Vec<User> = (0..stream::SENDERS)
+            .map(|k| users[k % identities].clone())
+            .collect();
+        let plan = FanOut {
+            subscribers: self.subscribers,
+            rate: self.stream_rate,
+            window: self.duration,
+        };
+        let outcome = stream::run(
+            target.clone(),
+            server.pid,
+            &thread,
+            subscribers,
+            senders,
+            plan,
+        )
+        .await?;
+        self.messages += outcome.acknowledged;
+        if outcome.errors() > 0 {
+            self.failures.push(format!(
+                "{}: {} errors: {:?}",
+                scenario.name,
+                outcome.errors(),
+                outcome.error_kinds
+            ));
+        }
+        self.report_stream(scenario, &plan, identities, &outcome);
+        Ok(())
+    }
+
+    fn report_stream(
+        &mut self,
+        scenario: &Scenario,
+        plan: &FanOut,
+        identities: usize,
+        outcome: &FanOutOutcome,
+    ) {
+        let q = |p| stream::quantile_ms(&outcome.latencies, p);
+        let send_q = |p| stream::quantile_ms(&outcome.send_latencies, p);
+        let max = q(1.0);
+        let mut line = format!(
+            "{:<40} {:>8} deliveries/s  p50 {} p90 {} p99 {} max {} ms  errors {}",
+            scenario.name,
+            thousands(outcome.deliveries_per_sec().round() as u64),
+            ms(q(0.5)),
+            ms(q(0.9)),
+            ms(q(0.99)),
+            ms(max),
+            outcome.errors(),
+        );
+        line.push_str(&format!(
+            " (sends {}/s of {}/s, send p50 {} p99 {} ms; delivered {} of {}, missing {})",
+            thousands(outcome.sends_per_sec(plan).round() as u64),
+            thousands(plan.rate.round() as u64),
+            ms(send_q(0.5)),
+            ms(send_q(0.99)),
+            thousands(outcome.deliveries),
+            thousands(outcome.expected),
+            thousands(outcome.missing),
+        ));
+        line.push_str(&format!(
+            "  cpu {}  rss {}  (bench cpu {})",
+            percent(outcome.usage.cores),
+            mb(outcome.usage.peak_rss),
+            percent(outcome.usage.client_cores)
+        ));
+        if outcome.errors() > 0 {
+            let kinds: Vec<String> = outcome
+                .error_kinds
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect();
+            line.push_str(&format!("  [{}]", kinds.join("; ")));
+        }
+        println!("{line}");
+        let record = Record {
+            scenario: scenario.name.clone(),
+            scheme: scenario.scheme.name(),
+            conns: plan.subscribers,
+            requests: outcome.deliveries,
+            seconds: outcome.elapsed.as_secs_f64(),
+            per_sec: outcome.deliveries_per_sec(),
+            p50_ms: q(0.5),
+            p90_ms: q(0.9),
+            p99_ms: q(0.99),
+            max_ms: max,
+            errors: outcome.errors(),
+            error_kinds: outcome.error_kinds.clone(),
+            server_cpu_cores: outcome.usage.cores,
+            client_cpu_cores: outcome.usage.client_cores,
+            server_peak_rss_bytes: outcome.usage.peak_rss,
+            ceiling_ratio: None,
+            ok_by_kind: [("sends", outcome.acknowledged)].into_iter().collect(),
+            acknowledged: None,
+            committed: None,
+            stream: Some(StreamRecord {
+                subscribers: plan.subscribers,
+                identities,
+                streams_per_identity: plan.subscribers.div_ceil(identities.max(1)),
+                send_rate_target: plan.rate,
+                sends: outcome.sent,
+                sends_per_sec: outcome.sends_per_sec(plan),
+                send_errors: outcome.send_errors,
+                send_p50_ms: send_q(0.5),
+                send_p99_ms: send_q(0.99),
+                send_lag_max_ms: outcome.send_lag_max.as_secs_f64() * 1000.0,
+                deliveries: outcome.deliveries,
+                expected_deliveries: outcome.expected,
+                missing: outcome.missing,
+                duplicates: outcome.duplicates,
+                out_of_order: outcome.out_of_order,
+                failed_streams: outcome.failed_streams,
+            }),
         };
         if let Ok(value) = serde_json::to_value(&record) {
             self.json_line(value);
@@ -755,6 +973,20 @@ fn send_workload(users: Arc<Vec<User>>, threads: Arc<Vec<String>>, kind: usize) 
             target.request(Method::POST, path, Some(&user.bearer), Some(body)),
         )
     })
+}
+
+/// The thread of the stream scenario: made by `users[0]` with the first 200, the rest added
+/// 200 at a time.
+async fn stream_thread(target: &Arc<Target>, users: &[User]) -> anyhow::Result<String> {
+    let mut api = Api::new(target.clone());
+    let creator = &users[0];
+    let rest: Vec<&User> = users[1..].iter().collect();
+    let (first, later) = rest.split_at(rest.len().min(PARTICIPANT_BATCH - 1));
+    let thread = api.create_thread(creator, first).await?;
+    for batch in later.chunks(PARTICIPANT_BATCH) {
+        api.add_participants(creator, &thread, batch).await?;
+    }
+    Ok(thread)
 }
 
 async fn make_users(target: &Arc<Target>, key: &[u8], count: usize) -> anyhow::Result<Vec<User>> {
@@ -974,12 +1206,13 @@ mod tests {
 
     #[test]
     fn scenario_names_are_unique() {
-        let all = all_scenarios(1000);
+        let all = all_scenarios(1000, 1000);
         let mut names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert!(names.contains(&"send/http/64conn/1thread"));
         assert!(names.contains(&"mixed/https/256conn/1000threads"));
+        assert!(names.contains(&"stream/http/1thread/1000subscribers"));
     }
 }

@@ -242,6 +242,32 @@ impl Api {
             .ok_or_else(|| anyhow!("no chatThread.id in {value}"))
     }
 
+    /// `POST /chat/threads/{id}/participants/:add`, as `caller` (at most 200 at a time).
+    pub async fn add_participants(
+        &mut self,
+        caller: &User,
+        thread: &str,
+        users: &[&User],
+    ) -> anyhow::Result<()> {
+        let participants: Vec<Value> = users
+            .iter()
+            .map(|u| json!({ "communicationIdentifier": { "rawId": u.raw_id } }))
+            .collect();
+        let body = Bytes::from(json!({ "participants": participants }).to_string());
+        let path = format!(
+            "/chat/threads/{}/participants/:add?api-version={CHAT_VERSION}",
+            encode_segment(thread)
+        );
+        let (status, answer) = self
+            .call(Method::POST, &path, Some(&caller.bearer), &[], Some(body))
+            .await?;
+        let value = expect_json(status, StatusCode::CREATED, &answer, "add participants")?;
+        match value.get("invalidParticipants") {
+            Some(invalid) => bail!("add participants: some were refused: {invalid}"),
+            None => Ok(()),
+        }
+    }
+
     /// Walks every page of a thread's messages (200 per page, following nextLink) and counts
     /// the user messages (text and html; not the system messages).
     pub async fn count_messages(&mut self, user: &User, thread: &str) -> anyhow::Result<Walk> {

@@ -5,13 +5,16 @@
 //! process over many keep-alive connections, and prints one line per scenario: throughput,
 //! latency quantiles, errors, the server's CPU and peak RSS, and the ratio to a do-nothing
 //! ceiling server on the same serving stack. After each send scenario it counts the committed
-//! messages through the API and compares them with the 2xx answers. See BENCHMARKS.md.
+//! messages through the API and compares them with the 2xx answers. The stream scenario fans one
+//! thread's messages out to many SSE subscribers and checks that each got every message. See
+//! BENCHMARKS.md.
 
 mod bench;
 mod client;
 mod load;
 mod procstat;
 mod servers;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +56,12 @@ pub struct Options {
     /// Threads of the many-thread scenarios [default: 1000; 100 with --quick]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Subscribers (SSE streams) of the stream fan-out scenario [default: 1000; 50 with --quick]
+    #[arg(long, value_name = "N")]
+    pub subscribers: Option<usize>,
+    /// Messages per second sent to the thread of the stream fan-out scenario [default: 100]
+    #[arg(long, value_name = "N")]
+    pub stream_rate: Option<f64>,
     /// Where the data dirs go (a fresh directory inside it, removed afterwards)
     /// [default: the system temp dir]
     #[arg(long, value_name = "DIR")]

@@ -1,6 +1,7 @@
 //! The benchmark must keep working: run every scenario in quick mode (about a second each,
 //! small seeds) and check that each printed its line, with no errors and, for the send
-//! scenarios, as many committed messages as 2xx answers. No timing is asserted.
+//! scenarios, as many committed messages as 2xx answers; for the stream scenario, every message
+//! delivered to every subscriber. No timing is asserted.
 
 use std::process::Command;
 
@@ -45,8 +46,13 @@ fn quick_run_covers_every_scenario_without_errors() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name.as_str()))
             .unwrap_or_else(|| panic!("no line for {name}\n{stdout}"));
-        assert!(line.contains(" req/s "), "{line}");
         assert!(line.contains("errors 0 "), "{line}");
+        if name.starts_with("stream/") {
+            assert!(line.contains(" deliveries/s "), "{line}");
+            assert!(line.contains("missing 0)"), "{line}");
+            continue;
+        }
+        assert!(line.contains(" req/s "), "{line}");
         assert!(!line.contains("MISMATCH"), "{line}");
         if name.starts_with("send/") || name.starts_with("mixed/") {
             assert!(line.contains("= 2xx ok"), "{line}");
@@ -58,6 +64,10 @@ fn quick_run_covers_every_scenario_without_errors() {
     assert!(stdout.contains("ready/http/fresh"), "{stdout}");
     assert!(stdout.contains("ready/https/restart"), "{stdout}");
     assert!(stdout.contains("seed/list"), "{stdout}");
+    assert!(
+        names.iter().any(|n| n.starts_with("stream/http/")),
+        "no stream scenario: {names:?}"
+    );
 
     // The same in the JSON lines.
     let records: Vec<serde_json::Value> = json
@@ -71,6 +81,15 @@ fn quick_run_covers_every_scenario_without_errors() {
             .unwrap_or_else(|| panic!("no JSON record for {name}"));
         assert_eq!(record["errors"], 0, "{record}");
         assert!(record["requests"].as_u64().unwrap() > 0, "{record}");
+        if name.starts_with("stream/") {
+            assert_eq!(record["missing"], 0, "{record}");
+            assert_eq!(record["failed_streams"], 0, "{record}");
+            assert!(record["sends"].as_u64().unwrap() > 0, "{record}");
+            assert_eq!(
+                record["deliveries"], record["expected_deliveries"],
+                "{record}"
+            );
+        }
         if name.starts_with("send/") || name.starts_with("mixed/") {
             assert_eq!(record["acknowledged"], record["committed"], "{record}");
             assert!(record["committed"].as_u64().unwrap() > 0, "{record}");
