@@ -2,6 +2,7 @@
 //! (2021-09-07 … 2025-03-15) wire APIs over confab's core. Wire formats, authentication,
 //! api-versions and error shapes live here; the rules live in the core.
 
+mod admin;
 mod api_version;
 pub mod auth;
 mod chat;
@@ -47,6 +48,7 @@ pub fn router(core: Arc<Core>, config: AcsConfig) -> Router {
     };
     Router::new()
         .merge(identity::routes())
+        .merge(admin::routes())
         .merge(chat::routes())
         .fallback(|| async { AcsError::not_found("The requested resource does not exist.") })
         .layer(axum::middleware::map_response(acs_error_shape))

@@ -177,7 +177,10 @@ impl Core {
             "The token's scopes do not allow deleting threads.",
         )?;
         require_member(&self.membership(caller, id).await?)?;
-        Ok(self.store.delete_conversation(id).await?)
+        Ok(self
+            .store
+            .delete_conversation(id, Some(&caller.identity))
+            .await?)
     }
 
     pub async fn list_conversations(

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod chat;
 pub mod connector;
 pub mod error;
+pub mod event_subscriptions;
 pub mod groups;
 pub mod identity;
 pub mod ids;

@@ -151,7 +151,12 @@ pub trait Store:
         by: &IdentityId,
     ) -> StoreResult<()>;
     /// Marks the conversation deleted (`NotFound` if unknown or already deleted).
-    async fn delete_conversation(&self, id: ConversationId) -> StoreResult<()>;
+    /// `by`: who deleted it (the events name them), if anyone did.
+    async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()>;
     /// The conversations `member` belongs to, most recent activity first.
     async fn list_conversations(
         &self,

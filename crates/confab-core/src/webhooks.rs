@@ -31,7 +31,7 @@ use crate::identity::Caller;
 use crate::ids::{ConversationId, IdentityId, MessageId};
 use crate::model::Role;
 use crate::ports::webhooks::{
-    DeliveryAttempt, Webhook, WebhookClient, WebhookDelivery, WebhookObject,
+    DeliveryAttempt, EventSchema, Webhook, WebhookClient, WebhookDelivery, WebhookObject,
 };
 use crate::ratelimit::Operation;
 use crate::Core;
@@ -229,7 +229,7 @@ pub fn action_event_types(type_name: &str, response: bool) -> (&'static str, Opt
     (specific, Some(generic))
 }
 
-fn check_url(url: &str, require_https: bool) -> Result<String> {
+pub(crate) fn check_url(url: &str, require_https: bool, field: &str) -> Result<String> {
     let url = url.trim();
     let lower = url.to_ascii_lowercase();
     let https = lower.starts_with("https://");
@@ -242,14 +242,14 @@ fn check_url(url: &str, require_https: bool) -> Result<String> {
         || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(Error::invalid(
-            "callBackUrl must be an absolute http(s) URL.",
-            "callBackUrl",
+            format!("{field} must be an absolute http(s) URL."),
+            field,
         ));
     }
     if require_https && !https {
         return Err(Error::invalid(
-            "callBackUrl must be an https URL on this server.",
-            "callBackUrl",
+            format!("{field} must be an https URL on this server."),
+            field,
         ));
     }
     Ok(url.to_owned())
@@ -278,7 +278,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
         .collect()
 }
 
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -289,7 +289,7 @@ fn not_found() -> Error {
 }
 
 impl Core {
-    fn webhook_client(&self) -> Result<&Arc<dyn WebhookClient>> {
+    pub(crate) fn webhook_client(&self) -> Result<&Arc<dyn WebhookClient>> {
         self.webhook_client
             .as_ref()
             .ok_or_else(|| Error::Unavailable("Webhooks are not enabled on this server.".into()))
@@ -367,7 +367,11 @@ impl Core {
         require_permission(caller, "webhook", "managing webhooks")?;
         self.webhook_client()?;
         let events = event_types(&request.event_types)?;
-        let url = check_url(&request.callback_url, self.webhook_config.require_https)?;
+        let url = check_url(
+            &request.callback_url,
+            self.webhook_config.require_https,
+            "callBackUrl",
+        )?;
         let token = check_len(request.callback_token, MAX_TOKEN, "callBackToken")?;
         let context = check_len(request.callback_context, MAX_CONTEXT, "callBackContext")?;
         let now = self.clock.now();
@@ -396,7 +400,10 @@ impl Core {
             callback_token: token,
             callback_context: context,
             secret: new_secret(),
-            owner: caller.identity.clone(),
+            owner: Some(caller.identity.clone()),
+            schema: EventSchema::Kaizala,
+            name: None,
+            threads: Vec::new(),
             validity,
             active: true,
             created_on: now,
@@ -419,7 +426,7 @@ impl Core {
         let (object, object_id) = target.parts();
         let mut list = self.store.list_webhooks(object, &object_id).await?;
         if object == WebhookObject::ActionPackage {
-            list.retain(|w| w.owner == caller.identity);
+            list.retain(|w| w.owner.as_ref() == Some(&caller.identity));
         }
         Ok(list)
     }
@@ -427,7 +434,7 @@ impl Core {
     /// A webhook the caller may manage: its owner, or an admin of its group.
     async fn manageable_webhook(&self, caller: &Caller, id: &str) -> Result<Webhook> {
         let webhook = self.store.get_webhook(id).await?.ok_or_else(not_found)?;
-        if webhook.owner == caller.identity {
+        if webhook.owner.as_ref() == Some(&caller.identity) {
             return Ok(webhook);
         }
         if webhook.object == WebhookObject::Group {
@@ -465,7 +472,7 @@ impl Core {
             webhook.event_types = event_types(&types)?;
         }
         if let Some(url) = change.callback_url {
-            let url = check_url(&url, self.webhook_config.require_https)?;
+            let url = check_url(&url, self.webhook_config.require_https, "callBackUrl")?;
             if url != webhook.callback_url {
                 self.handshake(&url).await?;
             }
@@ -549,6 +556,31 @@ impl Core {
     }
 }
 
+/// A delivery as both admin APIs show it in a delivery log.
+pub fn delivery_view(d: &WebhookDelivery) -> serde_json::Value {
+    let time = |t: Option<OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    serde_json::json!({
+        "id": d.id,
+        "eventId": d.event_id,
+        "eventType": d.event_type,
+        "status": d.status.as_str(),
+        "attempts": d.attempts,
+        "lastStatus": d.last_status,
+        "lastError": d.last_error,
+        "createdOn": time(Some(d.created_on)),
+        "lastAttemptOn": time(d.last_attempt_on),
+        "nextAttemptOn": time(Some(d.next_attempt_on)),
+        "deliveredOn": time(d.delivered_on),
+        "payload": serde_json::from_str::<serde_json::Value>(&d.payload)
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// The Kaizala GUID of a member that is a phone number (as the Kaizala face shows member ids;
 /// the same tagging as `confab_kaizala::wire::member_id`), else the raw identity.
 pub fn kaizala_member_id(identity: &IdentityId) -> String {
@@ -582,6 +614,16 @@ pub fn event_id(position: i64, index: u16) -> String {
     const EVENT_TAG: u64 = 0x4b5a_4556_0000_8000;
     tagged(
         EVENT_TAG | (u64::from(index) << 16),
+        u64::try_from(position).unwrap_or(0),
+    )
+}
+
+/// The stable id of an ACS event: the `change`th change made by the event at log position
+/// `position`, thread-level (`recipient` 0) or for its `recipient`th recipient.
+pub fn acs_event_id(position: i64, change: u16, recipient: u16) -> String {
+    const ACS_EVENT_TAG: u64 = 0x4143_0000_0000_8000;
+    tagged(
+        ACS_EVENT_TAG | (u64::from(change) << 32) | (u64::from(recipient) << 16),
         u64::try_from(position).unwrap_or(0),
     )
 }
@@ -657,6 +699,39 @@ pub async fn run_delivery_worker(
     }
 }
 
+/// The headers of a delivery that its envelope calls for.
+fn schema_headers(webhook: &Webhook, delivery: &WebhookDelivery) -> Vec<(String, String)> {
+    let header = |name: &str, value: String| (name.to_owned(), value);
+    match webhook.schema {
+        EventSchema::Kaizala => {
+            let mut headers = vec![header("content-type", "application/json".into())];
+            if let Some(token) = &webhook.callback_token {
+                headers.push(header("kz-callback-token", token.clone()));
+            }
+            headers
+        }
+        EventSchema::EventGrid => vec![
+            header("content-type", "application/json".into()),
+            header("aeg-event-type", "Notification".into()),
+            header(
+                "aeg-subscription-name",
+                webhook
+                    .name
+                    .as_deref()
+                    .unwrap_or(&webhook.id)
+                    .to_ascii_uppercase(),
+            ),
+            header("aeg-delivery-count", delivery.attempts.to_string()),
+            header("aeg-data-version", "1.0".into()),
+            header("aeg-metadata-version", "1".into()),
+        ],
+        EventSchema::CloudEvents => vec![header(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8".into(),
+        )],
+    }
+}
+
 /// One attempt at one delivery, recorded.
 async fn attempt(
     core: &Core,
@@ -674,7 +749,6 @@ async fn attempt(
     };
     let body = delivery.payload.clone().into_bytes();
     let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
         (
             "x-confab-signature".to_owned(),
             format!("sha256={}", signature(&webhook.secret, &body)),
@@ -682,9 +756,7 @@ async fn attempt(
         ("x-confab-event-id".to_owned(), delivery.event_id.clone()),
         ("x-confab-delivery-id".to_owned(), delivery.id.to_string()),
     ];
-    if let Some(token) = &webhook.callback_token {
-        headers.push(("kz-callback-token".to_owned(), token.clone()));
-    }
+    headers.extend(schema_headers(&webhook, &delivery));
     let result = client
         .post(&webhook.callback_url, headers, body, config.attempt_timeout)
         .await;
@@ -742,10 +814,10 @@ mod tests {
 
     #[test]
     fn urls_and_signatures() {
-        assert!(check_url("http://127.0.0.1:1/x", false).is_ok());
-        assert!(check_url("http://127.0.0.1:1/x", true).is_err());
-        assert!(check_url("ftp://x", false).is_err());
-        assert!(check_url("https://", false).is_err());
+        assert!(check_url("http://127.0.0.1:1/x", false, "u").is_ok());
+        assert!(check_url("http://127.0.0.1:1/x", true, "u").is_err());
+        assert!(check_url("ftp://x", false, "u").is_err());
+        assert!(check_url("https://", false, "u").is_err());
         // RFC 4231 test case 2.
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").expect("key");
         mac.update(b"what do ya want for nothing?");

@@ -10,11 +10,10 @@
 use axum::extract::{Path, Request, State};
 use axum::Json;
 use confab_core::ids::MessageId;
-use confab_core::ports::webhooks::{Webhook, WebhookDelivery, WebhookObject};
-use confab_core::webhooks::{Subscribe, WebhookChange, WebhookTarget};
+use confab_core::ports::webhooks::{Webhook, WebhookObject};
+use confab_core::webhooks::{delivery_view, Subscribe, WebhookChange, WebhookTarget};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::admin::signed_body;
@@ -40,12 +39,13 @@ pub struct WebhookRequest {
 fn target(object_type: Option<&str>, object_id: Option<&str>) -> KzResult<WebhookTarget> {
     let object_type = object_type
         .ok_or_else(|| KaizalaError::invalid("objectType is required.", "objectType"))?;
-    let object = WebhookObject::parse(object_type).ok_or_else(|| {
+    let invalid = || {
         KaizalaError::invalid(
             "objectType must be Group, Action or ActionPackage.",
             "objectType",
         )
-    })?;
+    };
+    let object = WebhookObject::parse(object_type).ok_or_else(invalid)?;
     let id = object_id
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -58,6 +58,8 @@ fn target(object_type: Option<&str>, object_id: Option<&str>) -> KzResult<Webhoo
             })?)
         }
         WebhookObject::ActionPackage => WebhookTarget::ActionPackage(id.to_owned()),
+        // ACS event subscriptions: made through the admin API only.
+        WebhookObject::Resource => return Err(invalid()),
     })
 }
 
@@ -195,28 +197,6 @@ pub async fn remove(
     Ok(Json(json!({})))
 }
 
-fn time_text(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
-}
-
-fn delivery_json(d: &WebhookDelivery) -> Value {
-    json!({
-        "id": d.id,
-        "eventId": d.event_id,
-        "eventType": d.event_type,
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "lastStatus": d.last_status,
-        "lastError": d.last_error,
-        "createdOn": time_text(Some(d.created_on)),
-        "lastAttemptOn": time_text(d.last_attempt_on),
-        "nextAttemptOn": time_text(Some(d.next_attempt_on)),
-        "deliveredOn": time_text(d.delivered_on),
-        "payload": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
-    })
-}
-
 /// `GET /admin/webhooks/{id}/deliveries?before&limit`: newest first.
 pub async fn deliveries(
     State(state): State<AdminState>,
@@ -240,7 +220,7 @@ pub async fn deliveries(
         .core
         .webhook_deliveries(&id, before, usize::try_from(limit).unwrap_or(100))
         .await?;
-    let deliveries: Vec<Value> = list.iter().map(delivery_json).collect();
+    let deliveries: Vec<Value> = list.iter().map(delivery_view).collect();
     Ok(Json(json!({
         "webhook": webhook_json(&webhook),
         "deliveries": deliveries,
@@ -259,5 +239,5 @@ pub async fn redeliver(
         .parse()
         .map_err(|_| KaizalaError::not_found("The delivery does not exist."))?;
     let delivery = state.core.redeliver_webhook(&id, delivery).await?;
-    Ok(Json(delivery_json(&delivery)))
+    Ok(Json(delivery_view(&delivery)))
 }

@@ -17,6 +17,7 @@
 mod actions;
 mod checkpoint;
 mod codec;
+mod event_grid;
 mod events;
 mod hierarchy;
 mod media;
@@ -264,8 +265,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_conversation(&self, id: ConversationId) -> StoreResult<()> {
-        self.writer.call(move |w| w.delete_conversation(id)).await
+    async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()> {
+        let by = by.cloned();
+        self.writer
+            .call(move |w| w.delete_conversation(id, by.as_ref()))
+            .await
     }
 
     async fn list_conversations(

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_media.sql"),
     include_str!("../migrations/0006_actions.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
+    include_str!("../migrations/0008_event_subscriptions.sql"),
 ];
 
 /// The schema version this build writes.

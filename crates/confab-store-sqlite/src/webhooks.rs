@@ -13,7 +13,7 @@ use confab_core::actions::{ActionBody, Answer, ResponseBody, ACTION_TYPE_KEY};
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::EventKind;
 use confab_core::ports::webhooks::{
-    DeliveryAttempt, DeliveryStatus, Webhook, WebhookDelivery, WebhookObject,
+    DeliveryAttempt, DeliveryStatus, EventSchema, Webhook, WebhookDelivery, WebhookObject,
 };
 use confab_core::ports::{StoreError, StoreResult};
 use confab_core::webhooks::{
@@ -24,17 +24,22 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::codec::{self, conv_key, DbResult};
+use crate::event_grid::resource_key;
 use crate::writer::Writer;
 
 /// An active subscription as the outbox needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct CachedHook {
-    id: String,
-    /// Who registered it: it gets events only of conversations it is a participant of.
-    owner: IdentityId,
-    event_types: Vec<String>,
+    pub(crate) id: String,
+    /// Who registered it: it gets events only of conversations it is a participant of. `None`
+    /// (an admin's ACS subscription): every conversation.
+    owner: Option<IdentityId>,
+    pub(crate) event_types: Vec<String>,
     context: Option<String>,
-    validity_us: i64,
+    pub(crate) validity_us: i64,
+    pub(crate) schema: EventSchema,
+    /// Only these conversations; empty: all.
+    pub(crate) threads: Vec<ConversationId>,
 }
 
 /// Active subscriptions by (object type, object id).
@@ -42,7 +47,7 @@ pub(crate) type HookCache = HashMap<(WebhookObject, String), Vec<CachedHook>>;
 
 const WEBHOOK_COLUMNS: &str = "id, object_type, object_id, event_types, callback_url, \
      callback_token, callback_context, secret, owner, validity, active, created_on, \
-     disabled_reason";
+     disabled_reason, schema, name, threads";
 
 const DELIVERY_COLUMNS: &str = "id, webhook, event_id, event_type, order_key, payload, status, \
      attempts, round_start, next_attempt_on, last_attempt_on, last_status, last_error, \
@@ -60,6 +65,9 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let object: String = row.get(1)?;
     let types: String = row.get(3)?;
     let owner: String = row.get(8)?;
+    let schema: String = row.get(13)?;
+    let threads: String = row.get(15)?;
+    let threads: Vec<String> = serde_json::from_str(&threads).map_err(|_| bad("threads"))?;
     Ok(Webhook {
         id: row.get(0)?,
         object: WebhookObject::parse(&object).ok_or_else(|| bad("object_type"))?,
@@ -69,12 +77,27 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         callback_token: row.get(5)?,
         callback_context: row.get(6)?,
         secret: row.get(7)?,
-        owner: IdentityId::parse(&owner).ok_or_else(|| bad("owner"))?,
+        owner: if owner.is_empty() {
+            None
+        } else {
+            Some(IdentityId::parse(&owner).ok_or_else(|| bad("owner"))?)
+        },
         validity: time_of(row.get(9)?)?,
         active: row.get(10)?,
         created_on: time_of(row.get(11)?)?,
         disabled_reason: row.get(12)?,
+        schema: EventSchema::parse(&schema).ok_or_else(|| bad("schema"))?,
+        name: row.get(14)?,
+        threads: threads
+            .iter()
+            .map(|t| ConversationId::parse(t).ok_or_else(|| bad("threads")))
+            .collect::<rusqlite::Result<_>>()?,
     })
+}
+
+/// The JSON array of a subscription's threads, as stored.
+fn threads_text(threads: &[ConversationId]) -> String {
+    serde_json::Value::from(threads.iter().map(|t| t.to_acs()).collect::<Vec<String>>()).to_string()
 }
 
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookDelivery> {
@@ -122,6 +145,8 @@ pub(crate) fn load_cache(conn: &Connection) -> StoreResult<HookCache> {
                 event_types: hook.event_types,
                 context: hook.callback_context,
                 validity_us: codec::micros(hook.validity),
+                schema: hook.schema,
+                threads: hook.threads,
             });
     }
     Ok(cache)
@@ -268,8 +293,9 @@ impl Writer {
             .prepare_cached(
                 "INSERT INTO webhooks (id, object_type, object_id, event_types, callback_url,
                      callback_token, callback_context, secret, owner, validity, active,
-                     created_on, disabled_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     created_on, disabled_reason, schema, name, threads)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                         ?16)",
             )
             .db()?
             .execute(params![
@@ -281,11 +307,14 @@ impl Writer {
                 webhook.callback_token,
                 webhook.callback_context,
                 webhook.secret,
-                webhook.owner.as_str(),
+                webhook.owner.as_ref().map_or("", IdentityId::as_str),
                 codec::micros(webhook.validity),
                 webhook.active,
                 codec::micros(webhook.created_on),
                 webhook.disabled_reason,
+                webhook.schema.as_str(),
+                webhook.name,
+                threads_text(&webhook.threads),
             ])
             .db()?;
         self.reload_webhooks()
@@ -303,7 +332,8 @@ impl Writer {
             .prepare_cached(
                 "UPDATE webhooks SET object_type = ?2, object_id = ?3, event_types = ?4,
                      callback_url = ?5, callback_token = ?6, callback_context = ?7,
-                     validity = ?8, active = ?9, disabled_reason = ?10
+                     validity = ?8, active = ?9, disabled_reason = ?10, name = ?11,
+                     threads = ?12
                  WHERE id = ?1",
             )
             .db()?
@@ -318,6 +348,8 @@ impl Writer {
                 codec::micros(webhook.validity),
                 webhook.active,
                 webhook.disabled_reason,
+                webhook.name,
+                threads_text(&webhook.threads),
             ])
             .db()?;
         if resume {
@@ -392,13 +424,18 @@ impl Writer {
             self.webhooks_touched = true;
             self.conn
                 .prepare_cached(
-                    "UPDATE webhooks SET active = 0, disabled_reason = ?2 WHERE id = ?1",
+                    "UPDATE webhooks SET active = 0,
+                         disabled_reason = ?2 || CASE WHEN schema = 'Kaizala'
+                             THEN 're-enable with PUT /v1/webhook/{id}'
+                             ELSE 're-enable with PATCH /admin/eventSubscriptions/{id} \
+                                   {\"enabled\": true}' END
+                     WHERE id = ?1",
                 )
                 .db()?
                 .execute(params![
                     a.webhook,
                     format!(
-                        "deliveries kept failing ({}); re-enable with PUT /v1/webhook/{{id}}",
+                        "deliveries kept failing ({}); ",
                         a.error.as_deref().unwrap_or("no answer")
                     )
                 ])
@@ -471,6 +508,24 @@ impl Writer {
         let Some(conversation) = conversation else {
             return Ok(());
         };
+        if self.webhooks.contains_key(&resource_key()) {
+            self.acs_outbox(position, kind, conversation, identity, payload, at)?;
+        }
+        self.kaizala_outbox(position, kind, conversation, message, identity, payload, at)
+    }
+
+    /// The deliveries of an event to Kaizala webhooks (on its group, action or package).
+    #[allow(clippy::too_many_arguments)]
+    fn kaizala_outbox(
+        &self,
+        position: i64,
+        kind: &EventKind,
+        conversation: ConversationId,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        payload: &Value,
+        at: i64,
+    ) -> StoreResult<()> {
         let group = conversation.to_guid();
         let group_key = (WebhookObject::Group, group.clone());
         // Objects whose subscriptions may match, with the objectId the envelope shows.
@@ -615,7 +670,10 @@ impl Writer {
                 for hook in hooks {
                     // Expired, or its owner has left the conversation (or was never in it:
                     // a package webhook hears only of its owner's groups).
-                    if hook.validity_us < at || !self.is_participant(conversation, &hook.owner)? {
+                    let Some(owner) = &hook.owner else {
+                        continue;
+                    };
+                    if hook.validity_us < at || !self.is_participant(conversation, owner)? {
                         continue;
                     }
                     let Some(event_type) =
@@ -635,25 +693,9 @@ impl Writer {
                         "fromUserName": from_name,
                         "fromUserProfilePic": "",
                     });
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO webhook_deliveries (webhook, event_position, event_id,
-                                 event_type, order_key, payload, status, next_attempt_on,
-                                 created_on)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
-                        )
-                        .db()?
-                        .execute(params![
-                            hook.id,
-                            position,
-                            eid,
-                            event_type,
-                            group,
-                            envelope.to_string(),
-                            at
-                        ])
-                        .db()?;
-                    self.deliveries_recorded.set(true);
+                    self.insert_delivery(
+                        &hook.id, position, &eid, event_type, &group, &envelope, at,
+                    )?;
                 }
             }
         }

@@ -545,12 +545,22 @@ impl Writer {
         Ok(())
     }
 
-    pub(crate) fn delete_conversation(&mut self, id: ConversationId) -> StoreResult<()> {
+    pub(crate) fn delete_conversation(
+        &mut self,
+        id: ConversationId,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()> {
         let (_, now_us) = self.now()?;
-        self.mark_deleted(id, now_us, "request")
+        self.mark_deleted(id, now_us, "request", by)
     }
 
-    fn mark_deleted(&mut self, id: ConversationId, now_us: i64, reason: &str) -> StoreResult<()> {
+    fn mark_deleted(
+        &mut self,
+        id: ConversationId,
+        now_us: i64,
+        reason: &str,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()> {
         let updated = self
             .conn
             .prepare_cached(
@@ -567,7 +577,11 @@ impl Writer {
             Some(id),
             None,
             None,
-            json!({ "conversation": id.to_acs(), "reason": reason }),
+            json!({
+                "conversation": id.to_acs(),
+                "reason": reason,
+                "by": by.map(IdentityId::as_str),
+            }),
             now_us,
         )
     }
@@ -586,7 +600,7 @@ impl Writer {
             .collect::<rusqlite::Result<Vec<_>>>()
             .db()?;
         for id in &expired {
-            self.mark_deleted(*id, now_us, "retention")?;
+            self.mark_deleted(*id, now_us, "retention", None)?;
         }
         Ok(expired)
     }
@@ -699,6 +713,7 @@ impl Writer {
             json!({
                 "conversation": conversation.to_acs(),
                 "removed": identity.as_str(),
+                "displayName": removed.0,
                 "by": by.as_str(),
             }),
             now_us,
@@ -834,6 +849,7 @@ impl Writer {
                 "sequenceId": message.sequence_id,
                 "type": message.kind.as_str(),
                 "sender": message.sender.as_ref().map(IdentityId::as_str),
+                "senderDisplayName": message.sender_display_name,
                 "version": version.to_string(),
                 "createdOn": events::rfc3339(message.created_on),
                 "deletedOn": events::rfc3339(now),

@@ -145,7 +145,7 @@ async fn a_linked_message_makes_media_visible_to_its_readers() {
         .expect("delete message");
     assert!(!visible(B, 3).await);
     store
-        .delete_conversation(group)
+        .delete_conversation(group, None)
         .await
         .expect("delete group");
     assert!(!visible(A, 2).await);

@@ -558,7 +558,7 @@ async fn delete_conversation(f: Fixture) {
         .await
         .expect("receipt");
     f.clock.advance(Duration::seconds(10));
-    f.store.delete_conversation(id).await.expect("delete");
+    f.store.delete_conversation(id, None).await.expect("delete");
 
     let conversation = f
         .store
@@ -568,11 +568,13 @@ async fn delete_conversation(f: Fixture) {
         .expect("some");
     assert_eq!(conversation.deleted_on, Some(f.clock.now()));
     assert_eq!(
-        f.store.delete_conversation(id).await,
+        f.store.delete_conversation(id, None).await,
         Err(StoreError::NotFound)
     );
     assert_eq!(
-        f.store.delete_conversation(ConversationId::random()).await,
+        f.store
+            .delete_conversation(ConversationId::random(), None)
+            .await,
         Err(StoreError::NotFound)
     );
 
@@ -1514,7 +1516,7 @@ async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
         .expect("create")
         .conversation
         .id;
-    store.delete_conversation(gone).await.expect("delete");
+    store.delete_conversation(gone, None).await.expect("delete");
     // Good and failing appends submitted together land in shared batches.
     let mut tasks = Vec::new();
     for i in 0..400u32 {
@@ -1585,9 +1587,9 @@ async fn events_are_logged(f: Fixture) {
         .delete_message(id, m.id)
         .await
         .expect("delete message");
-    f.store.delete_conversation(id).await.expect("delete");
+    f.store.delete_conversation(id, None).await.expect("delete");
     // A failed write logs nothing.
-    let _ = f.store.delete_conversation(id).await;
+    let _ = f.store.delete_conversation(id, None).await;
     assert_eq!(
         f.events(),
         vec![
@@ -1878,7 +1880,10 @@ async fn groups_and_members(f: Fixture) {
         ids.push(create(&f, 1, &[1]).await);
     }
     let gone = create(&f, 1, &[1]).await;
-    f.store.delete_conversation(gone).await.expect("delete");
+    f.store
+        .delete_conversation(gone, None)
+        .await
+        .expect("delete");
     ids.sort();
     let mut seen = Vec::new();
     let mut after = None;
@@ -1942,7 +1947,7 @@ async fn participant_roles(f: Fixture) {
             .await,
         Err(StoreError::NotFound)
     );
-    f.store.delete_conversation(id).await.expect("delete");
+    f.store.delete_conversation(id, None).await.expect("delete");
     assert_eq!(
         f.store
             .set_participant_role(id, &user(2), Role::Member, &user(1))
@@ -2028,7 +2033,7 @@ async fn subgroups(f: Fixture) {
     assert_eq!((view.subgroup_count, view.parent_count), (1, 2));
 
     // A deleted subgroup is left out (and so is what is only below it).
-    f.store.delete_conversation(c).await.expect("delete");
+    f.store.delete_conversation(c, None).await.expect("delete");
     let all = f.store.list_subgroups(a, true, 100).await.expect("all");
     assert_eq!(
         all.iter()
@@ -2196,7 +2201,7 @@ async fn subscribers(f: Fixture) {
         Ok(vec![])
     );
 
-    f.store.delete_conversation(id).await.expect("delete");
+    f.store.delete_conversation(id, None).await.expect("delete");
     assert_eq!(
         f.store.add_subscribers(id, vec![phone(5)], &user(1)).await,
         Err(StoreError::NotFound)
@@ -2563,7 +2568,7 @@ async fn membership(f: Fixture) {
         None
     );
 
-    store.delete_conversation(id).await.expect("delete");
+    store.delete_conversation(id, None).await.expect("delete");
     let (deleted, _) = store
         .get_membership(id, &user(1))
         .await

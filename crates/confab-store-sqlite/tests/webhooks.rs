@@ -8,7 +8,9 @@ use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{
     Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
 };
-use confab_core::ports::webhooks::{DeliveryAttempt, DeliveryStatus, Webhook, WebhookObject};
+use confab_core::ports::webhooks::{
+    DeliveryAttempt, DeliveryStatus, EventSchema, Webhook, WebhookObject,
+};
 use confab_core::ports::{Clock, NewConversation, NewMessage, Store, WebhookStore};
 use confab_store_sqlite::SqliteStore;
 use parking_lot::Mutex;
@@ -89,7 +91,10 @@ fn webhook(conversation: ConversationId, types: &[&str]) -> Webhook {
         callback_token: None,
         callback_context: Some("ctx".into()),
         secret: "s".into(),
-        owner: alice(),
+        owner: Some(alice()),
+        schema: EventSchema::Kaizala,
+        name: None,
+        threads: Vec::new(),
         validity: now() + Duration::days(1),
         active: true,
         created_on: now(),
@@ -312,4 +317,153 @@ async fn subscriptions_and_pending_deliveries_survive_a_reopen() {
         p.push(suffix);
         let _ = std::fs::remove_file(p);
     }
+}
+
+fn bob() -> IdentityId {
+    IdentityId::parse("8:acs:bob").expect("id")
+}
+
+/// An admin's ACS event subscription.
+fn event_subscription(
+    schema: EventSchema,
+    types: &[&str],
+    threads: Vec<ConversationId>,
+) -> Webhook {
+    Webhook {
+        object: WebhookObject::Resource,
+        object_id: String::new(),
+        owner: None,
+        schema,
+        name: Some("orders".into()),
+        threads,
+        ..webhook(ConversationId(0), types)
+    }
+}
+
+fn payloads(
+    deliveries: &[confab_core::ports::webhooks::WebhookDelivery],
+) -> Vec<serde_json::Value> {
+    let mut list: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| serde_json::from_str(&d.payload).expect("json"))
+        .collect();
+    list.reverse();
+    list
+}
+
+#[tokio::test]
+async fn acs_subscriptions_get_thread_and_user_level_events() {
+    let clock = Arc::new(TestClock(Mutex::new(now())));
+    let store = SqliteStore::in_memory(clock.clone()).expect("store");
+    let one = conversation(&store).await;
+    let two = conversation(&store).await;
+    let all = event_subscription(
+        EventSchema::EventGrid,
+        &[
+            "ChatMessageReceivedInThread",
+            "ChatMessageReceived",
+            "ChatParticipantAddedToThreadWithUser",
+        ],
+        vec![],
+    );
+    let only_two = event_subscription(
+        EventSchema::CloudEvents,
+        &["ChatMessageReceivedInThread"],
+        vec![two],
+    );
+    store.create_webhook(all.clone()).await.expect("create");
+    store
+        .create_webhook(only_two.clone())
+        .await
+        .expect("create");
+    // Bob joins thread one: one user-level event for each participant but the one who added.
+    store
+        .add_participants(
+            one,
+            vec![Participant {
+                identity: bob(),
+                display_name: Some("Bob".into()),
+                share_history_time: None,
+                metadata: Metadata::new(),
+                role: Role::Member,
+            }],
+            &alice(),
+            250,
+        )
+        .await
+        .expect("add");
+    send(&store, one, "hello").await;
+    send(&store, two, "hi two").await;
+
+    let events = payloads(
+        &store
+            .list_deliveries(&all.id, None, 100)
+            .await
+            .expect("log"),
+    );
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e[0]["eventType"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Microsoft.Communication.ChatParticipantAddedToThreadWithUser",
+            "Microsoft.Communication.ChatMessageReceivedInThread",
+            "Microsoft.Communication.ChatMessageReceived",
+            "Microsoft.Communication.ChatMessageReceivedInThread",
+        ]
+    );
+    let added = &events[0][0];
+    assert_eq!(
+        added["data"]["recipientCommunicationIdentifier"]["rawId"],
+        "8:acs:bob"
+    );
+    assert_eq!(added["data"]["participantAdded"]["displayName"], "Bob");
+    let in_thread = &events[1][0];
+    assert_eq!(
+        in_thread["subject"],
+        format!("thread/{}/sender/4:+14255550101", one.to_acs())
+    );
+    assert_eq!(in_thread["data"]["messageBody"], "hello");
+    assert_eq!(in_thread["data"]["threadId"], one.to_acs());
+    assert_eq!(in_thread["data"]["type"], "Text");
+    assert_eq!(
+        in_thread["data"]["senderCommunicationIdentifier"]["phoneNumber"]["value"],
+        "+14255550101"
+    );
+    assert!(in_thread["data"]["version"].is_i64());
+    assert_eq!(in_thread["dataVersion"], "1.0");
+    // Alice sent it: only Bob gets the user-level one.
+    let to_bob = &events[2][0];
+    assert_eq!(
+        to_bob["subject"],
+        format!(
+            "thread/{}/sender/4:+14255550101/recipient/8:acs:bob",
+            one.to_acs()
+        )
+    );
+    assert_eq!(to_bob["data"]["messageId"], in_thread["data"]["messageId"]);
+    assert_ne!(to_bob["id"], in_thread["id"]);
+    assert_eq!(events[3][0]["data"]["threadId"], two.to_acs());
+
+    // The filtered CloudEvents subscription hears of thread two only.
+    let cloud = payloads(
+        &store
+            .list_deliveries(&only_two.id, None, 100)
+            .await
+            .expect("log"),
+    );
+    assert_eq!(cloud.len(), 1);
+    assert_eq!(cloud[0]["specversion"], "1.0");
+    assert_eq!(
+        cloud[0]["type"],
+        "Microsoft.Communication.ChatMessageReceivedInThread"
+    );
+    assert_eq!(cloud[0]["data"]["messageBody"], "hi two");
+    // Event ids are the same for every subscription: receivers de-duplicate on them.
+    assert_eq!(cloud[0]["id"], events[3][0]["id"]);
+    // Deliveries of one subscription and thread go out in order, one at a time.
+    let due = store.due_deliveries(now(), 100).await.expect("due");
+    assert_eq!(due.iter().filter(|d| d.webhook == all.id).count(), 2);
 }

@@ -106,6 +106,53 @@ impl AdminClient {
         self.send(Method::POST, &path, None).await
     }
 
+    /// Creates an ACS event subscription (the server validates the endpoint first).
+    pub async fn create_event_subscription(&self, request: Value) -> anyhow::Result<Value> {
+        self.send(Method::POST, "/admin/eventSubscriptions", Some(request))
+            .await
+    }
+
+    pub async fn list_event_subscriptions(&self) -> anyhow::Result<Value> {
+        self.send(Method::GET, "/admin/eventSubscriptions", None)
+            .await
+    }
+
+    pub async fn event_subscription(&self, id: &str) -> anyhow::Result<Value> {
+        let path = format!("/admin/eventSubscriptions/{id}");
+        self.send(Method::GET, &path, None).await
+    }
+
+    /// Changes an event subscription: any of `{endpointUrl, includedEventTypes, threadIds,
+    /// enabled}`.
+    pub async fn update_event_subscription(
+        &self,
+        id: &str,
+        change: Value,
+    ) -> anyhow::Result<Value> {
+        let path = format!("/admin/eventSubscriptions/{id}");
+        self.send(Method::PATCH, &path, Some(change)).await
+    }
+
+    pub async fn delete_event_subscription(&self, id: &str) -> anyhow::Result<()> {
+        let path = format!("/admin/eventSubscriptions/{id}");
+        self.send(Method::DELETE, &path, None).await.map(|_| ())
+    }
+
+    /// An event subscription's delivery log, newest first: `{subscription, deliveries}`.
+    pub async fn event_deliveries(&self, id: &str, limit: Option<u32>) -> anyhow::Result<Value> {
+        let mut path = format!("/admin/eventSubscriptions/{id}/deliveries");
+        if let Some(limit) = limit {
+            path.push_str(&format!("?limit={limit}"));
+        }
+        self.send(Method::GET, &path, None).await
+    }
+
+    /// Queues an event subscription's delivery again, due now.
+    pub async fn redeliver_event(&self, id: &str, delivery: &str) -> anyhow::Result<Value> {
+        let path = format!("/admin/eventSubscriptions/{id}/deliveries/{delivery}/redeliver");
+        self.send(Method::POST, &path, None).await
+    }
+
     /// Sends a signed request; answers the JSON body (Null when empty) or the server's error.
     pub async fn send(
         &self,
@@ -162,8 +209,10 @@ impl AdminClient {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         if !status.is_success() {
+            // The Kaizala error shape has `message` on top, the ACS one under `error`.
             let message = value
                 .get("message")
+                .or_else(|| value.get("error").and_then(|e| e.get("message")))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .unwrap_or_else(|| value.to_string());

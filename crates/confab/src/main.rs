@@ -27,6 +27,78 @@ enum Command {
     App(AppArgs),
     /// Inspect webhook deliveries through a running server's admin API
     Webhook(WebhookArgs),
+    /// Manage ACS event subscriptions (Event Grid / CloudEvents webhooks) through a running
+    /// server's admin API
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Subscribe an endpoint (validated first: it must answer the Event Grid
+    /// SubscriptionValidationEvent, or the CloudEvents OPTIONS handshake)
+    Create {
+        /// The endpoint events are posted to
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// A name (letters, digits, hyphens) [default: from the id]
+        #[arg(long)]
+        name: Option<String>,
+        /// The envelope: EventGridSchema or CloudEventSchemaV1_0 [default: EventGridSchema]
+        #[arg(long)]
+        schema: Option<String>,
+        /// Event types, e.g. ChatMessageReceived,ChatThreadCreated (with or without
+        /// `Microsoft.Communication.`) [default: all 16 chat events]
+        #[arg(long = "types", value_delimiter = ',')]
+        types: Option<Vec<String>>,
+        /// Only these threads (ids, comma-separated) [default: all threads]
+        #[arg(long = "threads", value_delimiter = ',')]
+        threads: Option<Vec<String>>,
+    },
+    /// List the event subscriptions
+    List,
+    /// Show one event subscription
+    Show {
+        /// The subscription's id
+        id: String,
+    },
+    /// Re-enable a subscription (disabled after failing deliveries); its failed deliveries resume
+    Enable {
+        /// The subscription's id
+        id: String,
+    },
+    /// Stop deliveries to a subscription until it is enabled again
+    Disable {
+        /// The subscription's id
+        id: String,
+    },
+    /// Delete a subscription and its delivery log
+    Delete {
+        /// The subscription's id
+        id: String,
+    },
+    /// A subscription's delivery log, newest first: attempts, status, last error
+    Deliveries {
+        /// The subscription's id
+        id: String,
+        /// How many deliveries to show [default: 100]
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Send a delivery again (due now, a new round of retries)
+    Redeliver {
+        /// The subscription's id
+        id: String,
+        /// The delivery's id (from `confab events deliveries`)
+        delivery: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -115,6 +187,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args, cli.config),
         Command::App(args) => app(args),
         Command::Webhook(args) => webhook(args),
+        Command::Events(args) => events(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,11 +224,7 @@ fn serve(args: &ServeArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let client = admin_client(&args.server)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let answer = runtime.block_on(async {
+    let answer = block_on(async {
         match &args.command {
             WebhookCommand::Deliveries { id, limit } => client.webhook_deliveries(id, *limit).await,
             WebhookCommand::Redeliver { id, delivery } => client.redeliver(id, delivery).await,
@@ -163,6 +232,68 @@ fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     })?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
+}
+
+fn events(args: EventsArgs) -> anyhow::Result<()> {
+    use serde_json::json;
+    let client = admin_client(&args.server)?;
+    let answer = block_on(async {
+        match args.command {
+            EventsCommand::Create {
+                url,
+                name,
+                schema,
+                types,
+                threads,
+            } => {
+                let mut request = json!({ "endpointUrl": url });
+                if let Some(name) = name {
+                    request["name"] = json!(name);
+                }
+                if let Some(schema) = schema {
+                    request["eventDeliverySchema"] = json!(schema);
+                }
+                if let Some(types) = types {
+                    request["includedEventTypes"] = json!(types);
+                }
+                if let Some(threads) = threads {
+                    request["threadIds"] = json!(threads);
+                }
+                client.create_event_subscription(request).await
+            }
+            EventsCommand::List => client.list_event_subscriptions().await,
+            EventsCommand::Show { id } => client.event_subscription(&id).await,
+            EventsCommand::Enable { id } => {
+                client
+                    .update_event_subscription(&id, json!({ "enabled": true }))
+                    .await
+            }
+            EventsCommand::Disable { id } => {
+                client
+                    .update_event_subscription(&id, json!({ "enabled": false }))
+                    .await
+            }
+            EventsCommand::Delete { id } => client
+                .delete_event_subscription(&id)
+                .await
+                .map(|()| json!({ "deleted": id })),
+            EventsCommand::Deliveries { id, limit } => client.event_deliveries(&id, limit).await,
+            EventsCommand::Redeliver { id, delivery } => {
+                client.redeliver_event(&id, &delivery).await
+            }
+        }
+    })?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+/// Runs one admin call to completion.
+fn block_on<T>(call: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(call)
 }
 
 fn admin_client(server: &ServerArgs) -> anyhow::Result<confab::admin_client::AdminClient> {
@@ -183,27 +314,8 @@ fn admin_client(server: &ServerArgs) -> anyhow::Result<confab::admin_client::Adm
 }
 
 fn app(args: AppArgs) -> anyhow::Result<()> {
-    let server = &args.server;
-    let (endpoint, key) = match (&server.connection_string, &server.endpoint, &server.access_key) {
-        (_, Some(endpoint), Some(key)) => (endpoint.clone(), key.clone()),
-        (Some(text), None, None) => confab::admin_client::parse_connection_string(text)?,
-        _ => anyhow::bail!(
-            "give --connection-string (or CONFAB_CONNECTION_STRING), or both --endpoint and --access-key"
-        ),
-    };
-    // The TLS stack needs its crypto provider before the client is built.
-    confab::tls::install_default_provider();
-    let client = confab::admin_client::AdminClient::new(
-        &endpoint,
-        &key,
-        server.ca_cert.as_deref(),
-        server.insecure,
-    )?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let answer = runtime.block_on(async {
+    let client = admin_client(&args.server)?;
+    let answer = block_on(async {
         match &args.command {
             AppCommand::Create { name, scopes } => {
                 client.create_application(name, scopes.as_deref()).await

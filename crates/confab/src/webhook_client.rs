@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use confab_core::ports::webhooks::ClientError;
+use confab_core::ports::webhooks::{ClientError, Exchange};
 use confab_core::ports::WebhookClient;
 
 pub struct HttpWebhookClient {
@@ -84,6 +84,45 @@ impl WebhookClient for HttpWebhookClient {
         let attempt = async {
             let response = request.send().await.map_err(|e| describe(&e))?;
             Ok(response.status().as_u16())
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()))
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Exchange, ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = self.client.request(method, url).timeout(timeout).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let attempt = async {
+            let response = request.send().await.map_err(|e| describe(&e))?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(name, value)| {
+                    value
+                        .to_str()
+                        .ok()
+                        .map(|v| (name.as_str().to_owned(), v.to_owned()))
+                })
+                .collect();
+            // A handshake's answer is short: keep at most a little of it.
+            let body = response.text().await.map_err(|e| describe(&e))?;
+            Ok(Exchange {
+                status,
+                headers,
+                body: body.chars().take(4096).collect(),
+            })
         };
         tokio::time::timeout(timeout, attempt)
             .await

@@ -11,6 +11,8 @@ mod support;
 mod auth;
 #[path = "acs/errors.rs"]
 mod errors;
+#[path = "acs/events.rs"]
+mod events;
 #[path = "acs/identity.rs"]
 mod identity;
 #[path = "acs/messages.rs"]

@@ -23,6 +23,9 @@ pub enum WebhookObject {
     Action,
     /// Every action of a custom package: its id is the package id (lower-cased).
     ActionPackage,
+    /// Every conversation of the server (ACS event subscriptions, made by an admin): its id is
+    /// empty; a subscription may narrow itself to some threads.
+    Resource,
 }
 
 impl WebhookObject {
@@ -31,6 +34,7 @@ impl WebhookObject {
             WebhookObject::Group => "Group",
             WebhookObject::Action => "Action",
             WebhookObject::ActionPackage => "ActionPackage",
+            WebhookObject::Resource => "Resource",
         }
     }
 
@@ -40,9 +44,43 @@ impl WebhookObject {
             WebhookObject::Group,
             WebhookObject::Action,
             WebhookObject::ActionPackage,
+            WebhookObject::Resource,
         ]
         .into_iter()
         .find(|o| o.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+/// The envelope a subscription's events are delivered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventSchema {
+    /// The Kaizala webhook envelope (connectors/EventSchema.md).
+    Kaizala,
+    /// Event Grid: a JSON array of one event, `aeg-*` headers.
+    EventGrid,
+    /// CloudEvents 1.0, structured mode (`application/cloudevents+json`).
+    CloudEvents,
+}
+
+impl EventSchema {
+    /// The name in the store and on the wire (Event Grid's `eventDeliverySchema` names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSchema::Kaizala => "Kaizala",
+            EventSchema::EventGrid => "EventGridSchema",
+            EventSchema::CloudEvents => "CloudEventSchemaV1_0",
+        }
+    }
+
+    /// Case-insensitive.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EventSchema::Kaizala,
+            EventSchema::EventGrid,
+            EventSchema::CloudEvents,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
     }
 }
 
@@ -54,15 +92,21 @@ pub struct Webhook {
     pub object: WebhookObject,
     /// The canonical object id (see [`WebhookObject`]).
     pub object_id: String,
-    /// Documented event type names (`TextMessageCreated`, …).
+    /// Documented event type names (`TextMessageCreated`, …; ACS ones without their
+    /// `Microsoft.Communication.` prefix).
     pub event_types: Vec<String>,
+    pub schema: EventSchema,
+    /// A name for people (ACS event subscriptions; `aeg-subscription-name`).
+    pub name: Option<String>,
+    /// Only events of these conversations (ACS event subscriptions); empty: all of them.
+    pub threads: Vec<ConversationId>,
     pub callback_url: String,
     pub callback_token: Option<String>,
     pub callback_context: Option<String>,
     /// The per-subscription signing secret (`X-Confab-Signature`).
     pub secret: String,
-    /// Who registered it.
-    pub owner: IdentityId,
+    /// Who registered it; `None` for an admin's (ACS event subscriptions).
+    pub owner: Option<IdentityId>,
     /// Until when it delivers.
     pub validity: OffsetDateTime,
     /// False once disabled (deliveries failing past the last retry); `PUT` re-enables.
@@ -198,6 +242,26 @@ pub trait WebhookStore: Send + Sync + 'static {
 /// Why an outbound call failed (no answer at all).
 pub type ClientError = String;
 
+/// An answer whose details matter (the validation handshakes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exchange {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// At most a few KiB of it.
+    pub body: String,
+}
+
+impl Exchange {
+    /// The first value of a header (`name` lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The outbound HTTP client webhooks are delivered with.
 #[async_trait]
 pub trait WebhookClient: Send + Sync + 'static {
@@ -211,4 +275,13 @@ pub trait WebhookClient: Send + Sync + 'static {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<u16, ClientError>;
+    /// Any request (`method` upper-case), answering status, headers and the start of the body.
+    async fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Exchange, ClientError>;
 }
