@@ -323,12 +323,19 @@ impl Subscriber {
         };
         let mut body = response.into_body();
         let mut parser = SseParser::default();
-        let deadline = tokio::time::Instant::from_std(self.hard_deadline);
+        // Made once, not per frame: a timer or waiter registered anew per event costs more
+        // than reading the event.
+        let hard = tokio::time::sleep_until(tokio::time::Instant::from_std(self.hard_deadline));
+        tokio::pin!(hard);
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        tokio::pin!(stopped);
         let failure = loop {
             let frame = tokio::select! {
                 biased;
-                _ = stop.changed() => break None,
-                _ = tokio::time::sleep_until(deadline) => break Some("stream: still open at the hard deadline".to_string()),
+                _ = &mut stopped => break None,
+                _ = &mut hard => break Some("stream: still open at the hard deadline".to_string()),
                 frame = body.frame() => frame,
             };
             let data = match frame {
