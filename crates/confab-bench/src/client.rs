@@ -28,7 +28,7 @@ pub const CHAT_VERSION: &str = "2024-03-07";
 /// The longest any single request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// Where to connect and how.
@@ -71,6 +71,16 @@ impl Target {
 
     /// Opens one keep-alive connection.
     pub async fn connect(&self) -> anyhow::Result<Sender> {
+        let io = self.connect_io().await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// Opens one connection (TCP, and TLS over HTTPS) without an HTTP client on it.
+    pub async fn connect_io(&self) -> anyhow::Result<Box<dyn Io>> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
@@ -87,11 +97,7 @@ impl Target {
                 )
             }
         };
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(io)
     }
 
     /// A request with the headers every call carries.

@@ -7,18 +7,22 @@
 //! the subscribers read the same clock). A subscriber takes the time when a chunk arrives and
 //! subtracts: the latency runs from the send's start — before the commit — to the receipt, so
 //! it over-states commit-to-receipt by at most the send's own latency (reported alongside).
+//!
+//! Each subscriber is one task that writes its HTTP/1.1 request and reads the socket itself
+//! (chunked transfer coding, then SSE lines): with 1,000 streams on the same two cores as the
+//! server, a client connection task plus a body channel per stream cost the load generator a
+//! third more CPU and the measured latency with it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::{Method, Response};
+use hyper::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::client::{self, exchange, Sender, Target, User};
+use crate::client::{self, exchange, Io, Sender, Target, User};
 use crate::procstat::{Meter, Usage};
 
 /// The marker that starts a benchmark message's content.
@@ -73,6 +77,9 @@ pub struct FanOutOutcome {
     pub failed_streams: u64,
     /// Latency of every delivery (send start to receipt), µs, sorted.
     pub latencies: Vec<u32>,
+    /// The same from the event's `at` stamp (the store's clock reading in the write
+    /// transaction, before COMMIT) to receipt (this process's wall clock), µs, sorted.
+    pub from_stamp: Vec<u32>,
     /// Failed sends.
     pub send_errors: u64,
     /// From the clock's start to the start of the last send.
@@ -240,6 +247,7 @@ pub async fn run(
             .filter(|(&was_acked, &was_seen)| was_acked && !was_seen)
             .count() as u64;
         out.latencies.extend(got.latencies);
+        out.from_stamp.extend(got.from_stamp);
     }
     out.expected = out.acknowledged * subscribers.len() as u64;
     if out.missing > 0 {
@@ -259,6 +267,7 @@ pub async fn run(
     }
     out.elapsed = Duration::from_micros(last_us.saturating_sub(t0_us));
     out.latencies.sort_unstable();
+    out.from_stamp.sort_unstable();
     out.send_latencies.sort_unstable();
     Ok(out)
 }
@@ -282,6 +291,8 @@ struct Got {
     seqs: Vec<u32>,
     /// Send start to receipt, µs, per delivery.
     latencies: Vec<u32>,
+    /// The event's `at` stamp to receipt, µs, per delivery.
+    from_stamp: Vec<u32>,
     out_of_order: u64,
     /// µs since the epoch of the last delivery.
     last_us: u64,
@@ -310,7 +321,7 @@ impl Subscriber {
             let _permit = connecting.acquire().await;
             self.open().await
         };
-        let (_sender, response) = match opened {
+        let (mut io, body, leftover) = match opened {
             Ok(opened) => opened,
             Err(err) => {
                 let failure = format!("stream: {err:#}");
@@ -321,9 +332,13 @@ impl Subscriber {
                 return got;
             }
         };
-        let mut body = response.into_body();
-        let mut parser = SseParser::default();
-        // Made once, not per frame: a timer or waiter registered anew per event costs more
+        let mut reader = Reader {
+            body,
+            parser: SseParser::default(),
+            data: Vec::with_capacity(READ_BUFFER),
+        };
+        let mut buf = vec![0u8; READ_BUFFER];
+        // Made once, not per read: a timer or waiter registered anew per event costs more
         // than reading the event.
         let hard = tokio::time::sleep_until(tokio::time::Instant::from_std(self.hard_deadline));
         tokio::pin!(hard);
@@ -331,39 +346,41 @@ impl Subscriber {
             let _ = stop.wait_for(|stop| *stop).await;
         };
         tokio::pin!(stopped);
+        // The bytes read with the response head come first.
+        let mut step = reader.take(&leftover, micros(self.epoch.elapsed()), &mut got);
         let failure = loop {
-            let frame = tokio::select! {
+            match step {
+                Ok(seen) => {
+                    if seen.received > 0 {
+                        self.progress
+                            .received
+                            .fetch_add(seen.received, Ordering::Relaxed);
+                    }
+                    if seen.ready {
+                        if let Some(ready) = ready.take() {
+                            let _ = ready.send(Ok(())).await;
+                        }
+                    }
+                    if let Some(closed) = seen.closed {
+                        break Some(format!("stream closed: {closed}"));
+                    }
+                    if seen.ended {
+                        break Some("stream: ended by the server".to_string());
+                    }
+                }
+                Err(err) => break Some(format!("stream: {err}")),
+            }
+            let read = tokio::select! {
                 biased;
                 _ = &mut stopped => break None,
                 _ = &mut hard => break Some("stream: still open at the hard deadline".to_string()),
-                frame = body.frame() => frame,
+                read = io.read(&mut buf) => read,
             };
-            let data = match frame {
-                None => break Some("stream: ended by the server".to_string()),
-                Some(Err(err)) => break Some(format!("stream: {err}")),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue, // trailers
-                },
+            step = match read {
+                Ok(0) => break Some("stream: closed by the server".to_string()),
+                Ok(n) => reader.take(&buf[..n], micros(self.epoch.elapsed()), &mut got),
+                Err(err) => break Some(format!("stream: {err}")),
             };
-            let now_us = micros(self.epoch.elapsed());
-            let before = got.seqs.len();
-            let seen = parser.feed(&data, now_us, &mut got);
-            let after = got.seqs.len();
-            if after > before {
-                got.last_us = now_us;
-                self.progress
-                    .received
-                    .fetch_add((after - before) as u64, Ordering::Relaxed);
-            }
-            if seen.ready {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Ok(())).await;
-                }
-            }
-            if let Some(closed) = seen.closed {
-                break Some(format!("stream closed: {closed}"));
-            }
         };
         if let Some(ready) = ready.take() {
             let message = failure
@@ -377,38 +394,180 @@ impl Subscriber {
         got
     }
 
-    /// Connects and asks for the stream; answers the connection (kept open) and the response.
-    async fn open(&self) -> anyhow::Result<(Sender, Response<Incoming>)> {
+    /// Connects and asks for the stream (HTTP/1.1 written and read here, so that one task
+    /// does all the reading of a stream); answers the connection, the body's decoder, and the
+    /// body bytes read with the head.
+    async fn open(&self) -> anyhow::Result<(Box<dyn Io>, Body, Vec<u8>)> {
         let work = async {
-            let mut sender = self.target.connect().await?;
-            let mut request =
-                self.target
-                    .request(Method::GET, "/stream/events", Some(&self.bearer), None);
-            request.headers_mut().insert(
-                hyper::header::ACCEPT,
-                hyper::header::HeaderValue::from_static("text/event-stream"),
+            let mut io = self.target.connect_io().await?;
+            let request = format!(
+                "GET /stream/events HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+                 accept: text/event-stream\r\n\r\n",
+                self.target.host, self.bearer
             );
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            anyhow::Ok((sender, response))
+            io.write_all(request.as_bytes()).await?;
+            io.flush().await?;
+            let mut head = Vec::with_capacity(READ_BUFFER);
+            let mut buf = vec![0u8; READ_BUFFER];
+            let end = loop {
+                if let Some(at) = find(&head, b"\r\n\r\n") {
+                    break at;
+                }
+                if head.len() > MAX_HEAD {
+                    anyhow::bail!("a response head longer than {MAX_HEAD} bytes");
+                }
+                let n = io.read(&mut buf).await?;
+                if n == 0 {
+                    anyhow::bail!("the connection closed before the response head");
+                }
+                head.extend_from_slice(&buf[..n]);
+            };
+            let rest = head.split_off(end + 4);
+            anyhow::Ok((io, head, rest))
         };
-        let (sender, response) = tokio::time::timeout(client::REQUEST_TIMEOUT, work)
+        let (io, head, rest) = tokio::time::timeout(client::REQUEST_TIMEOUT, work)
             .await
             .map_err(|_| anyhow::anyhow!("no answer within {:?}", client::REQUEST_TIMEOUT))??;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = tokio::time::timeout(client::REQUEST_TIMEOUT, response.collect())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+        let head = String::from_utf8_lossy(&head);
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .unwrap_or(0);
+        if !(200..300).contains(&status) {
             anyhow::bail!(
                 "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+                String::from_utf8_lossy(&rest[..rest.len().min(200)])
             );
         }
-        Ok((sender, response))
+        let chunked = head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("transfer-encoding")
+                    && value.to_ascii_lowercase().contains("chunked")
+            })
+        });
+        Ok((io, Body::new(chunked), rest))
+    }
+}
+
+/// Bytes read per read call.
+const READ_BUFFER: usize = 64 * 1024;
+/// The longest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A stream's reading state: the body's decoder and the SSE parser.
+struct Reader {
+    body: Body,
+    parser: SseParser,
+    /// The body bytes of one read (reused).
+    data: Vec<u8>,
+}
+
+impl Reader {
+    /// Takes the bytes of one read, received at `now_us`.
+    fn take(&mut self, input: &[u8], now_us: u64, got: &mut Got) -> Result<Seen, String> {
+        self.data.clear();
+        let ended = self.body.decode(input, &mut self.data)?;
+        self.parser.wall_us = wall_micros();
+        let before = got.seqs.len();
+        let mut seen = self.parser.feed(&self.data, now_us, got);
+        let received = got.seqs.len() - before;
+        if received > 0 {
+            got.last_us = now_us;
+        }
+        seen.received = received as u64;
+        seen.ended = ended;
+        Ok(seen)
+    }
+}
+
+/// The response body's framing: HTTP/1.1 chunked transfer coding, or plain bytes to the end of
+/// the connection.
+#[derive(Debug)]
+struct Body {
+    chunked: bool,
+    state: Chunk,
+    /// The chunk-size line read so far.
+    size_line: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Chunk {
+    /// Reading a chunk-size line.
+    Size,
+    /// This many data bytes to come.
+    Data(usize),
+    /// After the data: up to and including its line end.
+    DataEnd,
+    /// The last chunk came.
+    Done,
+}
+
+impl Body {
+    fn new(chunked: bool) -> Self {
+        Self {
+            chunked,
+            state: Chunk::Size,
+            size_line: Vec::new(),
+        }
+    }
+
+    /// Appends the body bytes in `input` to `out`; answers whether the body ended.
+    fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
+        if !self.chunked {
+            out.extend_from_slice(input);
+            return Ok(false);
+        }
+        let mut at = 0;
+        while at < input.len() {
+            match self.state {
+                Chunk::Size => match input[at..].iter().position(|&b| b == b'\n') {
+                    None => {
+                        self.size_line.extend_from_slice(&input[at..]);
+                        at = input.len();
+                        if self.size_line.len() > 64 {
+                            return Err("a chunk-size line too long".into());
+                        }
+                    }
+                    Some(end) => {
+                        self.size_line.extend_from_slice(&input[at..at + end]);
+                        at += end + 1;
+                        let line = String::from_utf8_lossy(&self.size_line);
+                        let hex = line.split(';').next().unwrap_or("").trim();
+                        let size = usize::from_str_radix(hex, 16)
+                            .map_err(|_| format!("a bad chunk size {hex:?}"))?;
+                        self.size_line.clear();
+                        self.state = if size == 0 {
+                            Chunk::Done
+                        } else {
+                            Chunk::Data(size)
+                        };
+                    }
+                },
+                Chunk::Data(left) => {
+                    let take = left.min(input.len() - at);
+                    out.extend_from_slice(&input[at..at + take]);
+                    at += take;
+                    self.state = if take == left {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left - take)
+                    };
+                }
+                Chunk::DataEnd => {
+                    if input[at] == b'\n' {
+                        self.state = Chunk::Size;
+                    }
+                    at += 1;
+                }
+                Chunk::Done => return Ok(true),
+            }
+        }
+        Ok(self.state == Chunk::Done)
     }
 }
 
@@ -417,6 +576,10 @@ impl Subscriber {
 struct Seen {
     /// `event: ready` came: the stream is live.
     ready: bool,
+    /// Benchmark messages received.
+    received: u64,
+    /// The body ended.
+    ended: bool,
     /// `event: closed` or `event: reset` came, with its data.
     closed: Option<String>,
 }
@@ -428,6 +591,8 @@ struct SseParser {
     partial: Vec<u8>,
     /// The `event:` of the event being read.
     event: Option<String>,
+    /// When the chunk being read arrived, µs since the Unix epoch.
+    wall_us: u64,
     last_id: Option<i64>,
 }
 
@@ -478,9 +643,56 @@ impl SseParser {
                 got.seqs.push(seq);
                 got.latencies
                     .push(now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
+                if let Some(at_us) = stamp(data) {
+                    got.from_stamp
+                        .push(self.wall_us.saturating_sub(at_us).min(u64::from(u32::MAX)) as u32);
+                }
             }
         }
     }
+}
+
+/// The event's `at` (the store's timestamp of the message, taken in the write transaction,
+/// before its COMMIT), in µs since the Unix epoch.
+fn stamp(data: &str) -> Option<u64> {
+    const KEY: &str = "\"at\":\"";
+    let start = data.find(KEY)? + KEY.len();
+    let text = &data[start..];
+    let text = &text[..text.find('"')?];
+    unix_micros(text)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` as µs since the Unix epoch.
+fn unix_micros(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock = clock.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (clock.next()??, clock.next()??, clock.next()??);
+    let mut micros = 0i64;
+    for (i, digit) in fraction.bytes().take(6).enumerate() {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        micros += i64::from(digit - b'0') * 10i64.pow(5 - i as u32);
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + hh * 3_600 + mm * 60 + ss;
+    u64::try_from(secs * 1_000_000 + micros).ok()
+}
+
+/// Now, in µs since the Unix epoch (the clock the server stamps events with).
+fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, micros)
 }
 
 /// The message number and send time in a data line holding a benchmark message.
@@ -738,6 +950,50 @@ mod tests {
             let closed = a.closed.or(b.closed).expect("the closed event");
             assert!(closed.contains("slow-consumer"));
         }
+    }
+
+    #[test]
+    fn chunked_bodies_across_reads() {
+        let text = b"retry: 2000\n\nid: 5\ndata: {\"x\":1}\n\n";
+        let mut wire = Vec::new();
+        for part in [&text[..13], &text[13..20], &text[20..]] {
+            wire.extend_from_slice(format!("{:X};ext=1\r\n", part.len()).as_bytes());
+            wire.extend_from_slice(part);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        for cut in 0..wire.len() {
+            let mut body = Body::new(true);
+            let mut out = Vec::new();
+            let first = body.decode(&wire[..cut], &mut out).expect("decodes");
+            let second = body.decode(&wire[cut..], &mut out).expect("decodes");
+            assert_eq!(out, text, "cut {cut}");
+            assert!(!first || cut >= wire.len() - 2); // ended at the last-chunk line
+            assert!(second || first);
+        }
+        let mut body = Body::new(true);
+        assert!(body.decode(b"zz\r\n", &mut Vec::new()).is_err());
+        let mut plain = Body::new(false);
+        let mut out = Vec::new();
+        assert_eq!(plain.decode(b"abc", &mut out), Ok(false));
+        assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn stamps_are_read() {
+        assert_eq!(
+            unix_micros("2023-11-14T22:13:20.123456Z"),
+            Some(1_700_000_000_123_456)
+        );
+        assert_eq!(unix_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_micros("2000-03-01T00:00:01.5Z"),
+            Some(951_868_801_500_000)
+        );
+        assert_eq!(unix_micros("2000-03-01 00:00:01Z"), None);
+        let line = r#"{"position":3,"conversation":"19:a@thread.v2","type":"messageReceived","at":"1970-01-01T00:00:01.000002Z","data":{}}"#;
+        assert_eq!(stamp(line), Some(1_000_002));
+        assert_eq!(stamp(r#"{"at":"x"}"#), None);
     }
 
     #[test]
