@@ -162,10 +162,8 @@ pub async fn run(
     while answered < subscribers.len() {
         match tokio::time::timeout_at(ready_by, ready_rx.recv()).await {
             Ok(Some(Ok(()))) => answered += 1,
-            Ok(Some(Err(err))) => {
-                answered += 1;
-                *out.error_kinds.entry(err).or_default() += 1;
-            }
+            // Counted with the subscriber's outcome, at the end.
+            Ok(Some(Err(_))) => answered += 1,
             Ok(None) => break,
             Err(_) => {
                 *out.error_kinds
@@ -326,9 +324,10 @@ impl Subscriber {
             Err(err) => {
                 let failure = format!("stream: {err:#}");
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(failure)).await;
+                    let _ = ready.send(Err(failure.clone())).await;
                 }
                 self.progress.done.store(true, Ordering::Relaxed);
+                got.failure = Some(failure);
                 return got;
             }
         };
