@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The `id:` is the position, so a browser's EventSource resumes by itself (`Last-Event-ID`).
-//! An event's JSON bytes are the shared ones, not copied per connection.
+//! The frames a connection has queued go out together, as one chunk.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 
 use crate::session::{self, Channels, Closing, Frame};
@@ -53,12 +53,16 @@ pub(crate) async fn handler(
     Ok(response)
 }
 
+/// Frames written together at most: what a connection has queued goes out as one chunk (one
+/// write) rather than one chunk per event.
+const FRAMES_PER_CHUNK: usize = 64;
+
 /// The response body: the frames as SSE, ending after the closing frame.
 fn body(channels: Channels) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let first = stream::iter([vec![Bytes::from_static(b"retry: 2000\n\n")]]);
+    let first = stream::iter([Bytes::from_static(b"retry: 2000\n\n")]);
     let frames = stream::unfold(Some(channels), |state| async move {
         let mut channels = state?;
-        let chunks = tokio::select! {
+        let chunk = tokio::select! {
             biased;
             closing = &mut channels.close => match closing {
                 Ok(closing) => return Some((render_closing(&closing), None)),
@@ -66,7 +70,17 @@ fn body(channels: Channels) -> impl futures_util::Stream<Item = Result<Bytes, In
                 Err(_) => return None,
             },
             frame = channels.frames.recv() => match frame {
-                Some(frame) => render(frame),
+                Some(frame) => {
+                    let mut chunk = BytesMut::new();
+                    render(frame, &mut chunk);
+                    for _ in 1..FRAMES_PER_CHUNK {
+                        match channels.frames.try_recv() {
+                            Ok(frame) => render(frame, &mut chunk),
+                            Err(_) => break,
+                        }
+                    }
+                    chunk.freeze()
+                }
                 None => {
                     return channels
                         .close
@@ -76,33 +90,33 @@ fn body(channels: Channels) -> impl futures_util::Stream<Item = Result<Bytes, In
                 }
             },
         };
-        Some((chunks, Some(channels)))
+        Some((chunk, Some(channels)))
     });
-    first
-        .chain(frames)
-        .flat_map(stream::iter)
-        .map(Ok::<_, Infallible>)
+    first.chain(frames).map(Ok::<_, Infallible>)
 }
 
-fn render(frame: Frame) -> Vec<Bytes> {
+/// Appends one frame, as SSE.
+fn render(frame: Frame, out: &mut BytesMut) {
     match frame {
         Frame::Event(event) => {
-            let head = match event.position {
-                Some(position) => Bytes::from(format!("id: {position}\ndata: ")),
-                None => Bytes::from_static(b"data: "),
-            };
-            vec![head, event.wire.clone(), Bytes::from_static(b"\n\n")]
+            if let Some(position) = event.position {
+                out.extend_from_slice(format!("id: {position}\n").as_bytes());
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&event.wire);
+            out.extend_from_slice(b"\n\n");
         }
-        Frame::Ready(position) => vec![Bytes::from(format!(
-            "event: ready\ndata: {{\"type\":\"ready\",\"position\":{position}}}\n\n"
-        ))],
-        Frame::Heartbeat => vec![Bytes::from_static(b": heartbeat\n\n")],
+        Frame::Ready(position) => out.extend_from_slice(
+            format!("event: ready\ndata: {{\"type\":\"ready\",\"position\":{position}}}\n\n")
+                .as_bytes(),
+        ),
+        Frame::Heartbeat => out.extend_from_slice(b": heartbeat\n\n"),
     }
 }
 
-fn render_closing(closing: &Closing) -> Vec<Bytes> {
-    vec![Bytes::from(format!(
+fn render_closing(closing: &Closing) -> Bytes {
+    Bytes::from(format!(
         "event: {}\ndata: {}\n\n",
         closing.kind, closing.json
-    ))]
+    ))
 }

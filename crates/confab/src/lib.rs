@@ -272,17 +272,24 @@ async fn launch(
     // Connect info lets handlers (rate limits, logs) see the peer address.
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     // One server type for both schemes, so both share the graceful shutdown of the handle.
+    // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
+    // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
+    // client delaying its ACKs holds back by up to 40 ms.
     let server = match tls {
         Some(config) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
             tokio::spawn(
-                axum_server::from_tcp_rustls(listener, config)
+                axum_server::from_tcp(listener)
+                    .acceptor(acceptor)
                     .handle(handle.clone())
                     .serve(make_service),
             )
         }
         None => tokio::spawn(
             axum_server::from_tcp(listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
                 .handle(handle.clone())
                 .serve(make_service),
         ),
