@@ -57,6 +57,13 @@ pub(crate) fn parse(
                 .collect::<Result<HashSet<_>, _>>()?,
         ),
     };
+    // An empty list would follow nothing, silently: say so instead.
+    if only.as_ref().is_some_and(HashSet::is_empty) {
+        return Err(Error::invalid(
+            "conversations must name at least one conversation (or be left out for all).",
+            "conversations",
+        ));
+    }
     Ok(StreamRequest { token, since, only })
 }
 

@@ -7,10 +7,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use confab_core::Error;
 use tokio::time::timeout;
 
 use crate::session::{self, Channels, Closing, Frame};
@@ -20,10 +22,18 @@ pub(crate) async fn handler(
     State(state): State<StreamState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, StreamError> {
     let request = params::parse(&headers, &query)?;
     let prepared = session::prepare(&state, request).await?;
+    // Credentials first, then the handshake; a request that is no WebSocket handshake gets
+    // the stream's JSON error like any other.
+    let upgrade = upgrade.map_err(|rejection| {
+        Error::bad_request(format!(
+            "This is the WebSocket stream: {}.",
+            rejection.body_text()
+        ))
+    })?;
     let send_timeout = state.config.send_timeout;
     Ok(upgrade.on_upgrade(move |socket| pump(socket, prepared.start(), send_timeout)))
 }

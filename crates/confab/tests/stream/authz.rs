@@ -126,6 +126,37 @@ async fn tokens_come_as_bearer_access_token_header_or_query() {
     )
     .await;
     assert_eq!(response.status(), 400);
+    // An empty conversation list would follow nothing: refused.
+    let response = Sse::request(
+        &server,
+        "conversations=",
+        &[("authorization", format!("Bearer {}", alice.token))],
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("conversations")));
+    // The WebSocket endpoint without a handshake: the same JSON errors, credentials first.
+    let plain = |authorization: Option<String>| {
+        let mut request = server.http.get(format!("{}/stream/ws", server.base));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let response = plain(None).await.expect("send");
+    assert_eq!(response.status(), 401);
+    assert!(response.json::<Value>().await.expect("JSON")["error"]["message"].is_string());
+    let response = plain(Some(format!("Bearer {}", alice.token)))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("WebSocket")));
     let voip = server.user_with_scopes(&["voip"]).await;
     let response = Sse::request(
         &server,
