@@ -8,14 +8,12 @@
 //!   `POST /admin/eventSubscriptions/{id}/deliveries/{deliveryId}/redeliver`.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use confab_core::event_subscriptions::{
     EventSubscriptionChange, NewEventSubscription, EVENT_TYPE_PREFIX,
 };
@@ -25,9 +23,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::verify_hmac;
 use crate::error::{AcsError, AcsResult};
-use crate::extract::{body_bytes, parse_json, AcsState};
+use crate::extract::{hmac_signed_body, parse_json, AcsState};
 
 pub fn routes() -> Router<AcsState> {
     Router::new()
@@ -60,20 +57,6 @@ struct UpdateRequest {
     included_event_types: Option<Vec<String>>,
     thread_ids: Option<Vec<String>>,
     enabled: Option<bool>,
-}
-
-/// Checks the HMAC signature over the request; answers the body.
-async fn signed_body(state: &AcsState, request: Request) -> AcsResult<Bytes> {
-    let (parts, body) = request.into_parts();
-    let body = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
-    verify_hmac(
-        &parts,
-        &body,
-        &state.config.access_key,
-        state.config.max_clock_skew,
-        SystemTime::now(),
-    )?;
-    Ok(body)
 }
 
 fn subscription_json(s: &Webhook) -> Value {
@@ -110,7 +93,7 @@ fn schema(text: Option<String>) -> AcsResult<Option<EventSchema>> {
 }
 
 async fn create(State(state): State<AcsState>, request: Request) -> AcsResult<Response> {
-    let body = signed_body(&state, request).await?;
+    let body = hmac_signed_body(&state, request).await?;
     let request: CreateRequest = parse_json(&body)?;
     let endpoint_url = request
         .endpoint_url
@@ -129,7 +112,7 @@ async fn create(State(state): State<AcsState>, request: Request) -> AcsResult<Re
 }
 
 async fn list(State(state): State<AcsState>, request: Request) -> AcsResult<Json<Value>> {
-    signed_body(&state, request).await?;
+    hmac_signed_body(&state, request).await?;
     let list = state.core.list_event_subscriptions().await?;
     Ok(Json(
         json!({ "value": list.iter().map(subscription_json).collect::<Vec<_>>() }),
@@ -141,7 +124,7 @@ async fn show(
     Path(id): Path<String>,
     request: Request,
 ) -> AcsResult<Json<Value>> {
-    signed_body(&state, request).await?;
+    hmac_signed_body(&state, request).await?;
     let subscription = state.core.event_subscription(&id).await?;
     Ok(Json(subscription_json(&subscription)))
 }
@@ -151,7 +134,7 @@ async fn update(
     Path(id): Path<String>,
     request: Request,
 ) -> AcsResult<Json<Value>> {
-    let body = signed_body(&state, request).await?;
+    let body = hmac_signed_body(&state, request).await?;
     // An unknown id is a 404 whatever the body says.
     state.core.event_subscription(&id).await?;
     let request: UpdateRequest = parse_json(&body)?;
@@ -175,7 +158,7 @@ async fn remove(
     Path(id): Path<String>,
     request: Request,
 ) -> AcsResult<StatusCode> {
-    signed_body(&state, request).await?;
+    hmac_signed_body(&state, request).await?;
     state.core.delete_event_subscription(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,7 +181,7 @@ async fn deliveries(
 ) -> AcsResult<Json<Value>> {
     let Query(query) = Query::<HashMap<String, String>>::try_from_uri(request.uri())
         .map_err(|_| AcsError::bad_request("The query string is malformed."))?;
-    signed_body(&state, request).await?;
+    hmac_signed_body(&state, request).await?;
     let subscription = state.core.event_subscription(&id).await?;
     let before = number(&query, "before")?;
     let limit = number(&query, "limit")?.unwrap_or(100).clamp(1, 1000);
@@ -221,7 +204,7 @@ async fn redeliver(
     Path((id, delivery)): Path<(String, String)>,
     request: Request,
 ) -> AcsResult<Json<Value>> {
-    signed_body(&state, request).await?;
+    hmac_signed_body(&state, request).await?;
     let subscription = state.core.event_subscription(&id).await?;
     let delivery: i64 = delivery
         .trim()

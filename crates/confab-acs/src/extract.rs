@@ -153,6 +153,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AcsJson<T> {
     }
 }
 
+/// Reads the whole body of a request HMAC-signed with the access key (Identity and admin
+/// calls) and checks the signature over it.
+pub async fn hmac_signed_body(state: &AcsState, request: Request) -> AcsResult<Bytes> {
+    let (parts, body) = request.into_parts();
+    let body = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
+    crate::auth::verify_hmac(
+        &parts,
+        &body,
+        &state.config.access_key,
+        state.config.max_clock_skew,
+        std::time::SystemTime::now(),
+    )?;
+    Ok(body)
+}
+
 /// Reads the whole body, answering 413 past the body limit.
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> AcsResult<Bytes> {
     Bytes::from_request(req, state).await.map_err(|rejection| {

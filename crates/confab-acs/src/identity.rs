@@ -1,7 +1,5 @@
 //! The Identity API (2023-10-01): HMAC-signed calls that create identities and their tokens.
 
-use std::time::SystemTime;
-
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,9 +11,8 @@ use confab_core::ids::IdentityId;
 use confab_core::tokens::Scope;
 
 use crate::api_version;
-use crate::auth::verify_hmac;
 use crate::error::{AcsError, AcsResult};
-use crate::extract::{body_bytes, optional_json, parse_json, AcsState};
+use crate::extract::{hmac_signed_body, optional_json, parse_json, AcsState};
 use crate::wire::{
     AccessToken, CommunicationIdentity, CreateIdentityRequest, CreateIdentityResult,
     IssueTokenRequest,
@@ -58,24 +55,16 @@ async fn teams_action(
     }
 }
 
-/// Checks the api-version and the HMAC signature; answers the body.
+/// Checks the HMAC signature and the api-version; answers the body.
 async fn signed_body(state: &AcsState, request: Request) -> AcsResult<Bytes> {
-    let (parts, body) = request.into_parts();
-    let params =
-        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map_err(|_| AcsError::bad_request("The query string is malformed."))?;
-    let body = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
-    let config = &state.config;
-    verify_hmac(
-        &parts,
-        &body,
-        &config.access_key,
-        config.max_clock_skew,
-        SystemTime::now(),
-    )?;
+    let params = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+        request.uri(),
+    )
+    .map_err(|_| AcsError::bad_request("The query string is malformed."))?;
+    let body = hmac_signed_body(state, request).await?;
     api_version::identity_version(
         params.get("api-version").map(String::as_str),
-        config.strict_api_version,
+        state.config.strict_api_version,
     )?;
     Ok(body)
 }

@@ -341,13 +341,12 @@ impl Core {
         let separator = if url.contains('?') { '&' } else { '?' };
         let target = format!("{url}{separator}validationToken={token}");
         let timeout = self.webhook_config.handshake_timeout;
-        let failure = match client.get(&target, timeout).await {
-            Ok((status, body)) if (200..300).contains(&status) && body.trim() == token => {
-                return Ok(())
-            }
-            Ok((status, _)) if !(200..300).contains(&status) => {
-                format!("it answered HTTP {status}")
-            }
+        let answer = client
+            .exchange("GET", &target, Vec::new(), Vec::new(), timeout)
+            .await;
+        let failure = match answer {
+            Ok(a) if (200..300).contains(&a.status) && a.body.trim() == token => return Ok(()),
+            Ok(a) if !(200..300).contains(&a.status) => format!("it answered HTTP {}", a.status),
             Ok(_) => "it did not echo the validation token".to_owned(),
             Err(err) => err,
         };

@@ -52,24 +52,6 @@ fn describe(err: &reqwest::Error) -> String {
 
 #[async_trait]
 impl WebhookClient for HttpWebhookClient {
-    async fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String), ClientError> {
-        let attempt = async {
-            let response = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| describe(&e))?;
-            let status = response.status().as_u16();
-            // A validation token is short: read at most a little.
-            let body = response.text().await.map_err(|e| describe(&e))?;
-            Ok((status, body.chars().take(4096).collect()))
-        };
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()))
-    }
-
     async fn post(
         &self,
         url: &str,

@@ -2,6 +2,8 @@
 //! from the swagger files and NOTES.md. Each test starts its own in-memory server on a random
 //! port and speaks plain HTTP to it: Identity calls HMAC-signed, chat calls with bearer tokens.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/resp.rs"]
 mod resp;
 #[path = "acs/support.rs"]

@@ -6,6 +6,8 @@
 //! One test binary for all Kaizala tests (CI build time); the response reader is shared with the
 //! ACS tests (`common/resp.rs`).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/resp.rs"]
 mod resp;
 #[path = "kaizala/support.rs"]

@@ -265,8 +265,6 @@ impl Exchange {
 /// The outbound HTTP client webhooks are delivered with.
 #[async_trait]
 pub trait WebhookClient: Send + Sync + 'static {
-    /// `GET url` (with the query already in it); answers the status and the body as text.
-    async fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String), ClientError>;
     /// `POST url` with a JSON body and these extra headers; answers the status.
     async fn post(
         &self,
@@ -275,7 +273,8 @@ pub trait WebhookClient: Send + Sync + 'static {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<u16, ClientError>;
-    /// Any request (`method` upper-case), answering status, headers and the start of the body.
+    /// Any request (`method` upper-case, the query already in `url`), answering status,
+    /// headers and the start of the body: the validation handshakes.
     async fn exchange(
         &self,
         method: &str,

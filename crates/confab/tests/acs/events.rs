@@ -726,17 +726,11 @@ async fn a_failing_endpoint_is_disabled_then_re_enabled_and_gets_everything_in_o
         .error(404);
 
     // The CLI reads the same log.
-    let connection = server.running.connection_string.clone();
-    let subscription_id = id.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-            .args(["events", "deliveries", &subscription_id, "--limit", "2"])
-            .env("CONFAB_CONNECTION_STRING", connection)
-            .output()
-            .expect("run confab")
-    })
-    .await
-    .expect("cli");
+    let output = crate::cli::confab(
+        &server.running.connection_string,
+        &["events", "deliveries", &id, "--limit", "2"],
+    )
+    .await;
     assert!(output.status.success(), "{output:?}");
     let printed: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(printed["subscription"]["id"], id.as_str());
@@ -748,51 +742,40 @@ async fn the_cli_manages_subscriptions() {
     let server = TestServer::start_with(fast).await;
     let receiver = Receiver::start().await;
     let connection = server.running.connection_string.clone();
-    let run = |args: Vec<String>| {
-        let connection = connection.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-                .args(&args)
-                .env("CONFAB_CONNECTION_STRING", connection)
-                .output()
-                .expect("run confab")
-        })
-    };
-    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let output = run(args(&[
-        "events",
-        "create",
-        "--url",
-        &receiver.url,
-        "--name",
-        "cli",
-        "--types",
-        "ChatMessageReceived,ChatThreadCreated",
-    ]))
-    .await
-    .expect("cli");
-    assert!(output.status.success(), "{output:?}");
-    let created: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let run = |args: &'static [&'static str]| crate::cli::confab(&connection, args);
+    let created = crate::cli::confab(
+        &connection,
+        &[
+            "events",
+            "create",
+            "--url",
+            &receiver.url,
+            "--name",
+            "cli",
+            "--types",
+            "ChatMessageReceived,ChatThreadCreated",
+        ],
+    )
+    .await;
+    assert!(created.status.success(), "{created:?}");
+    let created: Value = serde_json::from_slice(&created.stdout).expect("json");
     let id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["name"], "cli");
-    let output = run(args(&["events", "disable", &id])).await.expect("cli");
+    let on = |verb: &'static str| {
+        let (connection, id) = (connection.clone(), id.clone());
+        async move { crate::cli::confab(&connection, &["events", verb, &id]).await }
+    };
+    let output = on("disable").await;
     assert!(output.status.success(), "{output:?}");
-    let shown: Value = serde_json::from_slice(
-        &run(args(&["events", "show", &id]))
-            .await
-            .expect("cli")
-            .stdout,
-    )
-    .expect("json");
+    let shown: Value = serde_json::from_slice(&on("show").await.stdout).expect("json");
     assert_eq!(shown["enabled"], false);
     let listed: Value =
-        serde_json::from_slice(&run(args(&["events", "list"])).await.expect("cli").stdout)
-            .expect("json");
+        serde_json::from_slice(&run(&["events", "list"]).await.stdout).expect("json");
     assert_eq!(listed["value"][0]["id"], id.as_str());
-    let output = run(args(&["events", "delete", &id])).await.expect("cli");
+    let output = on("delete").await;
     assert!(output.status.success(), "{output:?}");
     // An error names the server's message and fails.
-    let output = run(args(&["events", "show", &id])).await.expect("cli");
+    let output = on("show").await;
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
 }

@@ -725,17 +725,11 @@ async fn the_delivery_log_and_redelivery_through_the_admin_api() {
         .all(|c| c.json["eventId"] == calls[0].json["eventId"]));
 
     // The CLI reads the same log.
-    let connection = server.running.connection_string.clone();
-    let hook = id.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
-            .args(["webhook", "deliveries", &hook, "--limit", "5"])
-            .env("CONFAB_CONNECTION_STRING", connection)
-            .output()
-            .expect("run confab")
-    })
-    .await
-    .expect("cli");
+    let output = crate::cli::confab(
+        &server.running.connection_string,
+        &["webhook", "deliveries", &id, "--limit", "5"],
+    )
+    .await;
     assert!(output.status.success(), "{output:?}");
     let printed: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(printed["webhook"]["id"], id.as_str());
