@@ -663,7 +663,8 @@ async fn fetch_pages_by_type_date_and_count() {
     let server = TestServer::start().await;
     let alice = server.user(&number(1)).await;
     let group = alice.group(&[&number(2)]).await;
-    let start = time::OffsetDateTime::now_utc();
+    // The server's clock, which the loop moves: actions i are made at start + i minutes.
+    let start = confab_core::ports::Clock::now(server.clock.as_ref());
     for i in 0..5 {
         post_action(&alice, &group, &survey(&format!("S{i}"), json!({}))).await;
         post_action(
