@@ -445,9 +445,9 @@ impl Core {
             return Err(Error::invalid("The due date is in the past.", "dueDate"));
         }
         let audience = self.check_audience(caller, id, request.audience).await?;
-        let (me, conversation) = self.membership_in(caller, id).await?;
+        let (me, kind) = self.membership_in(caller, id).await?;
         require_member(&me)?;
-        if conversation.kind == ConversationKind::ConnectGroup && me.role != Role::Admin {
+        if kind == ConversationKind::ConnectGroup && me.role != Role::Admin {
             return Err(Error::Forbidden(
                 "Only admins post in a public group.".into(),
             ));

@@ -12,7 +12,8 @@ use crate::model::{
     MessageType, Metadata, Page, Participant, ReadReceipt, RetentionPolicy, Role,
 };
 use crate::ports::{
-    ConversationUpdate, ListQuery, MessageEdit, MessageQuery, NewConversation, NewMessage,
+    ConversationUpdate, ListQuery, MemberAccess, MessageEdit, MessageQuery, NewConversation,
+    NewMessage,
 };
 use crate::ratelimit::Operation;
 use crate::Core;
@@ -229,9 +230,9 @@ impl Core {
         self.check_message_text(&message.text)?;
         self.check_display_name(message.sender_display_name.as_deref(), "senderDisplayName")?;
         self.check_message_metadata(&message.metadata)?;
-        let (me, conversation) = self.membership_in(caller, id).await?;
+        let (me, kind) = self.membership_in(caller, id).await?;
         require_member(&me)?;
-        if conversation.kind == ConversationKind::ConnectGroup && me.role != Role::Admin {
+        if kind == ConversationKind::ConnectGroup && me.role != Role::Admin {
             return Err(Error::Forbidden(
                 "Only admins post in a public group.".into(),
             ));
@@ -499,20 +500,26 @@ impl Core {
         Ok(self.membership_in(caller, id).await?.0)
     }
 
-    /// [`Core::membership`] with the conversation.
+    /// [`Core::membership`] with the conversation's kind.
     pub(crate) async fn membership_in(
         &self,
         caller: &Caller,
         id: ConversationId,
-    ) -> Result<(Participant, Conversation)> {
+    ) -> Result<(Participant, ConversationKind)> {
         match self.store.get_membership(id, &caller.identity).await? {
-            Some((conversation, Some(participant))) if conversation.deleted_on.is_none() => {
-                Ok((participant, conversation))
-            }
+            Some(MemberAccess {
+                deleted: false,
+                participant: Some(participant),
+                kind,
+            }) => Ok((participant, kind)),
             // An unknown thread and a forbidden one are told apart.
-            Some((conversation, None)) if conversation.deleted_on.is_none() => Err(
-                Error::Forbidden("The caller is not a participant of the thread.".into()),
-            ),
+            Some(MemberAccess {
+                deleted: false,
+                participant: None,
+                ..
+            }) => Err(Error::Forbidden(
+                "The caller is not a participant of the thread.".into(),
+            )),
             _ => Err(thread_not_found()),
         }
     }

@@ -46,6 +46,16 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A new conversation with its first participants, committed in one transaction.
+/// A conversation as an authorization check sees it, with one identity's place in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberAccess {
+    pub kind: ConversationKind,
+    pub deleted: bool,
+    /// The identity's participant record (role `Subscriber` for a subscriber); `None`: not in
+    /// the conversation.
+    pub participant: Option<Participant>,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewConversation {
     pub id: ConversationId,
@@ -175,19 +185,26 @@ pub trait Store:
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<Option<Participant>>;
-    /// The conversation (deleted or not) and `identity`'s participant record in it: what every
-    /// authorization check needs. Adapters override it to read both at once; this default reads
-    /// them one after the other.
+    /// What every authorization check needs: the conversation's kind, whether it is deleted,
+    /// and `identity`'s participant record in it (`None`: unknown conversation). It runs on
+    /// nearly every call, so adapters override it to read both at once or to answer from
+    /// memory — but a change committed before it is called must be seen: a participant removed
+    /// by a call that has returned is not answered any more. This default reads the two one
+    /// after the other.
     async fn get_membership(
         &self,
         conversation: ConversationId,
         identity: &IdentityId,
-    ) -> StoreResult<Option<(Conversation, Option<Participant>)>> {
+    ) -> StoreResult<Option<MemberAccess>> {
         let Some(found) = self.get_conversation(conversation).await? else {
             return Ok(None);
         };
         let participant = self.get_participant(conversation, identity).await?;
-        Ok(Some((found, participant)))
+        Ok(Some(MemberAccess {
+            kind: found.kind,
+            deleted: found.deleted_on.is_some(),
+            participant,
+        }))
     }
     async fn list_participants(
         &self,

@@ -21,6 +21,7 @@ mod event_grid;
 mod events;
 mod hierarchy;
 mod media;
+mod memberships;
 mod reads;
 mod schema;
 mod webhooks;
@@ -40,14 +41,15 @@ use confab_core::model::{
 use confab_core::ports::webhooks::{DeliveryAttempt, Webhook, WebhookDelivery, WebhookObject};
 use confab_core::ports::{
     Clock, CommittedEvent, ConnectorStore, ConversationUpdate, CreatedConversation, EventBounds,
-    EventSink, HierarchyStore, ListQuery, Membership, MessageEdit, MessageQuery, NewConversation,
-    NewMessage, PinOutcome, PinRedemption, Store, StoreError, StoreResult,
+    EventSink, HierarchyStore, ListQuery, MemberAccess, Membership, MessageEdit, MessageQuery,
+    NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError, StoreResult,
 };
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use crate::memberships::Memberships;
 use crate::schema::Durability;
 use crate::writer::WriterHandle;
 
@@ -62,6 +64,8 @@ pub struct SqliteStore {
     /// Where the writer hands committed events (see [`SqliteStore::set_event_sink`]).
     sink: events::SinkSlot,
     reads: Arc<ReadPool>,
+    /// What `get_membership` answers without a read; the writer forgets what it changes.
+    memberships: Arc<Memberships>,
     path: PathBuf,
     /// Set by [`SqliteStore::in_memory`]: removes the throw-away files on drop. Declared last so
     /// that it runs after the writer has stopped.
@@ -107,7 +111,9 @@ impl SqliteStore {
         scratch: Option<ScratchFiles>,
     ) -> Result<Self, StoreError> {
         let sink = events::SinkSlot::default();
-        let writer = WriterHandle::start(&path, durability, clock, sink.clone())?;
+        let memberships = Arc::new(Memberships::default());
+        let writer =
+            WriterHandle::start(&path, durability, clock, sink.clone(), memberships.clone())?;
         let reads = Arc::new(ReadPool {
             path: path.clone(),
             idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
@@ -117,6 +123,7 @@ impl SqliteStore {
             writer,
             sink,
             reads,
+            memberships,
             path,
             _scratch: scratch,
         })
@@ -304,21 +311,38 @@ impl Store for SqliteStore {
             .await
     }
 
-    /// Both reads on one connection in one trip to the blocking pool: this runs on every call.
+    /// This runs on nearly every call: answered from memory when it can (`memberships.rs` says
+    /// why that stays right), else both reads on one connection in one trip to the blocking
+    /// pool.
     async fn get_membership(
         &self,
         conversation: ConversationId,
         identity: &IdentityId,
-    ) -> StoreResult<Option<(Conversation, Option<Participant>)>> {
-        let identity = identity.clone();
-        self.read(move |conn| {
-            let Some(found) = reads::get_conversation(conn, conversation)? else {
-                return Ok(None);
-            };
-            let participant = reads::get_participant(conn, conversation, &identity)?;
-            Ok(Some((found, participant)))
-        })
-        .await
+    ) -> StoreResult<Option<MemberAccess>> {
+        if let Some(known) = self.memberships.get(conversation, identity) {
+            return Ok(Some(known));
+        }
+        let epoch = self.memberships.epoch();
+        let key = identity.clone();
+        let found = self
+            .read(move |conn| {
+                let Some(found) = reads::get_conversation(conn, conversation)? else {
+                    return Ok(None);
+                };
+                let participant = reads::get_participant(conn, conversation, &key)?;
+                Ok(Some(MemberAccess {
+                    kind: found.kind,
+                    deleted: found.deleted_on.is_some(),
+                    participant,
+                }))
+            })
+            .await?;
+        // An unknown conversation is not kept: anyone could fill the cache with made-up ids.
+        if let Some(access) = &found {
+            self.memberships
+                .fill(epoch, conversation, identity.clone(), access.clone());
+        }
+        Ok(found)
     }
 
     async fn list_participants(

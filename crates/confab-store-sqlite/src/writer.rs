@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use confab_core::ids::ConversationId;
 use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -28,6 +29,7 @@ use tokio::sync::oneshot;
 use crate::checkpoint::Checkpointer;
 use crate::codec::DbResult;
 use crate::events::SinkSlot;
+use crate::memberships::Memberships;
 use crate::schema::{self, Durability};
 use crate::webhooks::{self, HookCache};
 
@@ -97,10 +99,12 @@ impl WriterHandle {
         durability: Durability,
         clock: Arc<dyn Clock>,
         sink: SinkSlot,
+        memberships: Arc<Memberships>,
     ) -> StoreResult<Self> {
         let conn = schema::open_writer(path, durability)?;
         let mut writer = Writer::new(conn, clock)?;
         writer.sink = sink;
+        writer.memberships = memberships;
         writer.checkpointer = Some(Checkpointer::start(path, durability)?);
         let delivery_wakeup = writer.delivery_wakeup.clone();
         let (sender, receiver) = crossbeam_channel::unbounded::<Box<dyn Job>>();
@@ -182,6 +186,10 @@ pub(crate) struct Writer {
     /// (A `RefCell` so that logging an event needs only `&self`, like the rest of a write.)
     pub(crate) pending: RefCell<Vec<Arc<CommittedEvent>>>,
     pub(crate) sink: SinkSlot,
+    /// The store's cached memberships, and the conversations whose membership the current
+    /// batch changed: forgotten after COMMIT, before any job is answered.
+    memberships: Arc<Memberships>,
+    pub(crate) membership_changes: RefCell<Vec<ConversationId>>,
     /// The active webhook subscriptions, by object (see `webhooks.rs`).
     pub(crate) webhooks: HookCache,
     /// A subscription write ran in this batch: a rollback must reload `webhooks`.
@@ -215,6 +223,8 @@ impl Writer {
             replays: 0,
             pending: RefCell::new(Vec::new()),
             sink: SinkSlot::default(),
+            memberships: Arc::default(),
+            membership_changes: RefCell::new(Vec::new()),
             webhooks: hooks,
             webhooks_touched: false,
             deliveries_recorded: Cell::new(false),
@@ -269,6 +279,7 @@ impl Writer {
     fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
         self.pending.get_mut().clear();
+        self.membership_changes.get_mut().clear();
         self.deliveries_recorded.set(false);
         if let Err(err) = self.exec("BEGIN IMMEDIATE") {
             return Pass::Failed(format!("cannot begin: {err}"));
@@ -315,6 +326,8 @@ impl Writer {
         if let Err(err) = self.exec("COMMIT") {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
+        self.memberships
+            .forget(self.membership_changes.get_mut().drain(..));
         self.clock_dirty = false;
         self.webhooks_touched = false;
         if self.deliveries_recorded.take() {

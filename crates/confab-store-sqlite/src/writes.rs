@@ -98,6 +98,7 @@ impl Writer {
             ])
             .db()?;
         let position = self.conn.last_insert_rowid();
+        self.note_membership_change(&kind, conversation);
         // The outbox: with no webhook subscription at all this is one `is_empty` check.
         if !self.webhooks.is_empty() {
             self.outbox(

@@ -149,6 +149,7 @@ both!(
     retention_expiry,
     participants,
     membership,
+    membership_follows_every_change,
     participant_limit,
     participant_pages,
     messages,
@@ -2544,22 +2545,31 @@ async fn membership(f: Fixture) {
     let new = new_conversation(1, &[1, 2]);
     let id = new.id;
     store.create_conversation(new).await.expect("create");
+    let found = store
+        .get_conversation(id)
+        .await
+        .expect("read")
+        .expect("found");
 
-    let (found, me) = store
+    let access = store
         .get_membership(id, &user(2))
         .await
         .expect("read")
         .expect("conversation");
-    assert_eq!(Some(found), store.get_conversation(id).await.expect("read"));
-    assert_eq!(me, store.get_participant(id, &user(2)).await.expect("read"));
-    assert_eq!(me.map(|p| p.identity), Some(user(2)));
+    assert_eq!(access.kind, found.kind);
+    assert!(!access.deleted);
+    assert_eq!(
+        access.participant,
+        store.get_participant(id, &user(2)).await.expect("read")
+    );
+    assert_eq!(access.participant.map(|p| p.identity), Some(user(2)));
 
-    let (_, stranger) = store
+    let stranger = store
         .get_membership(id, &user(3))
         .await
         .expect("read")
         .expect("conversation");
-    assert_eq!(stranger, None);
+    assert_eq!(stranger.participant, None);
     assert_eq!(
         store
             .get_membership(ConversationId::random(), &user(1))
@@ -2569,10 +2579,72 @@ async fn membership(f: Fixture) {
     );
 
     store.delete_conversation(id, None).await.expect("delete");
-    let (deleted, _) = store
+    let deleted = store
         .get_membership(id, &user(1))
         .await
         .expect("read")
         .expect("a deleted conversation is still answered");
-    assert!(deleted.deleted_on.is_some());
+    assert!(deleted.deleted);
+}
+
+/// Every change of who is in a conversation shows in `get_membership` as soon as the write
+/// that made it has returned, however often it was answered before (from memory or not).
+async fn membership_follows_every_change(f: Fixture) {
+    let store = &f.store;
+    let mut new = new_conversation(1, &[1, 2]);
+    new.kind = ConversationKind::ConnectGroup;
+    let id = new.id;
+    store.create_conversation(new).await.expect("create");
+    let role_of = |identity: IdentityId| async move {
+        store
+            .get_membership(id, &identity)
+            .await
+            .expect("read")
+            .expect("conversation")
+            .participant
+            .map(|p| p.role)
+    };
+    for _ in 0..2 {
+        assert_eq!(role_of(user(2)).await, Some(Role::Member));
+        assert_eq!(role_of(user(3)).await, None);
+        assert_eq!(role_of(phone(1)).await, None);
+    }
+
+    store
+        .add_participants(id, vec![member(3)], &user(1), 100)
+        .await
+        .expect("add");
+    assert_eq!(role_of(user(3)).await, Some(Role::Member));
+    store
+        .add_subscribers(id, vec![phone(1)], &user(1))
+        .await
+        .expect("subscribe");
+    assert_eq!(role_of(phone(1)).await, Some(Role::Subscriber));
+    store
+        .remove_subscribers(id, vec![phone(1)], &user(1))
+        .await
+        .expect("unsubscribe");
+    assert_eq!(role_of(phone(1)).await, None);
+
+    store
+        .set_participant_role(id, &user(3), Role::Admin, &user(1))
+        .await
+        .expect("role");
+    assert_eq!(role_of(user(3)).await, Some(Role::Admin));
+
+    store
+        .remove_participant(id, &user(2), &user(1))
+        .await
+        .expect("remove");
+    assert_eq!(role_of(user(2)).await, None);
+
+    store.delete_conversation(id, None).await.expect("delete");
+    assert!(
+        store
+            .get_membership(id, &user(1))
+            .await
+            .expect("read")
+            .expect("conversation")
+            .deleted
+    );
 }

@@ -171,3 +171,46 @@ async fn an_acs_token_of_a_phone_identity_works_on_the_kaizala_face() {
     alice.get("/groups").await.error(401);
     via_acs_token.get("/groups").await.error(401);
 }
+
+/// A member removed on one face is refused on the other as soon as the removal has answered,
+/// though that face had just let them send.
+#[tokio::test]
+async fn a_member_removed_on_one_face_is_refused_on_the_other_at_once() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let bob = server.user(&number(2)).await;
+    let carol = server.user(&number(3)).await;
+    let id = alice.group(&[&number(2), &number(3)]).await;
+    let messages = format!("/chat/threads/{}/messages", enc(&thread_of(&id)));
+
+    // Removed on the Kaizala face, refused on the ACS face.
+    let acs_bob = Acs::with_token(&server.base, &bob.http, &bob.identity(), &bob.token);
+    acs_bob
+        .call(Method::POST, &messages, Some(json!({"content": "in"})))
+        .await
+        .expect(201);
+    alice
+        .delete(&format!("/groups/{id}/members/{}", enc(&number(2))))
+        .await
+        .expect(200);
+    acs_bob
+        .call(Method::POST, &messages, Some(json!({"content": "out"})))
+        .await
+        .expect(403);
+
+    // Removed on the ACS face, refused on the Kaizala face.
+    carol.send(&id, "in").await.expect(200);
+    let acs_alice = Acs::with_token(&server.base, &alice.http, &alice.identity(), &alice.token);
+    acs_alice
+        .call(
+            Method::POST,
+            &format!(
+                "/chat/threads/{}/participants/:remove",
+                enc(&thread_of(&id))
+            ),
+            Some(json!({"rawId": carol.identity(), "phoneNumber": {"value": number(3)}})),
+        )
+        .await
+        .expect(204);
+    carol.send(&id, "out").await.error(403);
+}
