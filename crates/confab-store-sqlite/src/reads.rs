@@ -261,13 +261,23 @@ pub(crate) fn list_messages(
 /// after a page) or by change time.
 fn messages_sql(by_change: bool) -> String {
     if by_change {
-        // "What changed since t" is typically a short, recent range (a client catching up), so
-        // walk the change index and sort that range, rather than walk the whole history by id
-        // looking for the few rows that changed.
+        // What changed since t: what was created since t — ids from t on, since an id is never
+        // below its creation time in µs — and what was created before but edited or deleted
+        // since, which is all `messages_by_change` holds (a partial index, so that appending a
+        // message does not write to it). Each arm walks its index backwards and stops after a
+        // page; a message in both arms is one row (UNION).
         format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_change
-             WHERE conversation = ?1 AND changed_on >= ?2
-               AND id < ?3 AND id >= ?4 AND created_on >= ?5
+            "SELECT * FROM (
+                 SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_conversation
+                 WHERE conversation = ?1 AND id < ?3 AND id >= max(?4, ?2)
+                   AND changed_on >= ?2 AND created_on >= ?5
+                 ORDER BY id DESC LIMIT ?6)
+             UNION
+             SELECT * FROM (
+                 SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_change
+                 WHERE conversation = ?1 AND (edited_on IS NOT NULL OR deleted_on IS NOT NULL)
+                   AND changed_on >= ?2 AND id < ?3 AND id >= ?4 AND created_on >= ?5
+                 ORDER BY id DESC LIMIT ?6)
              ORDER BY id DESC LIMIT ?6"
         )
     } else {

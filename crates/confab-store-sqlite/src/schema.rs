@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_actions.sql"),
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_event_subscriptions.sql"),
+    include_str!("../migrations/0009_changed_messages_index.sql"),
 ];
 
 /// The schema version this build writes.

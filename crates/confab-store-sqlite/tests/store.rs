@@ -1249,6 +1249,18 @@ async fn changed_since_and_created_from(f: Fixture) {
                 .expect("append"),
         );
     }
+    // Created and edited since: listed once.
+    f.store
+        .edit_message(
+            id,
+            new[1].id,
+            MessageEdit {
+                text: Some("new 1, edited".into()),
+                ..MessageEdit::default()
+            },
+        )
+        .await
+        .expect("edit");
 
     let changed = all_messages(
         &f,
@@ -1265,6 +1277,7 @@ async fn changed_since_and_created_from(f: Fixture) {
         changed_ids,
         vec![new[2].id, new[1].id, new[0].id, old[7].id, old[3].id]
     );
+    assert_eq!(changed[1].content.text.as_deref(), Some("new 1, edited"));
     assert!(changed[3].deleted_on.is_some());
     assert_eq!(changed[4].content.text.as_deref(), Some("edited"));
 
