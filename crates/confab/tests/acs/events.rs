@@ -701,6 +701,7 @@ async fn a_failing_endpoint_is_disabled_then_re_enabled_and_gets_everything_in_o
 
     // Manual redelivery: the same event again, with the same id.
     let delivery = first["id"].as_i64().expect("delivery id");
+    let before = receiver.all_calls().len();
     let again = admin
         .call(
             Method::POST,
@@ -711,7 +712,6 @@ async fn a_failing_endpoint_is_disabled_then_re_enabled_and_gets_everything_in_o
         .expect(200)
         .body;
     assert_eq!(again["status"], "pending");
-    let before = receiver.all_calls().len();
     eventually("redelivered", || receiver.all_calls().len() > before).await;
     let last = receiver.all_calls().pop().expect("a call");
     assert_eq!(last.event["data"]["messageBody"], "m0");
