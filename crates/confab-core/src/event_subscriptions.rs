@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::{Error, Result};
 use crate::ids::ConversationId;
 use crate::ports::webhooks::{EventSchema, Webhook, WebhookObject};
-use crate::webhooks::{check_url, new_secret};
+use crate::webhooks::{check_url, known_event_types, new_secret};
 use crate::Core;
 
 /// The prefix of every ACS event type on the wire.
@@ -93,28 +93,12 @@ fn event_types(names: Option<Vec<String>>) -> Result<Vec<String>> {
     let Some(names) = names else {
         return Ok(ACS_EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect());
     };
-    let mut out: Vec<String> = Vec::new();
-    for name in &names {
-        let known = acs_event_type(name).ok_or_else(|| {
-            Error::invalid(
-                format!(
-                    "Unknown event type '{name}'. Supported: {EVENT_TYPE_PREFIX}{}.",
-                    ACS_EVENT_TYPES.join(&format!(", {EVENT_TYPE_PREFIX}"))
-                ),
-                "includedEventTypes",
-            )
-        })?;
-        if !out.iter().any(|t| t == known) {
-            out.push(known.to_owned());
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::invalid(
-            "includedEventTypes must name at least one event type (or be left out for all).",
-            "includedEventTypes",
-        ));
-    }
-    Ok(out)
+    known_event_types(&names, "includedEventTypes", acs_event_type, || {
+        format!(
+            "{EVENT_TYPE_PREFIX}{}",
+            ACS_EVENT_TYPES.join(&format!(", {EVENT_TYPE_PREFIX}"))
+        )
+    })
 }
 
 fn threads(ids: Option<Vec<String>>) -> Result<Vec<ConversationId>> {

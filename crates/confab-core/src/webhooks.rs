@@ -168,15 +168,23 @@ pub fn event_type(name: &str) -> Option<&'static str> {
 
 /// The event types of a subscription: each known, without repeats, at least one.
 fn event_types(names: &[String]) -> Result<Vec<String>> {
+    known_event_types(names, "eventTypes", event_type, || EVENT_TYPES.join(", "))
+}
+
+/// The canonical names of the event types of a subscription (`field` of the request), each
+/// known to `lookup`, without repeats, at least one; `supported` lists them for the error.
+pub(crate) fn known_event_types(
+    names: &[String],
+    field: &str,
+    lookup: impl Fn(&str) -> Option<&'static str>,
+    supported: impl Fn() -> String,
+) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for name in names {
-        let known = event_type(name).ok_or_else(|| {
+        let known = lookup(name).ok_or_else(|| {
             Error::invalid(
-                format!(
-                    "Unknown event type '{name}'. Supported: {}.",
-                    EVENT_TYPES.join(", ")
-                ),
-                "eventTypes",
+                format!("Unknown event type '{name}'. Supported: {}.", supported()),
+                field,
             )
         })?;
         if !out.iter().any(|t| t == known) {
@@ -185,8 +193,8 @@ fn event_types(names: &[String]) -> Result<Vec<String>> {
     }
     if out.is_empty() {
         return Err(Error::invalid(
-            "eventTypes must name at least one event type.",
-            "eventTypes",
+            format!("{field} must name at least one event type."),
+            field,
         ));
     }
     Ok(out)

@@ -6,6 +6,8 @@
 mod cli;
 #[path = "common/resp.rs"]
 mod resp;
+#[path = "common/signature.rs"]
+mod signature;
 #[path = "acs/support.rs"]
 mod support;
 

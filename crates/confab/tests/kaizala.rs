@@ -10,6 +10,8 @@
 mod cli;
 #[path = "common/resp.rs"]
 mod resp;
+#[path = "common/signature.rs"]
+mod signature;
 #[path = "kaizala/support.rs"]
 mod support;
 

@@ -15,10 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method as AxumMethod, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::support::*;
 
@@ -212,18 +210,7 @@ async fn subscribe(server: &TestServer, receiver: &Receiver, mut request: Value)
 }
 
 fn signature_ok(call: &Call, secret: &str) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(call.body.as_bytes());
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    call.headers
-        .get("x-confab-signature")
-        .and_then(|v| v.to_str().ok())
-        == Some(format!("sha256={expected}").as_str())
+    crate::signature::signed_with(&call.headers, &call.body, secret)
 }
 
 fn recipient(call: &Call) -> Option<String> {
