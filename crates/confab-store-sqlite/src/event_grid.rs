@@ -89,6 +89,20 @@ impl Writer {
         payload: &Value,
         at: i64,
     ) -> StoreResult<()> {
+        // Only these kinds make chat events; the others cost nothing here.
+        if !matches!(
+            kind,
+            EventKind::MessageReceived
+                | EventKind::MessageEdited
+                | EventKind::MessageDeleted
+                | EventKind::ConversationCreated
+                | EventKind::ConversationUpdated
+                | EventKind::ConversationDeleted
+                | EventKind::ParticipantsAdded
+                | EventKind::ParticipantRemoved
+        ) {
+            return Ok(());
+        }
         let Some(hooks) = self.webhooks.get(&resource_key()) else {
             return Ok(());
         };

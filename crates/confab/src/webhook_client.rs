@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use confab_core::ports::webhooks::{ClientError, Exchange};
 use confab_core::ports::WebhookClient;
 
+/// The most of a handshake answer's body that is read.
+const HANDSHAKE_BODY_LIMIT: usize = 4096;
+
 pub struct HttpWebhookClient {
     client: reqwest::Client,
 }
@@ -98,12 +101,21 @@ impl WebhookClient for HttpWebhookClient {
                         .map(|v| (name.as_str().to_owned(), v.to_owned()))
                 })
                 .collect();
-            // A handshake's answer is short: keep at most a little of it.
-            let body = response.text().await.map_err(|e| describe(&e))?;
+            // A handshake's answer is short: read at most a little of it, whatever the
+            // endpoint sends.
+            let mut response = response;
+            let mut body = Vec::new();
+            while body.len() < HANDSHAKE_BODY_LIMIT {
+                match response.chunk().await.map_err(|e| describe(&e))? {
+                    Some(chunk) => body.extend_from_slice(&chunk),
+                    None => break,
+                }
+            }
+            body.truncate(HANDSHAKE_BODY_LIMIT);
             Ok(Exchange {
                 status,
                 headers,
-                body: body.chars().take(4096).collect(),
+                body: String::from_utf8_lossy(&body).into_owned(),
             })
         };
         tokio::time::timeout(timeout, attempt)
