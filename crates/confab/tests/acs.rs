@@ -4,6 +4,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/local.rs"]
+mod local;
 #[path = "common/resp.rs"]
 mod resp;
 #[path = "common/signature.rs"]

@@ -8,6 +8,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/local.rs"]
+mod local;
 #[path = "common/resp.rs"]
 mod resp;
 #[path = "common/signature.rs"]

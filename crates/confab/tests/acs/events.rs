@@ -121,15 +121,8 @@ impl Receiver {
         let app = Router::new()
             .route("/events", axum::routing::any(handle))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Receiver {
-            url: format!("http://127.0.0.1:{port}/events"),
+            url: format!("{}/events", crate::local::serve(app).await),
             state,
         }
     }
