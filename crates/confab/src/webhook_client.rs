@@ -53,6 +53,31 @@ fn describe(err: &reqwest::Error) -> String {
     }
 }
 
+impl HttpWebhookClient {
+    /// Builds the request and runs `read` on its answer, the whole within `timeout`.
+    async fn call<T>(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout: Duration,
+        read: impl AsyncFnOnce(reqwest::Response) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.client.request(method, url).timeout(timeout).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let attempt = async {
+            let response = request.send().await.map_err(|e| describe(&e))?;
+            read(response).await
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()))
+    }
+}
+
 #[async_trait]
 impl WebhookClient for HttpWebhookClient {
     async fn post(
@@ -62,17 +87,15 @@ impl WebhookClient for HttpWebhookClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<u16, ClientError> {
-        let mut request = self.client.post(url).timeout(timeout).body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let attempt = async {
-            let response = request.send().await.map_err(|e| describe(&e))?;
-            Ok(response.status().as_u16())
-        };
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()))
+        self.call(
+            reqwest::Method::POST,
+            url,
+            headers,
+            body,
+            timeout,
+            async |response| Ok(response.status().as_u16()),
+        )
+        .await
     }
 
     async fn exchange(
@@ -84,42 +107,36 @@ impl WebhookClient for HttpWebhookClient {
         timeout: Duration,
     ) -> Result<Exchange, ClientError> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut request = self.client.request(method, url).timeout(timeout).body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let attempt = async {
-            let response = request.send().await.map_err(|e| describe(&e))?;
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .filter_map(|(name, value)| {
-                    value
-                        .to_str()
-                        .ok()
-                        .map(|v| (name.as_str().to_owned(), v.to_owned()))
-                })
-                .collect();
-            // A handshake's answer is short: read at most a little of it, whatever the
-            // endpoint sends.
-            let mut response = response;
-            let mut body = Vec::new();
-            while body.len() < HANDSHAKE_BODY_LIMIT {
-                match response.chunk().await.map_err(|e| describe(&e))? {
-                    Some(chunk) => body.extend_from_slice(&chunk),
-                    None => break,
-                }
-            }
-            body.truncate(HANDSHAKE_BODY_LIMIT);
-            Ok(Exchange {
-                status,
-                headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            })
-        };
-        tokio::time::timeout(timeout, attempt)
+        self.call(method, url, headers, body, timeout, read_exchange)
             .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()))
     }
+}
+
+/// Status, headers and at most [`HANDSHAKE_BODY_LIMIT`] bytes of the body: a handshake's
+/// answer is short, whatever the endpoint sends.
+async fn read_exchange(mut response: reqwest::Response) -> Result<Exchange, ClientError> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let mut body = Vec::new();
+    while body.len() < HANDSHAKE_BODY_LIMIT {
+        match response.chunk().await.map_err(|e| describe(&e))? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    body.truncate(HANDSHAKE_BODY_LIMIT);
+    Ok(Exchange {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
