@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_webhooks.sql"),
     include_str!("../migrations/0008_event_subscriptions.sql"),
     include_str!("../migrations/0009_changed_messages_index.sql"),
+    include_str!("../migrations/0010_messages_without_sequence_index.sql"),
 ];
 
 /// The schema version this build writes.
@@ -153,5 +154,71 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
             .db()?;
         tx.commit().db()?;
         tracing::info!(version = current + 1, "sqlite schema migrated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::Value;
+
+    use super::*;
+
+    fn rows(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let width = stmt.column_count();
+        stmt.query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn the_messages_rebuild_keeps_every_row_and_drops_only_the_sequence_index() {
+        let conn = Connection::open_in_memory().expect("db");
+        let rebuild = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("CREATE TABLE messages_rebuilt"))
+            .expect("the rebuild migration");
+        for sql in &MIGRATIONS[..rebuild] {
+            conn.execute_batch(sql).expect("earlier migration");
+        }
+        conn.execute_batch(
+            "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                 sender_display_name, metadata, version, created_on, edited_on, deleted_on,
+                 changed_on, audience)
+             VALUES (10, x'01', 1, 'text', '{\"text\":\"a\"}', '8:acs:r_a', 'A', '{\"k\":\"v\"}',
+                     10, 10, NULL, NULL, 10, NULL),
+                    (11, x'01', 2, 'text', '{\"text\":\"b\"}', '8:acs:r_b', NULL, NULL,
+                     15, 11, 15, NULL, 15, '*'),
+                    (12, x'02', 1, 'html', '{}', NULL, NULL, NULL, 16, 12, NULL, 16, 16,
+                     '[\"8:acs:r_c\"]');",
+        )
+        .expect("rows");
+        let all = "SELECT * FROM messages ORDER BY id";
+        let before = rows(&conn, all);
+        conn.execute_batch(MIGRATIONS[rebuild]).expect("rebuild");
+        assert_eq!(rows(&conn, all), before);
+        let indexes = rows(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'
+             ORDER BY name",
+        );
+        assert_eq!(
+            indexes,
+            vec![
+                vec![Value::Text("messages_by_change".into())],
+                vec![Value::Text("messages_by_conversation".into())],
+            ]
+        );
+        // The partial index still holds only the changed messages.
+        let changed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages INDEXED BY messages_by_change
+                 WHERE conversation = x'01' AND (edited_on IS NOT NULL OR deleted_on IS NOT NULL)",
+                [],
+                |row| row.get(0),
+            )
+            .expect("count");
+        assert_eq!(changed, 1);
     }
 }
