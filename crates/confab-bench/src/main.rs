@@ -9,6 +9,11 @@
 //! thread's messages out to many SSE subscribers and checks that each got every message. See
 //! BENCHMARKS.md.
 
+/// The server runs in a child process of this binary (`serve-confab`), so it has confab's
+/// allocator (see crates/confab/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 mod load;
