@@ -1,65 +1,51 @@
 //! Wire models of the ACS Chat and Identity APIs, and their conversions to and from the core's.
 
-use confab_core::ids::IdentityId;
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use confab_core::ids::{IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, ConversationSummary, Message, MessageType, Metadata, Participant, ReadReceipt,
-    RetentionPolicy,
+    Conversation, ConversationSummary, Message, MessageType, Metadata, Participant, ParticipantRef,
+    ReadReceipt, RetentionPolicy,
 };
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::api_version::ChatVersion;
 use crate::error::{AcsError, AcsResult};
 
-/// `CommunicationIdentifierModel`: in requests any one of `rawId`, `communicationUser`,
-/// `phoneNumber` names the identity; in responses all that apply are set.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// `CommunicationIdentifierModel` as a request carries it: any one of `rawId`,
+/// `communicationUser`, `phoneNumber` names the identity. Responses write it with
+/// [`Identifier`].
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentifierModel {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // `kind` is not read: the field that is set says what the identifier is.
+    #[serde(default)]
     pub raw_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub communication_user: Option<CommunicationUserModel>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub phone_number: Option<PhoneNumberModel>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub microsoft_teams_user: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub microsoft_teams_app: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct CommunicationUserModel {
     pub id: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct PhoneNumberModel {
     pub value: String,
 }
 
 impl IdentifierModel {
-    pub fn from_identity(id: &IdentityId) -> Self {
-        match id.phone_number() {
-            Some(number) => IdentifierModel {
-                kind: Some("phoneNumber".into()),
-                raw_id: Some(id.to_string()),
-                phone_number: Some(PhoneNumberModel {
-                    value: number.to_owned(),
-                }),
-                ..Default::default()
-            },
-            None => IdentifierModel {
-                kind: Some("communicationUser".into()),
-                raw_id: Some(id.to_string()),
-                communication_user: Some(CommunicationUserModel { id: id.to_string() }),
-                ..Default::default()
-            },
-        }
-    }
-
     /// The identity this model names, or a description of why it names none.
     pub fn to_identity(&self) -> Result<IdentityId, String> {
         if self.microsoft_teams_user.is_some() || self.microsoft_teams_app.is_some() {
@@ -86,6 +72,90 @@ impl IdentifierModel {
             .or_else(|| self.communication_user.as_ref().map(|u| u.id.clone()))
             .or_else(|| self.phone_number.as_ref().map(|p| p.value.clone()))
             .unwrap_or_default()
+    }
+}
+
+/// `CommunicationIdentifierModel` as a response carries it: `kind`, `rawId` and the one of
+/// `communicationUser` / `phoneNumber` that applies, written straight from the identity (a page
+/// of messages writes one or two per message, so no owned model is built for them).
+#[derive(Clone, Copy, Debug)]
+pub struct Identifier<'a>(pub &'a IdentityId);
+
+impl Serialize for Identifier<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct CommunicationUser<'a> {
+            id: &'a str,
+        }
+        #[derive(Serialize)]
+        struct PhoneNumber<'a> {
+            value: &'a str,
+        }
+        let raw = self.0.as_str();
+        let mut model = serializer.serialize_struct("CommunicationIdentifierModel", 3)?;
+        match self.0.phone_number() {
+            Some(number) => {
+                model.serialize_field("kind", "phoneNumber")?;
+                model.serialize_field("rawId", raw)?;
+                model.serialize_field("phoneNumber", &PhoneNumber { value: number })?;
+            }
+            None => {
+                model.serialize_field("kind", "communicationUser")?;
+                model.serialize_field("rawId", raw)?;
+                model.serialize_field("communicationUser", &CommunicationUser { id: raw })?;
+            }
+        }
+        model.end()
+    }
+}
+
+/// `serialize_with` for an identity field written as a `CommunicationIdentifierModel`.
+fn identifier<S: Serializer>(id: &IdentityId, serializer: S) -> Result<S::Ok, S::Error> {
+    Identifier(id).serialize(serializer)
+}
+
+/// `serialize_with` for an optional one (with `skip_serializing_if = "Option::is_none"`).
+fn opt_identifier<S: Serializer>(
+    id: &Option<&IdentityId>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => Identifier(id).serialize(serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `serialize_with` for a number the wire shows as a decimal string (message ids, sequence ids,
+/// versions). `collect_str` writes the digits straight into the output, no `String` between.
+fn decimal<T: std::fmt::Display, S: Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// `serialize_with` for an RFC 3339 time: the same text as `time::serde::rfc3339`, formatted
+/// into a stack buffer instead of a fresh `String` per time.
+fn rfc3339<S: Serializer>(t: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    // The longest RFC 3339 text `time` writes, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM`, is 35
+    // bytes; years outside 0..=9999 fail to format rather than grow.
+    let mut buf = [0u8; 40];
+    let mut rest = &mut buf[..];
+    t.format_into(&mut rest, &Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    let written = 40 - rest.len();
+    let text = std::str::from_utf8(&buf[..written]).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(text)
+}
+
+/// `serialize_with` for an optional time (with `skip_serializing_if = "Option::is_none"`).
+fn opt_rfc3339<S: Serializer>(
+    t: &Option<OffsetDateTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, serializer),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -244,7 +314,8 @@ pub struct ChatThreadProperties {
     pub topic: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_on: OffsetDateTime,
-    pub created_by_communication_identifier: IdentifierModel,
+    #[serde(serialize_with = "identifier")]
+    pub created_by_communication_identifier: IdentityId,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
@@ -263,9 +334,7 @@ impl ChatThreadProperties {
             id: conversation.id.to_acs(),
             topic: conversation.topic.clone(),
             created_on: conversation.created_on,
-            created_by_communication_identifier: IdentifierModel::from_identity(
-                &conversation.created_by,
-            ),
+            created_by_communication_identifier: conversation.created_by.clone(),
             deleted_on: conversation.deleted_on,
             metadata: newer.then(|| conversation.metadata.clone()),
             retention_policy: newer.then(|| retention_to_wire(conversation.retention)),
@@ -311,125 +380,179 @@ impl From<&ConversationSummary> for ChatThreadItem {
     }
 }
 
+/// `ChatParticipant`, borrowed from the participant it shows.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChatParticipantOut {
-    pub communication_identifier: IdentifierModel,
+pub struct ChatParticipantOut<'a> {
+    #[serde(serialize_with = "identifier")]
+    pub communication_identifier: &'a IdentityId,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
+    pub display_name: Option<&'a str>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
+        serialize_with = "opt_rfc3339"
     )]
     pub share_history_time: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<&'a Metadata>,
 }
 
-impl ChatParticipantOut {
-    pub fn new(participant: &Participant, version: ChatVersion) -> Self {
+impl<'a> ChatParticipantOut<'a> {
+    pub fn new(participant: &'a Participant, version: ChatVersion) -> Self {
         Self {
-            communication_identifier: IdentifierModel::from_identity(&participant.identity),
-            display_name: participant.display_name.clone(),
+            communication_identifier: &participant.identity,
+            display_name: participant.display_name.as_deref(),
             share_history_time: participant.share_history_time,
             metadata: (version.has_metadata() && !participant.metadata.is_empty())
-                .then(|| participant.metadata.clone()),
+                .then_some(&participant.metadata),
+        }
+    }
+
+    /// A participant named in a participantAdded/Removed message (which carries no metadata).
+    fn named(participant: &'a ParticipantRef) -> Self {
+        Self {
+            communication_identifier: &participant.identity,
+            display_name: participant.display_name.as_deref(),
+            share_history_time: participant.share_history_time,
+            metadata: None,
         }
     }
 }
 
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatMessageContent {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub participants: Option<Vec<ChatParticipantOut>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub initiator_communication_identifier: Option<IdentifierModel>,
-}
-
+/// `ChatMessageContent`, borrowed from the message.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChatMessage {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub sequence_id: String,
-    pub version: String,
-    pub content: ChatMessageContent,
+pub struct ChatMessageContent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sender_display_name: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_on: OffsetDateTime,
+    pub message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sender_communication_identifier: Option<IdentifierModel>,
+    pub topic: Option<&'a str>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
+        serialize_with = "named_participants"
+    )]
+    pub participants: Option<&'a [ParticipantRef]>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_identifier"
+    )]
+    pub initiator_communication_identifier: Option<&'a IdentityId>,
+}
+
+/// `serialize_with` for the participants of a system message, as `ChatParticipant`s.
+fn named_participants<S: Serializer>(
+    participants: &Option<&[ParticipantRef]>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match participants {
+        Some(list) => serializer.collect_seq(list.iter().map(ChatParticipantOut::named)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `ChatMessage`: a view of a stored message that writes its wire form straight from it (ids
+/// and times formatted on the way out, strings borrowed), since a page writes fifty of them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage<'a> {
+    #[serde(serialize_with = "decimal")]
+    pub id: MessageId,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(serialize_with = "decimal")]
+    pub sequence_id: i64,
+    #[serde(serialize_with = "decimal")]
+    pub version: i64,
+    pub content: ChatMessageContent<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_display_name: Option<&'a str>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_on: OffsetDateTime,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_identifier"
+    )]
+    pub sender_communication_identifier: Option<&'a IdentityId>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339"
     )]
     pub deleted_on: Option<OffsetDateTime>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
+        serialize_with = "opt_rfc3339"
     )]
     pub edited_on: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<&'a Metadata>,
 }
 
-impl ChatMessage {
-    pub fn new(message: &Message) -> Self {
+impl<'a> ChatMessage<'a> {
+    pub fn new(message: &'a Message) -> Self {
         let content = &message.content;
+        // Only the participant system messages show their participants.
         let participants = matches!(
             message.kind,
             MessageType::ParticipantAdded | MessageType::ParticipantRemoved
         )
-        .then(|| {
-            content
-                .participants
-                .iter()
-                .map(|p| ChatParticipantOut {
-                    communication_identifier: IdentifierModel::from_identity(&p.identity),
-                    display_name: p.display_name.clone(),
-                    share_history_time: p.share_history_time,
-                    metadata: None,
-                })
-                .collect()
-        });
+        .then_some(content.participants.as_slice());
         Self {
-            id: message.id.to_string(),
+            id: message.id,
             kind: message.kind.as_str(),
-            sequence_id: message.sequence_id.to_string(),
-            version: message.version.to_string(),
+            sequence_id: message.sequence_id,
+            version: message.version,
             content: ChatMessageContent {
-                message: content.text.clone(),
-                topic: content.topic.clone(),
+                message: content.text.as_deref(),
+                topic: content.topic.as_deref(),
                 participants,
-                initiator_communication_identifier: content
-                    .initiator
-                    .as_ref()
-                    .map(IdentifierModel::from_identity),
+                initiator_communication_identifier: content.initiator.as_ref(),
             },
-            sender_display_name: message.sender_display_name.clone(),
+            sender_display_name: message.sender_display_name.as_deref(),
             created_on: message.created_on,
-            sender_communication_identifier: message
-                .sender
-                .as_ref()
-                .map(IdentifierModel::from_identity),
+            sender_communication_identifier: message.sender.as_ref(),
             deleted_on: message.deleted_on,
             edited_on: message.edited_on,
-            metadata: (!message.metadata.is_empty()).then(|| message.metadata.clone()),
+            metadata: (!message.metadata.is_empty()).then_some(&message.metadata),
         }
+    }
+
+    /// About how many bytes this message takes as JSON: its strings plus the field names, ids
+    /// and times around them, a little over for typical text. A response buffer sized from it
+    /// is written without growing (growing copies the whole body each time it doubles).
+    pub fn size_hint(message: &Message) -> usize {
+        // `{"kind":"communicationUser","rawId":…,"communicationUser":{"id":…}}` and its name.
+        let identifier = |id: &IdentityId| 2 * id.as_str().len() + 100;
+        let content = &message.content;
+        let text = content.text.as_ref().map_or(0, String::len)
+            + content.topic.as_ref().map_or(0, String::len)
+            + message.sender_display_name.as_ref().map_or(0, String::len)
+            + message
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        // Field names, three ids and the creation time: ~180 bytes; an optional time ~40.
+        200 + text
+            + text / 8
+            + message.sender.as_ref().map_or(0, identifier)
+            + content.initiator.as_ref().map_or(0, identifier)
+            + content
+                .participants
+                .iter()
+                .map(|p| {
+                    identifier(&p.identity) + p.display_name.as_ref().map_or(0, String::len) + 80
+                })
+                .sum::<usize>()
+            + 64 * (usize::from(message.edited_on.is_some())
+                + usize::from(message.deleted_on.is_some()))
     }
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessageReadReceipt {
-    pub sender_communication_identifier: IdentifierModel,
+    #[serde(serialize_with = "identifier")]
+    pub sender_communication_identifier: IdentityId,
     pub chat_message_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub read_on: OffsetDateTime,
@@ -438,7 +561,7 @@ pub struct ChatMessageReadReceipt {
 impl From<&ReadReceipt> for ChatMessageReadReceipt {
     fn from(receipt: &ReadReceipt) -> Self {
         Self {
-            sender_communication_identifier: IdentifierModel::from_identity(&receipt.reader),
+            sender_communication_identifier: receipt.reader.clone(),
             chat_message_id: receipt.message_id.to_string(),
             read_on: receipt.read_on,
         }
@@ -452,4 +575,176 @@ pub struct Collection<T> {
     pub value: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_link: Option<String>,
+}
+
+/// A JSON response written into a buffer of `capacity` bytes from the start. (axum's `Json`
+/// starts at 128 bytes and doubles: a 20 KB page of messages would be copied eight times.) The
+/// body is the buffer itself, not a copy.
+pub fn json_response<T: Serialize + ?Sized>(value: &T, capacity: usize) -> AcsResult<Response> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value)
+        .map_err(|e| AcsError(confab_core::Error::Internal(format!("response body: {e}"))))?;
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_core::ids::ConversationId;
+    use confab_core::model::{Audience, MessageContent};
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn user(raw: &str) -> IdentityId {
+        IdentityId::parse(raw).expect("a valid raw id")
+    }
+
+    fn page_json(messages: &[Message]) -> String {
+        let body = Collection {
+            value: messages.iter().map(ChatMessage::new).collect(),
+            next_link: Some("/chat/threads/x/messages?continuationToken=1".to_owned()),
+        };
+        serde_json::to_string(&body).expect("serializes")
+    }
+
+    /// Every optional field set. The expected text is what the owned `ChatMessage` (built with
+    /// `IdentifierModel`s and `time::serde::rfc3339`) wrote: same names, order and omissions.
+    #[test]
+    fn chat_message_with_every_field_keeps_its_wire_shape() {
+        let message = Message {
+            id: MessageId(1_795_340_334_416_001),
+            conversation: ConversationId(7),
+            sequence_id: 42,
+            kind: MessageType::ParticipantAdded,
+            content: MessageContent {
+                text: Some("say \"hi\"\n\u{e9}\u{1}".to_owned()),
+                topic: Some("the topic".to_owned()),
+                participants: vec![
+                    ParticipantRef {
+                        identity: user("8:acs:res_a"),
+                        display_name: Some("Ann".to_owned()),
+                        share_history_time: Some(datetime!(2026-01-02 03:04:05.000006 UTC)),
+                    },
+                    ParticipantRef {
+                        identity: user("4:+14255550123"),
+                        display_name: None,
+                        share_history_time: None,
+                    },
+                ],
+                initiator: Some(user("4:+14255550124")),
+            },
+            sender: Some(user("8:acs:res_b")),
+            sender_display_name: Some("Bob".to_owned()),
+            metadata: Metadata::from([
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1".to_owned()),
+            ]),
+            version: 1_795_340_334_416_009,
+            created_on: datetime!(2026-11-22 09:38:53.123456 UTC),
+            edited_on: Some(datetime!(2026-11-22 09:38:54 UTC)),
+            deleted_on: Some(datetime!(2026-11-22 09:38:55.5 UTC)),
+            audience: Audience::AllSubscribers,
+        };
+        let expected = concat!(
+            r#"{"value":[{"id":"1795340334416001","type":"participantAdded","sequenceId":"42","#,
+            r#""version":"1795340334416009","content":{"message":"say \"hi\"\né\u0001","#,
+            r#""topic":"the topic","participants":[{"communicationIdentifier":"#,
+            r#"{"kind":"communicationUser","rawId":"8:acs:res_a","#,
+            r#""communicationUser":{"id":"8:acs:res_a"}},"displayName":"Ann","#,
+            r#""shareHistoryTime":"2026-01-02T03:04:05.000006Z"},"#,
+            r#"{"communicationIdentifier":{"kind":"phoneNumber","rawId":"4:+14255550123","#,
+            r#""phoneNumber":{"value":"+14255550123"}}}],"#,
+            r#""initiatorCommunicationIdentifier":{"kind":"phoneNumber","rawId":"4:+14255550124","#,
+            r#""phoneNumber":{"value":"+14255550124"}}},"senderDisplayName":"Bob","#,
+            r#""createdOn":"2026-11-22T09:38:53.123456Z","senderCommunicationIdentifier":"#,
+            r#"{"kind":"communicationUser","rawId":"8:acs:res_b","#,
+            r#""communicationUser":{"id":"8:acs:res_b"}},"deletedOn":"2026-11-22T09:38:55.5Z","#,
+            r#""editedOn":"2026-11-22T09:38:54Z","metadata":{"a":"1","b":"2"}}],"#,
+            r#""nextLink":"/chat/threads/x/messages?continuationToken=1"}"#,
+        );
+        assert_eq!(page_json(std::slice::from_ref(&message)), expected);
+        // The hint covers the message (the page adds its own frame).
+        assert!(ChatMessage::size_hint(&message) >= expected.len() - 60);
+    }
+
+    /// No optional field set; a user message's participants (there are none in practice) are
+    /// never shown.
+    #[test]
+    fn chat_message_with_no_optional_field_keeps_its_wire_shape() {
+        let message = Message {
+            id: MessageId(5),
+            conversation: ConversationId(7),
+            sequence_id: 1,
+            kind: MessageType::Text,
+            content: MessageContent {
+                participants: vec![ParticipantRef {
+                    identity: user("8:acs:res_a"),
+                    display_name: None,
+                    share_history_time: None,
+                }],
+                ..MessageContent::default()
+            },
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            version: 5,
+            created_on: datetime!(1970-01-01 00:00:00 UTC),
+            edited_on: None,
+            deleted_on: None,
+            audience: Audience::Members,
+        };
+        let single = serde_json::to_string(&ChatMessage::new(&message)).expect("serializes");
+        assert_eq!(
+            single,
+            r#"{"id":"5","type":"text","sequenceId":"1","version":"5","content":{},"createdOn":"1970-01-01T00:00:00Z"}"#
+        );
+        // An empty participant list of a participant message is shown, empty.
+        let added = Message {
+            kind: MessageType::ParticipantAdded,
+            content: MessageContent::default(),
+            ..message
+        };
+        assert!(serde_json::to_string(&ChatMessage::new(&added))
+            .expect("serializes")
+            .contains(r#""content":{"participants":[]}"#));
+    }
+
+    /// Offsets and nanoseconds come out as `time::serde::rfc3339` writes them; a time RFC 3339
+    /// cannot show (a year before 0) fails the response, as it did, rather than truncating it.
+    #[test]
+    fn an_unformattable_time_is_an_error() {
+        let at = datetime!(2026-01-01 00:00:00 +01:00);
+        let ours = serde_json::to_string(&ChatMessageReadReceipt {
+            sender_communication_identifier: user("8:acs:res_a"),
+            chat_message_id: "1".to_owned(),
+            read_on: at,
+        })
+        .expect("serializes");
+        assert!(ours.contains(r#""readOn":"2026-01-01T00:00:00+01:00""#));
+        let message_at = |t| {
+            let message = Message {
+                id: MessageId(5),
+                conversation: ConversationId(7),
+                sequence_id: 1,
+                kind: MessageType::Text,
+                content: MessageContent::default(),
+                sender: None,
+                sender_display_name: None,
+                metadata: Metadata::new(),
+                version: 5,
+                created_on: t,
+                edited_on: None,
+                deleted_on: None,
+                audience: Audience::Members,
+            };
+            json_response(&ChatMessage::new(&message), 16).map(|_| ())
+        };
+        assert!(message_at(datetime!(2026-01-01 00:00:00.123456789 -09:30)).is_ok());
+        assert!(message_at(datetime!(-0001-01-01 00:00:00 UTC)).is_err());
+    }
 }

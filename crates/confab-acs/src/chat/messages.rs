@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::error::{AcsError, AcsResult};
 use crate::extract::{message_id, path_segment, thread_id, AcsJson, AcsState, ChatCall};
-use crate::wire::{ChatMessage, Collection, SendMessageRequest, UpdateMessageRequest};
+use crate::wire::{
+    json_response, ChatMessage, Collection, SendMessageRequest, UpdateMessageRequest,
+};
 
 #[derive(Serialize)]
 struct SendMessageResult {
@@ -55,19 +57,22 @@ pub async fn get(
     State(state): State<AcsState>,
     call: ChatCall,
     Path((thread, message)): Path<(String, String)>,
-) -> AcsResult<Json<ChatMessage>> {
+) -> AcsResult<Response> {
     let message = state
         .core
         .get_message(&call.caller, thread_id(&thread)?, message_id(&message)?)
         .await?;
-    Ok(Json(ChatMessage::new(&message)))
+    json_response(
+        &ChatMessage::new(&message),
+        ChatMessage::size_hint(&message),
+    )
 }
 
 pub async fn list(
     State(state): State<AcsState>,
     call: ChatCall,
     Path(thread): Path<String>,
-) -> AcsResult<Json<Collection<ChatMessage>>> {
+) -> AcsResult<Response> {
     let id = thread_id(&thread)?;
     let since = call.params.time("startTime")?;
     let page = state
@@ -75,10 +80,16 @@ pub async fn list(
         .list_messages(&call.caller, id, since, call.params.page()?)
         .await?;
     let path = format!("/chat/threads/{}/messages", path_segment(&id.to_acs()));
-    Ok(Json(Collection {
+    let next_link = call.params.next_link(&path, page.next);
+    // `{"value":[` … `],"nextLink":"…"}` around the messages.
+    let capacity = 32
+        + next_link.as_ref().map_or(0, String::len)
+        + page.items.iter().map(ChatMessage::size_hint).sum::<usize>();
+    let body = Collection {
         value: page.items.iter().map(ChatMessage::new).collect(),
-        next_link: call.params.next_link(&path, page.next),
-    }))
+        next_link,
+    };
+    json_response(&body, capacity)
 }
 
 pub async fn update(

@@ -75,7 +75,7 @@ pub async fn list(
     State(state): State<AcsState>,
     call: ChatCall,
     Path(thread): Path<String>,
-) -> AcsResult<Json<Collection<ChatParticipantOut>>> {
+) -> AcsResult<Response> {
     let id = thread_id(&thread)?;
     let page = state
         .core
@@ -89,7 +89,8 @@ pub async fn list(
             .map(|p| ChatParticipantOut::new(p, call.version))
             .collect(),
         next_link: call.params.next_link(&path, page.next),
-    }))
+    })
+    .into_response())
 }
 
 /// The body is a bare `CommunicationIdentifierModel` (NOTES.md).
