@@ -115,8 +115,8 @@ pub(crate) fn encode_audience(audience: &Audience) -> StoreResult<Option<String>
     }
 }
 
-fn decode_audience(text: Option<String>) -> Result<Audience, serde_json::Error> {
-    match text.as_deref() {
+fn decode_audience(text: Option<&str>) -> Result<Audience, serde_json::Error> {
+    match text {
         None => Ok(Audience::Members),
         Some(ALL_SUBSCRIBERS) => Ok(Audience::AllSubscribers),
         Some(list) => serde_json::from_str(list).map(Audience::Subscribers),
@@ -171,17 +171,32 @@ pub(crate) fn opt_identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Opt
         .transpose()
 }
 
+/// A TEXT column borrowed from the row, for values that are parsed rather than kept: no
+/// `String` copy of what is only read once.
+fn text_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<&'r str> {
+    let value = row.get_ref(idx)?;
+    value
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), e.into()))
+}
+
+/// [`text_ref`] of a column that may be NULL.
+fn opt_text_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<Option<&'r str>> {
+    let value = row.get_ref(idx)?;
+    value
+        .as_str_or_null()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), e.into()))
+}
+
 pub(crate) fn metadata_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Metadata> {
-    let text: Option<String> = row.get(idx)?;
-    match text {
+    match opt_text_ref(row, idx)? {
         None => Ok(Metadata::new()),
-        Some(text) => serde_json::from_str(&text).map_err(|e| bad_value(idx, e)),
+        Some(text) => serde_json::from_str(text).map_err(|e| bad_value(idx, e)),
     }
 }
 
 pub(crate) fn content_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageContent> {
-    let text: String = row.get(idx)?;
-    decode_content(&text).map_err(|e| bad_value(idx, e))
+    decode_content(text_ref(row, idx)?).map_err(|e| bad_value(idx, e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,12 +360,12 @@ pub(crate) const M_MESSAGE_COLUMNS: &str = "m.id, m.conversation, m.sequence_id,
      m.edited_on, m.deleted_on, m.audience";
 
 pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
-    let kind: String = row.get(3)?;
+    let kind = text_ref(row, 3)?;
     Ok(Message {
         id: MessageId(row.get(0)?),
         conversation: conversation_at(row, 1)?,
         sequence_id: row.get(2)?,
-        kind: MessageType::parse(&kind)
+        kind: MessageType::parse(kind)
             .ok_or_else(|| bad_value(3, format!("unknown message type {kind:?}")))?,
         content: content_at(row, 4)?,
         sender: opt_identity_at(row, 5)?,
@@ -360,7 +375,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         created_on: time_at(row, 9)?,
         edited_on: opt_time_at(row, 10)?,
         deleted_on: opt_time_at(row, 11)?,
-        audience: decode_audience(row.get(12)?).map_err(|e| bad_value(12, e))?,
+        audience: decode_audience(opt_text_ref(row, 12)?).map_err(|e| bad_value(12, e))?,
     })
 }
 
