@@ -222,6 +222,7 @@ pub(crate) fn list_messages(
                 subscriber.as_str(),
                 query.changed_since.map_or(i64::MIN, codec::micros_ceil),
             ],
+            query.limit,
         )?;
         return Ok(into_page(rows, query.limit, |m| {
             codec::message_cursor(m.id)
@@ -238,6 +239,7 @@ pub(crate) fn list_messages(
                 created_from,
                 fetch_limit(query.limit)
             ],
+            query.limit,
         )?,
         Some(since) => collect_messages(
             conn,
@@ -250,6 +252,7 @@ pub(crate) fn list_messages(
                 created_from,
                 fetch_limit(query.limit)
             ],
+            query.limit,
         )?,
     };
     Ok(into_page(rows, query.limit, |m| {
@@ -311,17 +314,23 @@ fn subscriber_messages_sql() -> String {
     )
 }
 
+/// The rows of a message listing of at most `limit` messages (plus the one that says whether
+/// there is a next page). The vector is sized for them up front: rows come from an iterator of
+/// unknown length, and a page of 50 messages regrown 4, 8, 16, 32 … was copied four times.
 fn collect_messages(
     conn: &Connection,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],
+    limit: usize,
 ) -> StoreResult<Vec<Message>> {
-    conn.prepare_cached(sql)
-        .db()?
-        .query_map(params, codec::message_from_row)
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let rows = stmt.query_map(params, codec::message_from_row).db()?;
+    // Capped: the limit is the caller's page size, not a promise of that many rows.
+    let mut messages = Vec::with_capacity(codec::page_size(limit).saturating_add(1).min(1024));
+    for row in rows {
+        messages.push(row.db()?);
+    }
+    Ok(messages)
 }
 
 /// Read receipts by reader, paged like participants.
