@@ -6,8 +6,10 @@
 //!   write fails alone) and answers only after the commit: an `Ok` from a write means committed
 //!   (with `synchronous=FULL`, durable across power loss). Another thread checkpoints the WAL
 //!   (`checkpoint.rs`) so that commits never stop for it.
-//! * Reads run on `spawn_blocking` against read-only connections (`reads.rs`); WAL lets them run
-//!   alongside the writer and see every commit that finished before they started.
+//! * Reads run against pooled read-only connections (`reads.rs`), on the calling async worker
+//!   while reads are served from memory and on `spawn_blocking` for a while after one went to
+//!   the disk (see `SqliteStore::read`); WAL lets them run alongside the writer and see every
+//!   commit that finished before they started.
 //! * The schema is versioned (`schema.rs`); rows are mapped in `codec.rs`.
 //!
 //! Dropping the store closes the write queue, lets the writer finish every queued write and
