@@ -221,4 +221,19 @@ mod tests {
             .expect("count");
         assert_eq!(changed, 1);
     }
+
+    /// `.cargo/config.toml` passes SQLite's compile-time options to the bundled build; this
+    /// fails if they stop reaching it.
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        let conn = Connection::open_in_memory().expect("db");
+        let used: bool = conn
+            .query_row(
+                "SELECT sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')",
+                [],
+                |row| row.get(0),
+            )
+            .expect("compile options");
+        assert!(used);
+    }
 }
