@@ -126,28 +126,10 @@ fn opt_identifier<S: Serializer>(
 }
 
 /// `serialize_with` for a number the wire shows as a decimal string (message ids, sequence ids,
-/// versions): digits written into a stack buffer, without a `String` or the `fmt` machinery
+/// versions): written by `itoa` into a stack buffer, without a `String` or the `fmt` machinery
 /// (three per message; `collect_str` through `Display` cost twice as much in the profile).
 fn decimal<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    // i64::MIN is the longest: a sign and 19 digits.
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        at -= 1;
-        // `rest % 10` is a single digit.
-        buf[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if *value < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    let text = std::str::from_utf8(&buf[at..]).map_err(serde::ser::Error::custom)?;
-    serializer.serialize_str(text)
+    serializer.serialize_str(itoa::Buffer::new().format(*value))
 }
 
 /// `serialize_with` for an RFC 3339 time: the same text as `time::serde::rfc3339`, formatted
