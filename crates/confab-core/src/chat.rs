@@ -116,7 +116,7 @@ impl Core {
         let created = self
             .store
             .create_conversation(NewConversation {
-                id: ConversationId::random(),
+                id: ConversationId::generate(),
                 topic: request.topic,
                 created_by: caller.identity.clone(),
                 metadata: request.metadata,

@@ -119,7 +119,7 @@ impl Core {
             ));
         }
         Ok(NewConversation {
-            id: ConversationId::random(),
+            id: ConversationId::generate(),
             topic: request.name,
             created_by: caller.identity.clone(),
             metadata: Metadata::new(),

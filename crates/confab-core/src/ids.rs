@@ -14,8 +14,14 @@ use uuid::Uuid;
 pub struct ConversationId(pub u128);
 
 impl ConversationId {
-    pub fn random() -> Self {
-        Self(Uuid::new_v4().as_u128())
+    /// A new conversation's id: a UUIDv7, whose leading bits are the time in milliseconds
+    /// and the other 74 random. New conversations then sort after the older ones, so that the
+    /// rows and index entries keyed by conversation (its row, its participants, each member's
+    /// list of conversations, its messages) are appended at the right edge of their B-trees
+    /// instead of landing on a random page each: creating a thread with ten participants
+    /// dirtied about a dozen scattered pages, which the next commit had to write to the WAL.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().as_u128())
     }
 
     /// The ACS wire form, `19:<32 lowercase hex>@thread.v2`.
@@ -146,7 +152,7 @@ mod tests {
 
     #[test]
     fn conversation_id_round_trips_through_both_faces() {
-        let id = ConversationId::random();
+        let id = ConversationId::generate();
         assert_eq!(ConversationId::parse(&id.to_acs()), Some(id));
         assert_eq!(ConversationId::parse(&id.to_guid()), Some(id));
         assert_eq!(
@@ -157,6 +163,19 @@ mod tests {
             ConversationId::parse(&id.to_guid().to_uppercase()),
             Some(id)
         );
+    }
+
+    #[test]
+    fn new_conversation_ids_are_distinct_and_sort_in_creation_order() {
+        let ids: Vec<ConversationId> = (0..1000).map(|_| ConversationId::generate()).collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "not increasing"
+        );
+        // Still mostly random: two ids of the same millisecond differ beyond the time prefix.
+        let earlier = ConversationId::generate();
+        let later = ConversationId::generate();
+        assert_ne!(earlier.0 & ((1 << 74) - 1), later.0 & ((1 << 74) - 1));
     }
 
     #[test]

@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn cloud_profile_limits_writes_per_thread_and_off_limits_nothing() {
         let throttle = Throttle::new(&RateLimits::profile(Profile::AcsCloud));
-        let thread = ConversationId::random();
+        let thread = ConversationId::generate();
         let users: Vec<_> = (0..11).map(|_| IdentityId::new_user("r")).collect();
         for user in &users[..10] {
             assert!(throttle
@@ -259,7 +259,7 @@ mod tests {
         assert!(throttle
             .check(
                 &users[10],
-                Operation::WriteMessage(ConversationId::random())
+                Operation::WriteMessage(ConversationId::generate())
             )
             .is_ok());
 

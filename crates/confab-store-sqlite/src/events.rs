@@ -361,7 +361,7 @@ mod tests {
         let sink = Arc::new(Collect::default());
         assert!(store.set_event_sink(sink.clone()));
         let alice = IdentityId::parse("8:acs:r_alice").expect("id");
-        let id = ConversationId::random();
+        let id = ConversationId::generate();
         store
             .create_conversation(NewConversation {
                 id,

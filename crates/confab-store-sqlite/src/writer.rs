@@ -429,7 +429,7 @@ mod tests {
     }
 
     fn conversation(w: &mut Writer) -> ConversationId {
-        let id = ConversationId::random();
+        let id = ConversationId::generate();
         let new = NewConversation {
             id,
             topic: "t".into(),

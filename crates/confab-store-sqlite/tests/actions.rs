@@ -91,7 +91,7 @@ fn user(n: u32) -> IdentityId {
 }
 
 async fn group(store: &SqliteStore, kind: ConversationKind) -> ConversationId {
-    let id = ConversationId::random();
+    let id = ConversationId::generate();
     store
         .create_conversation(NewConversation {
             id,
@@ -216,7 +216,7 @@ async fn actions_and_responses(f: Fixture) {
     assert_eq!(read.body, survey.body);
     assert_eq!(read.response_count, 0);
     assert!(store
-        .get_action(ConversationId::random(), survey.id)
+        .get_action(ConversationId::generate(), survey.id)
         .await
         .expect("read")
         .is_none());

@@ -32,7 +32,7 @@ fn record(id: &str, uploader: u32) -> MediaRecord {
 
 fn conversation(members: &[u32]) -> NewConversation {
     NewConversation {
-        id: ConversationId::random(),
+        id: ConversationId::generate(),
         topic: "Topic".into(),
         created_by: user(members[0]),
         metadata: Metadata::new(),

@@ -193,7 +193,7 @@ fn meta(pairs: &[(&str, &str)]) -> Metadata {
 
 fn new_conversation(by: u32, members: &[u32]) -> NewConversation {
     NewConversation {
-        id: ConversationId::random(),
+        id: ConversationId::generate(),
         topic: "Topic".into(),
         created_by: user(by),
         metadata: Metadata::new(),
@@ -343,7 +343,7 @@ async fn create_and_get_conversation(f: Fixture) {
         Ok(Some(conversation.clone()))
     );
     assert_eq!(
-        f.store.get_conversation(ConversationId::random()).await,
+        f.store.get_conversation(ConversationId::generate()).await,
         Ok(None)
     );
 
@@ -538,7 +538,7 @@ async fn update_conversation(f: Fixture) {
     assert_eq!(
         f.store
             .update_conversation(
-                ConversationId::random(),
+                ConversationId::generate(),
                 ConversationUpdate::default(),
                 &user(1)
             )
@@ -574,7 +574,7 @@ async fn delete_conversation(f: Fixture) {
     );
     assert_eq!(
         f.store
-            .delete_conversation(ConversationId::random(), None)
+            .delete_conversation(ConversationId::generate(), None)
             .await,
         Err(StoreError::NotFound)
     );
@@ -919,13 +919,13 @@ async fn participants(f: Fixture) {
     );
     assert_eq!(
         f.store
-            .remove_participant(ConversationId::random(), &user(1), &user(1))
+            .remove_participant(ConversationId::generate(), &user(1), &user(1))
             .await,
         Err(StoreError::NotFound)
     );
     assert_eq!(
         f.store
-            .add_participants(ConversationId::random(), vec![member(5)], &user(1), 10)
+            .add_participants(ConversationId::generate(), vec![member(5)], &user(1), 10)
             .await,
         Err(StoreError::NotFound)
     );
@@ -1005,7 +1005,7 @@ async fn participant_pages(f: Fixture) {
     );
     let empty = f
         .store
-        .list_participants(ConversationId::random(), list(5))
+        .list_participants(ConversationId::generate(), list(5))
         .await
         .expect("empty");
     assert!(empty.items.is_empty() && empty.next.is_none());
@@ -1048,7 +1048,7 @@ async fn messages(f: Fixture) {
     assert_eq!(conversation.last_message_on, Some(sent_on));
     assert_eq!(
         f.store
-            .append_message(text(ConversationId::random(), 1, "x"))
+            .append_message(text(ConversationId::generate(), 1, "x"))
             .await
             .err(),
         Some(StoreError::NotFound)
@@ -1436,7 +1436,7 @@ async fn read_receipts(f: Fixture) {
     );
     assert_eq!(
         f.store
-            .put_read_receipt(ConversationId::random(), &user(2), second.id)
+            .put_read_receipt(ConversationId::generate(), &user(2), second.id)
             .await,
         Err(StoreError::NotFound)
     );
@@ -1848,7 +1848,9 @@ async fn groups_and_members(f: Fixture) {
         .expect("some");
     assert_eq!(outsider.viewer_role, None);
     assert_eq!(
-        f.store.get_group(ConversationId::random(), &user(1)).await,
+        f.store
+            .get_group(ConversationId::generate(), &user(1))
+            .await,
         Ok(None)
     );
 
@@ -2585,7 +2587,7 @@ async fn membership(f: Fixture) {
     assert_eq!(stranger.participant, None);
     assert_eq!(
         store
-            .get_membership(ConversationId::random(), &user(1))
+            .get_membership(ConversationId::generate(), &user(1))
             .await
             .expect("read"),
         None

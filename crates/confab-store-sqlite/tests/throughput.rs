@@ -23,7 +23,7 @@ async fn appends_per_second() {
     let mut conversations = Vec::new();
     for _ in 0..CONVERSATIONS {
         let new = NewConversation {
-            id: ConversationId::random(),
+            id: ConversationId::generate(),
             topic: "bench".into(),
             created_by: sender.clone(),
             metadata: Metadata::new(),

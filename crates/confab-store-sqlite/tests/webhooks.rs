@@ -36,7 +36,7 @@ fn now() -> OffsetDateTime {
 }
 
 async fn conversation(store: &SqliteStore) -> ConversationId {
-    let id = ConversationId::random();
+    let id = ConversationId::generate();
     store
         .create_conversation(NewConversation {
             id,
