@@ -9,6 +9,7 @@ mod chat;
 mod error;
 mod extract;
 mod identity;
+mod json_text;
 mod wire;
 
 use std::sync::Arc;

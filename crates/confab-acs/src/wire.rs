@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::api_version::ChatVersion;
 use crate::error::{AcsError, AcsResult};
+use crate::json_text::{push_decimal_str, push_str};
 
 /// `CommunicationIdentifierModel` as a request carries it: any one of `rawId`,
 /// `communicationUser`, `phoneNumber` names the identity. Responses write it with
@@ -112,24 +113,6 @@ impl Serialize for Identifier<'_> {
 /// `serialize_with` for an identity field written as a `CommunicationIdentifierModel`.
 fn identifier<S: Serializer>(id: &IdentityId, serializer: S) -> Result<S::Ok, S::Error> {
     Identifier(id).serialize(serializer)
-}
-
-/// `serialize_with` for an optional one (with `skip_serializing_if = "Option::is_none"`).
-fn opt_identifier<S: Serializer>(
-    id: &Option<&IdentityId>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match id {
-        Some(id) => Identifier(id).serialize(serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// `serialize_with` for a number the wire shows as a decimal string (message ids, sequence ids,
-/// versions): written by `itoa` into a stack buffer, without a `String` or the `fmt` machinery
-/// (three per message; `collect_str` through `Display` cost twice as much in the profile).
-fn decimal<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(itoa::Buffer::new().format(*value))
 }
 
 /// `serialize_with` for an RFC 3339 time: the same text as `time::serde::rfc3339`, formatted
@@ -417,107 +400,96 @@ impl<'a> ChatParticipantOut<'a> {
     }
 }
 
-/// `ChatMessageContent`, borrowed from the message.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatMessageContent<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topic: Option<&'a str>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "named_participants"
-    )]
-    pub participants: Option<&'a [ParticipantRef]>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_identifier"
-    )]
-    pub initiator_communication_identifier: Option<&'a IdentityId>,
-}
+/// A participant of a participantAdded/Removed message, as a `ChatParticipant`.
+struct NamedParticipants<'a>(&'a [ParticipantRef]);
 
-/// `serialize_with` for the participants of a system message, as `ChatParticipant`s.
-fn named_participants<S: Serializer>(
-    participants: &Option<&[ParticipantRef]>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match participants {
-        Some(list) => serializer.collect_seq(list.iter().map(ChatParticipantOut::named)),
-        None => serializer.serialize_none(),
+impl Serialize for NamedParticipants<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ChatParticipantOut::named))
     }
 }
 
-/// `ChatMessage`: a view of a stored message that writes its wire form straight from it (ids
-/// and times formatted on the way out, strings borrowed), since a page writes fifty of them.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatMessage<'a> {
-    #[serde(serialize_with = "decimal")]
-    pub id: i64,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(serialize_with = "decimal")]
-    pub sequence_id: i64,
-    #[serde(serialize_with = "decimal")]
-    pub version: i64,
-    pub content: ChatMessageContent<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sender_display_name: Option<&'a str>,
-    #[serde(serialize_with = "rfc3339")]
-    pub created_on: OffsetDateTime,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_identifier"
-    )]
-    pub sender_communication_identifier: Option<&'a IdentityId>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339"
-    )]
-    pub deleted_on: Option<OffsetDateTime>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339"
-    )]
-    pub edited_on: Option<OffsetDateTime>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<&'a Metadata>,
-}
+/// `ChatMessage`, written straight from a stored message into a response buffer by hand (see
+/// `json_text`): a page writes fifty of them. The rarer parts (participants of a system
+/// message, metadata) go through serde into the same buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct ChatMessage<'a>(pub &'a Message);
 
-impl<'a> ChatMessage<'a> {
-    pub fn new(message: &'a Message) -> Self {
+impl ChatMessage<'_> {
+    /// Appends the message's JSON object to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let message = self.0;
         let content = &message.content;
+        out.extend_from_slice(br#"{"id":"#);
+        push_decimal_str(out, message.id.0);
+        out.extend_from_slice(br#","type":"#);
+        push_str(out, message.kind.as_str());
+        out.extend_from_slice(br#","sequenceId":"#);
+        push_decimal_str(out, message.sequence_id);
+        out.extend_from_slice(br#","version":"#);
+        push_decimal_str(out, message.version);
+        out.extend_from_slice(br#","content":{"#);
+        let mut first = true;
+        let mut field = |out: &mut Vec<u8>, name: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(name);
+        };
+        if let Some(text) = &content.text {
+            field(out, br#""message":"#);
+            push_str(out, text);
+        }
+        if let Some(topic) = &content.topic {
+            field(out, br#""topic":"#);
+            push_str(out, topic);
+        }
         // Only the participant system messages show their participants.
-        let participants = matches!(
+        if matches!(
             message.kind,
             MessageType::ParticipantAdded | MessageType::ParticipantRemoved
-        )
-        .then_some(content.participants.as_slice());
-        Self {
-            id: message.id.0,
-            kind: message.kind.as_str(),
-            sequence_id: message.sequence_id,
-            version: message.version,
-            content: ChatMessageContent {
-                message: content.text.as_deref(),
-                topic: content.topic.as_deref(),
-                participants,
-                initiator_communication_identifier: content.initiator.as_ref(),
-            },
-            sender_display_name: message.sender_display_name.as_deref(),
-            created_on: message.created_on,
-            sender_communication_identifier: message.sender.as_ref(),
-            deleted_on: message.deleted_on,
-            edited_on: message.edited_on,
-            metadata: (!message.metadata.is_empty()).then_some(&message.metadata),
+        ) {
+            field(out, br#""participants":"#);
+            serde_json::to_writer(&mut *out, &NamedParticipants(&content.participants))
+                .map_err(|e| format!("participants: {e}"))?;
         }
+        if let Some(initiator) = &content.initiator {
+            field(out, br#""initiatorCommunicationIdentifier":"#);
+            write_identifier(out, initiator);
+        }
+        out.push(b'}');
+        if let Some(name) = &message.sender_display_name {
+            out.extend_from_slice(br#","senderDisplayName":"#);
+            push_str(out, name);
+        }
+        out.extend_from_slice(br#","createdOn":"#);
+        write_rfc3339(out, message.created_on)?;
+        if let Some(sender) = &message.sender {
+            out.extend_from_slice(br#","senderCommunicationIdentifier":"#);
+            write_identifier(out, sender);
+        }
+        if let Some(at) = message.deleted_on {
+            out.extend_from_slice(br#","deletedOn":"#);
+            write_rfc3339(out, at)?;
+        }
+        if let Some(at) = message.edited_on {
+            out.extend_from_slice(br#","editedOn":"#);
+            write_rfc3339(out, at)?;
+        }
+        if !message.metadata.is_empty() {
+            out.extend_from_slice(br#","metadata":"#);
+            serde_json::to_writer(&mut *out, &message.metadata)
+                .map_err(|e| format!("metadata: {e}"))?;
+        }
+        out.push(b'}');
+        Ok(())
     }
 
     /// About how many bytes this message takes as JSON: its strings plus the field names, ids
     /// and times around them, a little over for typical text. A response buffer sized from it
     /// is written without growing (growing copies the whole body each time it doubles).
-    pub fn size_hint(message: &Message) -> usize {
+    pub fn size_hint(&self) -> usize {
+        let message = self.0;
         // `{"kind":"communicationUser","rawId":…,"communicationUser":{"id":…}}` and its name.
         let identifier = |id: &IdentityId| 2 * id.as_str().len() + 100;
         let content = &message.content;
@@ -544,6 +516,83 @@ impl<'a> ChatMessage<'a> {
             + 64 * (usize::from(message.edited_on.is_some())
                 + usize::from(message.deleted_on.is_some()))
     }
+
+    /// The message alone, as a response.
+    pub fn response(&self) -> AcsResult<Response> {
+        let mut body = Vec::with_capacity(self.size_hint());
+        self.write_json(&mut body).map_err(response_error)?;
+        Ok(json_body(body))
+    }
+}
+
+/// A page of messages, `{"value":[…],"nextLink":"…"}`, as a response. The buffer is sized for
+/// the page up front (growing it would copy the whole body each time it doubles).
+pub fn message_page_response(messages: &[Message], next_link: Option<&str>) -> AcsResult<Response> {
+    let capacity = 32
+        + next_link.map_or(0, str::len)
+        + messages
+            .iter()
+            .map(|m| ChatMessage(m).size_hint())
+            .sum::<usize>();
+    let mut body = Vec::with_capacity(capacity);
+    write_message_page(&mut body, messages, next_link).map_err(response_error)?;
+    Ok(json_body(body))
+}
+
+fn write_message_page(
+    out: &mut Vec<u8>,
+    messages: &[Message],
+    next_link: Option<&str>,
+) -> Result<(), String> {
+    out.extend_from_slice(br#"{"value":["#);
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        ChatMessage(message).write_json(out)?;
+    }
+    out.push(b']');
+    if let Some(link) = next_link {
+        out.extend_from_slice(br#","nextLink":"#);
+        push_str(out, link);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// A `CommunicationIdentifierModel`, as [`Identifier`] serializes it.
+fn write_identifier(out: &mut Vec<u8>, id: &IdentityId) {
+    let raw = id.as_str();
+    match id.phone_number() {
+        Some(number) => {
+            out.extend_from_slice(br#"{"kind":"phoneNumber","rawId":"#);
+            push_str(out, raw);
+            out.extend_from_slice(br#","phoneNumber":{"value":"#);
+            push_str(out, number);
+        }
+        None => {
+            out.extend_from_slice(br#"{"kind":"communicationUser","rawId":"#);
+            push_str(out, raw);
+            out.extend_from_slice(br#","communicationUser":{"id":"#);
+            push_str(out, raw);
+        }
+    }
+    out.extend_from_slice(b"}}");
+}
+
+/// An RFC 3339 time as a JSON string, the text `time::serde::rfc3339` writes.
+fn write_rfc3339(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), String> {
+    out.push(b'"');
+    t.format_into(out, &Rfc3339)
+        .map_err(|e| format!("time: {e}"))?;
+    out.push(b'"');
+    Ok(())
+}
+
+fn response_error(reason: String) -> AcsError {
+    AcsError(confab_core::Error::Internal(format!(
+        "response body: {reason}"
+    )))
 }
 
 #[derive(Debug, Serialize)]
@@ -575,19 +624,14 @@ pub struct Collection<T> {
     pub next_link: Option<String>,
 }
 
-/// A JSON response written into a buffer of `capacity` bytes from the start. (axum's `Json`
-/// starts at 128 bytes and doubles: a 20 KB page of messages would be copied eight times.) The
-/// body is the buffer itself, not a copy.
-pub fn json_response<T: Serialize + ?Sized>(value: &T, capacity: usize) -> AcsResult<Response> {
-    let mut body = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut body, value)
-        .map_err(|e| AcsError(confab_core::Error::Internal(format!("response body: {e}"))))?;
+/// A JSON body, as a response (the buffer itself, not a copy).
+fn json_body(body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
@@ -603,11 +647,20 @@ mod tests {
     }
 
     fn page_json(messages: &[Message]) -> String {
-        let body = Collection {
-            value: messages.iter().map(ChatMessage::new).collect(),
-            next_link: Some("/chat/threads/x/messages?continuationToken=1".to_owned()),
-        };
-        serde_json::to_string(&body).expect("serializes")
+        let mut out = Vec::new();
+        write_message_page(
+            &mut out,
+            messages,
+            Some("/chat/threads/x/messages?continuationToken=1"),
+        )
+        .expect("writes");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    fn message_json(message: &Message) -> String {
+        let mut out = Vec::new();
+        ChatMessage(message).write_json(&mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
     }
 
     /// Every optional field set. The expected text is what the owned `ChatMessage` (built with
@@ -667,7 +720,7 @@ mod tests {
         );
         assert_eq!(page_json(std::slice::from_ref(&message)), expected);
         // The hint covers the message (the page adds its own frame).
-        assert!(ChatMessage::size_hint(&message) >= expected.len() - 60);
+        assert!(ChatMessage(&message).size_hint() >= expected.len() - 60);
     }
 
     /// No optional field set; a user message's participants (there are none in practice) are
@@ -696,7 +749,7 @@ mod tests {
             deleted_on: None,
             audience: Audience::Members,
         };
-        let single = serde_json::to_string(&ChatMessage::new(&message)).expect("serializes");
+        let single = message_json(&message);
         assert_eq!(
             single,
             r#"{"id":"5","type":"text","sequenceId":"1","version":"5","content":{},"createdOn":"1970-01-01T00:00:00Z"}"#
@@ -707,28 +760,7 @@ mod tests {
             content: MessageContent::default(),
             ..message
         };
-        assert!(serde_json::to_string(&ChatMessage::new(&added))
-            .expect("serializes")
-            .contains(r#""content":{"participants":[]}"#));
-    }
-
-    #[test]
-    fn decimal_strings_match_display() {
-        for n in [
-            0,
-            1,
-            9,
-            10,
-            42,
-            -1,
-            -10,
-            1_795_340_334_416_001,
-            i64::MAX,
-            i64::MIN,
-        ] {
-            let written = decimal(&n, serde_json::value::Serializer).expect("serializes");
-            assert_eq!(written, serde_json::Value::String(n.to_string()), "{n}");
-        }
+        assert!(message_json(&added).contains(r#""content":{"participants":[]}"#));
     }
 
     /// Offsets and nanoseconds come out as `time::serde::rfc3339` writes them; a time RFC 3339
@@ -759,7 +791,7 @@ mod tests {
                 deleted_on: None,
                 audience: Audience::Members,
             };
-            json_response(&ChatMessage::new(&message), 16).map(|_| ())
+            ChatMessage(&message).response().map(|_| ())
         };
         assert!(message_at(datetime!(2026-01-01 00:00:00.123456789 -09:30)).is_ok());
         assert!(message_at(datetime!(-0001-01-01 00:00:00 UTC)).is_err());

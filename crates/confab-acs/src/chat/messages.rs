@@ -11,9 +11,7 @@ use serde::Serialize;
 
 use crate::error::{AcsError, AcsResult};
 use crate::extract::{message_id, path_segment, thread_id, AcsJson, AcsState, ChatCall};
-use crate::wire::{
-    json_response, ChatMessage, Collection, SendMessageRequest, UpdateMessageRequest,
-};
+use crate::wire::{message_page_response, ChatMessage, SendMessageRequest, UpdateMessageRequest};
 
 #[derive(Serialize)]
 struct SendMessageResult {
@@ -62,10 +60,7 @@ pub async fn get(
         .core
         .get_message(&call.caller, thread_id(&thread)?, message_id(&message)?)
         .await?;
-    json_response(
-        &ChatMessage::new(&message),
-        ChatMessage::size_hint(&message),
-    )
+    ChatMessage(&message).response()
 }
 
 pub async fn list(
@@ -81,15 +76,7 @@ pub async fn list(
         .await?;
     let path = format!("/chat/threads/{}/messages", path_segment(&id.to_acs()));
     let next_link = call.params.next_link(&path, page.next);
-    // `{"value":[` … `],"nextLink":"…"}` around the messages.
-    let capacity = 32
-        + next_link.as_ref().map_or(0, String::len)
-        + page.items.iter().map(ChatMessage::size_hint).sum::<usize>();
-    let body = Collection {
-        value: page.items.iter().map(ChatMessage::new).collect(),
-        next_link,
-    };
-    json_response(&body, capacity)
+    message_page_response(&page.items, next_link.as_deref())
 }
 
 pub async fn update(
