@@ -393,7 +393,7 @@ impl Bench {
                 let body = client::send_body(&format!("bench {conn}-{n}"));
                 (
                     0,
-                    target.request(Method::POST, &path, Some(&bearer), Some(body)),
+                    target.raw_request(Method::POST, &path, Some(&bearer), &[], Some(body)),
                 )
             });
             let (outcome, usage) = self.measure(&server, &target, conns, ONE, make).await;
@@ -528,7 +528,7 @@ impl Bench {
                     let user = &users[conn % users.len()];
                     (
                         0,
-                        target.request(Method::GET, &path, Some(&user.bearer), None),
+                        target.raw_request(Method::GET, &path, Some(&user.bearer), &[], None),
                     )
                 });
                 let (outcome, usage) = self
@@ -552,14 +552,13 @@ impl Bench {
                         .map(|k| &users[(conn + k) % users.len()])
                         .collect();
                     let body = client::create_thread_body("bench", creator, &others);
-                    let mut request =
-                        target.request(Method::POST, &path, Some(&creator.bearer), Some(body));
-                    request.headers_mut().insert(
-                        "repeatability-request-id",
-                        uuid::Uuid::new_v4()
-                            .to_string()
-                            .parse()
-                            .expect("a uuid is a header value"),
+                    let key = uuid::Uuid::new_v4().to_string();
+                    let request = target.raw_request(
+                        Method::POST,
+                        &path,
+                        Some(&creator.bearer),
+                        &[("repeatability-request-id", &key)],
+                        Some(body),
                     );
                     (0, request)
                 });
@@ -607,7 +606,7 @@ impl Bench {
                         let path = &reads[rng.below(reads.len())];
                         (
                             0,
-                            target.request(Method::GET, path, Some(&user.bearer), None),
+                            target.raw_request(Method::GET, path, Some(&user.bearer), &[], None),
                         )
                     } else {
                         send(target, conn, n, rng)
@@ -983,7 +982,7 @@ fn send_workload(users: Arc<Vec<User>>, threads: Arc<Vec<String>>, kind: usize) 
         let body = client::send_body(&format!("bench message {conn}-{n}"));
         (
             kind,
-            target.request(Method::POST, path, Some(&user.bearer), Some(body)),
+            target.raw_request(Method::POST, path, Some(&user.bearer), &[], Some(body)),
         )
     })
 }

@@ -8,15 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Request;
 
-use crate::client::{exchange, Sender, Target};
+use crate::client::Target;
+use crate::http1::Conn;
 
-/// Builds the `n`-th request of connection `conn`; answers the request's kind (an index into
-/// the workload's kinds, e.g. read / send) too.
-pub type MakeRequest =
-    Arc<dyn Fn(&Target, usize, u64, &mut Rng) -> (usize, Request<Full<Bytes>>) + Send + Sync>;
+/// Builds the `n`-th request of connection `conn` (as bytes, see [`Target::raw_request`]);
+/// answers the request's kind (an index into the workload's kinds, e.g. read / send) too.
+pub type MakeRequest = Arc<dyn Fn(&Target, usize, u64, &mut Rng) -> (usize, Bytes) + Send + Sync>;
 
 /// How much load.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +92,7 @@ pub async fn run(target: Arc<Target>, plan: Plan, make: MakeRequest) -> Outcome 
         let barrier = barrier.clone();
         let budget = budget.clone();
         tasks.push(tokio::spawn(async move {
-            let sender = target.connect().await.ok();
+            let sender = Conn::open(&target).await.ok();
             barrier.wait().await;
             connection(target, plan, make, conn, sender, budget).await
         }));
@@ -138,7 +136,7 @@ async fn connection(
     plan: Plan,
     make: MakeRequest,
     conn: usize,
-    mut sender: Option<Sender>,
+    mut sender: Option<Conn>,
     budget: Option<Arc<AtomicI64>>,
 ) -> Outcome {
     let deadline = Instant::now() + plan.duration;
@@ -158,8 +156,8 @@ async fn connection(
             }
         }
         let live = match &mut sender {
-            Some(live) if !live.is_closed() => live,
-            _ => match target.connect().await {
+            Some(live) if live.is_open() => live,
+            _ => match Conn::open(&target).await {
                 Ok(fresh) => sender.insert(fresh),
                 Err(err) => {
                     out.errors[0] += 1;
@@ -172,8 +170,8 @@ async fn connection(
         let (kind, request) = make(&target, conn, n, &mut rng);
         n += 1;
         let started = Instant::now();
-        match exchange(live, request).await {
-            Ok((status, _body)) => {
+        match live.exchange(&request).await {
+            Ok(status) => {
                 let us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 out.latencies.push(us);
                 if status.is_success() {

@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod client;
+mod http1;
 mod load;
 mod procstat;
 mod servers;
