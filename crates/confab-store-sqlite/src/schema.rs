@@ -123,7 +123,11 @@ pub(crate) fn open_reader(path: &Path) -> StoreResult<Connection> {
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
-    conn.execute_batch("PRAGMA cache_size = -8192;").db()?;
+    // 2 MiB each: a reader's hot pages (the interior pages and the leaves of the pages being
+    // listed) fit, and a miss is a copy from the OS page cache, shared by all. With 8 MiB the
+    // pool's caches filled to 64 MiB of private copies under mixed load, for no measurable
+    // gain in pages/s.
+    conn.execute_batch("PRAGMA cache_size = -2048;").db()?;
     Ok(conn)
 }
 
