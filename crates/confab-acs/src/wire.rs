@@ -400,7 +400,7 @@ impl<'a> ChatParticipantOut<'a> {
     }
 }
 
-/// A participant of a participantAdded/Removed message, as a `ChatParticipant`.
+/// The participants of a participantAdded/Removed message, as `ChatParticipant`s.
 struct NamedParticipants<'a>(&'a [ParticipantRef]);
 
 impl Serialize for NamedParticipants<'_> {

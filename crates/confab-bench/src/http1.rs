@@ -2,8 +2,9 @@
 //! head parsed with httparse and its body read by `Content-Length` into a buffer the connection
 //! keeps. hyper's client runs every connection as a second task fed through a channel and
 //! collects every body into fresh buffers; on two cores shared with the server, that cost the
-//! load generator about as much CPU per page of messages as the server spent on it. The setup
-//! calls and the stream scenario keep using hyper (`client.rs`).
+//! load generator about as much CPU per page of messages as the server spent on it. The stream
+//! scenario's subscribers read their answer heads with [`read_head`] too; the setup calls and the
+//! stream scenario's sends keep using hyper (`client.rs`).
 
 use std::fmt::Write as _;
 
@@ -67,67 +68,107 @@ impl Conn {
     }
 
     async fn read_answer(&mut self) -> anyhow::Result<StatusCode> {
-        let (status, head_len, body_len) = loop {
-            if let Some(head) = self.parse_head()? {
-                break head;
-            }
-            if self.buf.len() >= MAX_HEAD {
-                bail!("an answer head longer than {MAX_HEAD} bytes");
-            }
-            self.fill().await?;
-        };
-        let end = head_len + body_len;
-        while self.buf.len() < end {
-            self.fill().await?;
+        let head = read_head(&mut *self.io, &mut self.buf, MAX_HEAD).await?;
+        if head.close {
+            self.closing = true;
         }
-        self.buf.drain(..end);
-        Ok(status)
-    }
-
-    /// The answer's status, head length and body length, once the head is all there.
-    fn parse_head(&mut self) -> anyhow::Result<Option<(StatusCode, usize, usize)>> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut answer = httparse::Response::new(&mut headers);
-        let head_len = match answer.parse(&self.buf).context("parsing the answer")? {
-            httparse::Status::Complete(len) => len,
-            httparse::Status::Partial => return Ok(None),
-        };
-        let code = answer
-            .code
-            .ok_or_else(|| anyhow!("an answer without a status"))?;
-        let status = StatusCode::from_u16(code)?;
-        let mut body_len = None;
-        for header in answer.headers.iter() {
-            if header.name.eq_ignore_ascii_case("content-length") {
-                let text = std::str::from_utf8(header.value).context("Content-Length")?;
-                body_len = Some(text.trim().parse::<usize>().context("Content-Length")?);
-            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                bail!("a chunked answer (the load loop reads Content-Length bodies only)");
-            } else if header.name.eq_ignore_ascii_case("connection")
-                && header.value.eq_ignore_ascii_case(b"close")
-            {
-                self.closing = true;
-            }
+        if head.transfer_encoding {
+            bail!("a Transfer-Encoding answer (the load loop reads Content-Length bodies only)");
         }
-        let body_len = match body_len {
+        let body_len = match head.content_length {
             Some(len) => len,
             // No body by definition.
-            None if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED => 0,
+            None if head.status == StatusCode::NO_CONTENT
+                || head.status == StatusCode::NOT_MODIFIED =>
+            {
+                0
+            }
             None => bail!("an answer without Content-Length"),
         };
-        Ok(Some((status, head_len, body_len)))
+        let end = head.len + body_len;
+        while self.buf.len() < end {
+            fill(&mut *self.io, &mut self.buf).await?;
+        }
+        self.buf.drain(..end);
+        Ok(head.status)
     }
+}
 
-    /// Reads what the server has sent into `buf`.
-    async fn fill(&mut self) -> anyhow::Result<()> {
-        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
-            self.buf.reserve(64 * 1024);
+/// What the load loop and the stream scenario need of an answer's head.
+pub struct Head {
+    pub status: StatusCode,
+    /// Its length in bytes, the blank line included: the body starts there.
+    pub len: usize,
+    pub content_length: Option<usize>,
+    /// A `Transfer-Encoding` header is there, and whether it names `chunked`.
+    pub transfer_encoding: bool,
+    pub chunked: bool,
+    /// `Connection: close`.
+    pub close: bool,
+}
+
+/// Reads from `io` into `buf` (which may already hold the start of the answer) until the
+/// answer's head is whole, and parses it; `buf` keeps the head and whatever followed it.
+pub async fn read_head(io: &mut dyn Io, buf: &mut Vec<u8>, max: usize) -> anyhow::Result<Head> {
+    loop {
+        if let Some(head) = parse_head(buf)? {
+            return Ok(head);
         }
-        if self.io.read_buf(&mut self.buf).await? == 0 {
-            bail!("the server closed the connection");
+        if buf.len() >= max {
+            bail!("an answer head longer than {max} bytes");
         }
-        Ok(())
+        fill(io, buf).await?;
     }
+}
+
+/// The answer's head, once it is all in `buf`.
+fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut headers);
+    let len = match answer.parse(buf).context("parsing the answer")? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let code = answer
+        .code
+        .ok_or_else(|| anyhow!("an answer without a status"))?;
+    let mut head = Head {
+        status: StatusCode::from_u16(code)?,
+        len,
+        content_length: None,
+        transfer_encoding: false,
+        chunked: false,
+        close: false,
+    };
+    for header in answer.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(header.value).context("Content-Length")?;
+            head.content_length = Some(text.trim().parse::<usize>().context("Content-Length")?);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            head.transfer_encoding = true;
+            head.chunked |= header
+                .value
+                .to_ascii_lowercase()
+                .windows(7)
+                .any(|w| w == b"chunked");
+        } else if header.name.eq_ignore_ascii_case("connection")
+            && header.value.eq_ignore_ascii_case(b"close")
+        {
+            head.close = true;
+        }
+    }
+    Ok(Some(head))
+}
+
+/// Reads what the server has sent into `buf`.
+async fn fill(io: &mut dyn Io, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(64 * 1024);
+    }
+    if io.read_buf(buf).await? == 0 {
+        bail!("the server closed the connection");
+    }
+    Ok(())
 }
 
 impl Target {
@@ -166,5 +207,30 @@ impl Target {
         bytes.extend_from_slice(head.as_bytes());
         bytes.extend_from_slice(&body);
         Bytes::from(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_read_once_whole() {
+        let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 10\r\nConnection: close\r\n\r\n{\"id\":\"1\"}";
+        let head = parse_head(answer).expect("parses").expect("whole");
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(&answer[head.len..], br#"{"id":"1"}"#);
+        assert_eq!(head.content_length, Some(10));
+        assert!(head.close && !head.transfer_encoding && !head.chunked);
+
+        let stream = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        let head = parse_head(stream).expect("parses").expect("whole");
+        assert!(head.transfer_encoding && head.chunked && !head.close);
+        assert_eq!(head.content_length, None);
+
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le")
+            .expect("parses")
+            .is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
     }
 }

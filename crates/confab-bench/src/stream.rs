@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::client::{self, exchange, Io, Sender, Target, User};
+use crate::http1;
 use crate::procstat::{Meter, Usage};
 
 /// The marker that starts a benchmark message's content.
@@ -406,46 +407,22 @@ impl Subscriber {
             );
             io.write_all(request.as_bytes()).await?;
             io.flush().await?;
-            let mut head = Vec::with_capacity(READ_BUFFER);
-            let mut buf = vec![0u8; READ_BUFFER];
-            let end = loop {
-                if let Some(at) = find(&head, b"\r\n\r\n") {
-                    break at;
-                }
-                if head.len() > MAX_HEAD {
-                    anyhow::bail!("a response head longer than {MAX_HEAD} bytes");
-                }
-                let n = io.read(&mut buf).await?;
-                if n == 0 {
-                    anyhow::bail!("the connection closed before the response head");
-                }
-                head.extend_from_slice(&buf[..n]);
-            };
-            let rest = head.split_off(end + 4);
+            let mut buf = Vec::with_capacity(READ_BUFFER);
+            let head = http1::read_head(&mut *io, &mut buf, MAX_HEAD).await?;
+            let rest = buf.split_off(head.len);
             anyhow::Ok((io, head, rest))
         };
         let (io, head, rest) = tokio::time::timeout(client::REQUEST_TIMEOUT, work)
             .await
             .map_err(|_| anyhow::anyhow!("no answer within {:?}", client::REQUEST_TIMEOUT))??;
-        let head = String::from_utf8_lossy(&head);
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .unwrap_or(0);
-        if !(200..300).contains(&status) {
+        if !head.status.is_success() {
             anyhow::bail!(
-                "HTTP {status}: {}",
+                "HTTP {}: {}",
+                head.status.as_u16(),
                 String::from_utf8_lossy(&rest[..rest.len().min(200)])
             );
         }
-        let chunked = head.lines().any(|line| {
-            line.split_once(':').is_some_and(|(name, value)| {
-                name.trim().eq_ignore_ascii_case("transfer-encoding")
-                    && value.to_ascii_lowercase().contains("chunked")
-            })
-        });
-        Ok((io, Body::new(chunked), rest))
+        Ok((io, Body::new(head.chunked), rest))
     }
 }
 
@@ -453,10 +430,6 @@ impl Subscriber {
 const READ_BUFFER: usize = 64 * 1024;
 /// The longest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
 
 /// A stream's reading state: the body's decoder and the SSE parser.
 struct Reader {
