@@ -14,7 +14,7 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::client::{self, Api, Target, User};
+use crate::client::{self, Api, KzUser, Target, User};
 use crate::load::{self, MakeRequest, Outcome, Plan};
 use crate::procstat::{self, Meter, Usage};
 use crate::servers::{self, ServerProcess};
@@ -67,6 +67,8 @@ enum Kind {
     Send {
         many: bool,
     },
+    /// Sends on the Kaizala face, to one group.
+    KaizalaSend,
     ListNewest,
     ListOldest,
     CreateThread,
@@ -112,6 +114,11 @@ fn all_scenarios(threads: usize, subscribers: usize) -> Vec<Scenario> {
                 );
             }
         }
+        add(
+            format!("send-kaizala/{s}/{WIDE}conn/1group"),
+            WIDE,
+            Kind::KaizalaSend,
+        );
         add(
             format!("list/{s}/{WIDE}conn/newest"),
             WIDE,
@@ -224,6 +231,8 @@ struct Bench {
     stream_rate: f64,
     access_key: Vec<u8>,
     stream_users: Vec<User>,
+    /// The Kaizala users (logged in once, with a PIN, on first use).
+    kaizala_users: Vec<KzUser>,
 }
 
 /// Removes the run's directory at the end, however the run ends.
@@ -309,6 +318,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         stream_rate,
         access_key: Vec::new(),
         stream_users: Vec::new(),
+        kaizala_users: Vec::new(),
     };
     if selected.iter().any(|s| s.kind == Kind::Stream) {
         // One socket per subscriber here and one in the server (which inherits the limit).
@@ -489,7 +499,7 @@ impl Bench {
         server: &ServerProcess,
         target: &Arc<Target>,
         scenario: &Scenario,
-        _data_dir: &Path,
+        data_dir: &Path,
     ) -> anyhow::Result<()> {
         let users = Arc::new(self.users.clone());
         match scenario.kind {
@@ -503,6 +513,51 @@ impl Bench {
                     .measure(server, target, scenario.conns, ONE, make)
                     .await;
                 let committed = count_messages(target, &users[0], &threads).await?;
+                let acknowledged = outcome.ok[0];
+                self.messages += committed;
+                self.check(&scenario.name, acknowledged, committed);
+                self.report(
+                    &scenario.name,
+                    scenario.scheme,
+                    scenario.conns,
+                    &outcome,
+                    usage,
+                    Some((acknowledged, committed)),
+                );
+                Ok(())
+            }
+            Kind::KaizalaSend => {
+                if self.kaizala_users.is_empty() {
+                    self.kaizala_users = kaizala_users(
+                        target,
+                        &self.access_key,
+                        &data_dir.join(confab::pins::PIN_FILE),
+                    )
+                    .await?;
+                }
+                let users = Arc::new(self.kaizala_users.clone());
+                let mut api = Api::new(target.clone());
+                let numbers: Vec<&str> = users[1..].iter().map(|u| u.number.as_str()).collect();
+                let group = api.create_group(&users[0], &numbers).await?;
+                let reader = users[0].as_acs();
+                let thread = Arc::new(vec![client::thread_of_group(&group)]);
+                let before = count_messages(target, &reader, &thread).await?;
+                let path = client::group_messages_path(&group);
+                let make: MakeRequest = Arc::new(move |target, conn, n, _rng| {
+                    let user = &users[conn % users.len()];
+                    let body = client::kaizala_message_body(&format!("bench message {conn}-{n}"));
+                    let headers = [("accessToken", user.token.as_str())];
+                    (
+                        0,
+                        target.raw_request(Method::POST, &path, None, &headers, Some(body)),
+                    )
+                });
+                let (outcome, usage) = self
+                    .measure(server, target, scenario.conns, ONE, make)
+                    .await;
+                let committed = count_messages(target, &reader, &thread)
+                    .await?
+                    .saturating_sub(before);
                 let acknowledged = outcome.ok[0];
                 self.messages += committed;
                 self.check(&scenario.name, acknowledged, committed);
@@ -1001,6 +1056,29 @@ async fn stream_thread(target: &Arc<Target>, users: &[User]) -> anyhow::Result<S
     Ok(thread)
 }
 
+/// [`USERS`] Kaizala users (mobile numbers +1425555xxxx) of one connector application, logged in
+/// with the PINs the server writes to `pin_file`.
+async fn kaizala_users(
+    target: &Arc<Target>,
+    access_key: &[u8],
+    pin_file: &Path,
+) -> anyhow::Result<Vec<KzUser>> {
+    let mut api = Api::new(target.clone());
+    let app = Arc::new(api.create_application(access_key).await?);
+    let pin_file: Arc<Path> = pin_file.into();
+    in_parallel(target, (0..USERS).collect(), move |mut api, i| {
+        let app = app.clone();
+        let pin_file = pin_file.clone();
+        async move {
+            let user = api
+                .kaizala_login(&app, &format!("+1425555{i:04}"), &pin_file)
+                .await;
+            (api, user)
+        }
+    })
+    .await
+}
+
 async fn make_users(target: &Arc<Target>, key: &[u8], count: usize) -> anyhow::Result<Vec<User>> {
     let key: Arc<[u8]> = key.into();
     let made = in_parallel(target, (0..count).collect(), move |mut api, _| {
@@ -1224,6 +1302,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert!(names.contains(&"send/http/64conn/1thread"));
+        assert!(names.contains(&"send-kaizala/http/64conn/1group"));
         assert!(names.contains(&"mixed/https/256conn/1000threads"));
         assert!(names.contains(&"stream/http/1thread/1000subscribers"));
     }

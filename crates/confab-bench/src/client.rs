@@ -308,6 +308,159 @@ impl Api {
     }
 }
 
+/// A Kaizala connector application.
+#[derive(Clone, Debug)]
+pub struct KzApp {
+    pub id: String,
+    pub secret: String,
+}
+
+/// A Kaizala user: a mobile number with an access token (sent in the `accessToken` header; on
+/// the ACS face the same token is a bearer token).
+#[derive(Clone, Debug)]
+pub struct KzUser {
+    pub number: String,
+    pub token: String,
+}
+
+impl KzUser {
+    /// The same identity as an ACS caller.
+    pub fn as_acs(&self) -> User {
+        User {
+            raw_id: format!("4:{}", self.number),
+            bearer: format!("Bearer {}", self.token),
+        }
+    }
+}
+
+impl Api {
+    /// `POST /admin/applications`, HMAC-signed with the access key.
+    pub async fn create_application(&mut self, access_key: &[u8]) -> anyhow::Result<KzApp> {
+        let path = "/admin/applications";
+        let body = Bytes::from_static(br#"{"name":"confab-bench"}"#);
+        let headers = hmac_headers(access_key, "POST", path, &self.target.host, &body);
+        let (status, answer) = self
+            .call(Method::POST, path, None, &headers, Some(body))
+            .await?;
+        let value = expect_json(status, StatusCode::CREATED, &answer, "create application")?;
+        let field = |name: &str| {
+            value[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("no {name} in {value}"))
+        };
+        Ok(KzApp {
+            id: field("applicationId")?,
+            secret: field("applicationSecret")?,
+        })
+    }
+
+    /// The Kaizala login: `generatePin`, the PIN read back from the server's PIN file,
+    /// `loginWithPinAndApplicationId`, `accessToken`.
+    pub async fn kaizala_login(
+        &mut self,
+        app: &KzApp,
+        number: &str,
+        pin_file: &Path,
+    ) -> anyhow::Result<KzUser> {
+        let body = json!({ "mobileNumber": number, "applicationId": app.id }).to_string();
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                "/v1/generatePin",
+                None,
+                &[],
+                Some(body.into()),
+            )
+            .await?;
+        expect_json(status, StatusCode::OK, &answer, "generatePin")?;
+        let pin = last_pin(pin_file, number)?;
+        let body =
+            json!({ "mobileNumber": number, "applicationId": app.id, "pin": pin }).to_string();
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                "/v1/loginWithPinAndApplicationId",
+                None,
+                &[],
+                Some(body.into()),
+            )
+            .await?;
+        let login = expect_json(status, StatusCode::OK, &answer, "login with PIN")?;
+        let refresh = login["refreshToken"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no refreshToken in {login}"))?;
+        let headers = [
+            ("applicationId", app.id.clone()),
+            ("applicationSecret", app.secret.clone()),
+            ("refreshToken", refresh.to_owned()),
+        ];
+        let (status, answer) = self
+            .call(Method::GET, "/v1/accessToken", None, &headers, None)
+            .await?;
+        let access = expect_json(status, StatusCode::OK, &answer, "accessToken")?;
+        let token = access["accessToken"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no accessToken in {access}"))?;
+        Ok(KzUser {
+            number: number.to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// `POST /v1/groups`: a group made by `creator` with `members` (mobile numbers); answers its
+    /// id.
+    pub async fn create_group(
+        &mut self,
+        creator: &KzUser,
+        members: &[&str],
+    ) -> anyhow::Result<String> {
+        let body = json!({ "name": "bench", "members": members }).to_string();
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                "/v1/groups",
+                None,
+                &[("accessToken", creator.token.clone())],
+                Some(body.into()),
+            )
+            .await?;
+        let value = expect_json(status, StatusCode::OK, &answer, "create group")?;
+        value["groupId"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no groupId in {value}"))
+    }
+}
+
+/// The last PIN the server's file sender wrote for `number` (lines `<time> <number> <pin> …`).
+fn last_pin(pin_file: &Path, number: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(pin_file)
+        .with_context(|| format!("reading {}", pin_file.display()))?;
+    text.lines()
+        .rev()
+        .find_map(|line| {
+            let mut fields = line.split(' ');
+            let (_, to, pin) = (fields.next()?, fields.next()?, fields.next()?);
+            (to == number).then(|| pin.to_owned())
+        })
+        .ok_or_else(|| anyhow!("no PIN for {number} in {}", pin_file.display()))
+}
+
+/// The ACS thread of a Kaizala group: the same conversation under its ACS id.
+pub fn thread_of_group(group: &str) -> String {
+    format!("19:{}@thread.v2", group.replace('-', ""))
+}
+
+/// The path to send a Kaizala message to a group.
+pub fn group_messages_path(group: &str) -> String {
+    format!("/v1/groups/{group}/messages")
+}
+
+pub fn kaizala_message_body(text: &str) -> Bytes {
+    Bytes::from(json!({ "message": text }).to_string())
+}
+
 /// What walking a thread's pages found.
 #[derive(Debug, Default)]
 pub struct Walk {

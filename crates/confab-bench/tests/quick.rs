@@ -19,6 +19,10 @@ fn quick_run_covers_every_scenario_without_errors() {
         .map(str::to_owned)
         .collect();
     assert!(names.len() >= 20, "too few scenarios: {names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("send-kaizala/")),
+        "no Kaizala send scenario: {names:?}"
+    );
 
     let dir = std::env::temp_dir().join(format!("confab-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -54,7 +58,7 @@ fn quick_run_covers_every_scenario_without_errors() {
         }
         assert!(line.contains(" req/s "), "{line}");
         assert!(!line.contains("MISMATCH"), "{line}");
-        if name.starts_with("send/") || name.starts_with("mixed/") {
+        if name.starts_with("send") || name.starts_with("mixed/") {
             assert!(line.contains("= 2xx ok"), "{line}");
         }
         if !name.starts_with("ceiling/") {
@@ -90,7 +94,7 @@ fn quick_run_covers_every_scenario_without_errors() {
                 "{record}"
             );
         }
-        if name.starts_with("send/") || name.starts_with("mixed/") {
+        if name.starts_with("send") || name.starts_with("mixed/") {
             assert_eq!(record["acknowledged"], record["committed"], "{record}");
             assert!(record["committed"].as_u64().unwrap() > 0, "{record}");
         }
