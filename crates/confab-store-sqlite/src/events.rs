@@ -6,12 +6,13 @@
 use std::sync::{Arc, OnceLock};
 
 use confab_core::ids::{ConversationId, IdentityId};
-use confab_core::model::{Audience, EventKind, MessageType, Role};
+use confab_core::model::{Audience, EventKind, MessageContent, MessageType, Metadata, Role};
 use confab_core::ports::bus::{EventParts, MessageRef};
 use confab_core::ports::{
-    CommittedEvent, EventBounds, EventSink, Membership, StoreError, StoreResult,
+    CommittedEvent, EventBounds, EventSink, Membership, NewMessage, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::codec::{self, DbResult};
@@ -292,6 +293,50 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The data of a `MessageReceived` event: the whole message, so that a stream renders it
+/// without reading it back. Serialized straight from the new message (no `serde_json::Value`
+/// in between); the fields are in alphabetical order, as a JSON object map would write them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageReceivedData<'a> {
+    /// Who may read it besides the members: stream and webhook deliveries filter on the typed
+    /// audience (`messages.audience`); the data names only its kind.
+    audience: &'static str,
+    content: &'a MessageContent,
+    conversation: String,
+    created_on: String,
+    message_id: String,
+    metadata: &'a Metadata,
+    sender: Option<&'a str>,
+    sender_display_name: Option<&'a str>,
+    sequence_id: i64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: String,
+}
+
+pub(crate) fn message_received_data(
+    new: &NewMessage,
+    id: i64,
+    sequence_id: i64,
+    now: OffsetDateTime,
+) -> StoreResult<String> {
+    serde_json::to_string(&MessageReceivedData {
+        audience: audience_name(&new.audience),
+        content: &new.content,
+        conversation: new.conversation.to_acs(),
+        created_on: rfc3339(now),
+        message_id: id.to_string(),
+        metadata: &new.metadata,
+        sender: new.sender.as_ref().map(IdentityId::as_str),
+        sender_display_name: new.sender_display_name.as_deref(),
+        sequence_id,
+        kind: new.kind.as_str(),
+        version: id.to_string(),
+    })
+    .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))
+}
+
 /// A message's audience as event data shows it: its kind only, so that subscribers do not
 /// learn of each other (the list itself stays in `messages.audience`).
 pub(crate) fn audience_name(audience: &Audience) -> &'static str {
@@ -343,6 +388,48 @@ mod tests {
         CommittedEvent, EventSink, NewConversation, NewMessage, Store, SystemClock,
     };
     use parking_lot::Mutex;
+
+    /// The typed data of a received message is the JSON object the event carried before it was
+    /// typed: the same fields and values (the stream and webhooks send it as it is).
+    #[test]
+    fn message_received_data_is_the_message_as_json() {
+        let conversation = ConversationId::generate();
+        let sender = IdentityId::parse("8:acs:res_alice").expect("id");
+        let mut metadata = Metadata::new();
+        metadata.insert("b".into(), "2".into());
+        metadata.insert("a".into(), "\"quoted\"".into());
+        let new = NewMessage {
+            conversation,
+            kind: MessageType::Text,
+            content: MessageContent {
+                text: Some("hello\nworld".into()),
+                ..MessageContent::default()
+            },
+            sender: Some(sender.clone()),
+            sender_display_name: None,
+            metadata: metadata.clone(),
+            audience: Audience::AllSubscribers,
+        };
+        let now = time::macros::datetime!(2026-12-02 03:04:05.123456 UTC);
+        let text = super::message_received_data(&new, 42, 7, now).expect("data");
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let expected = serde_json::json!({
+            "conversation": conversation.to_acs(),
+            "messageId": "42",
+            "sequenceId": 7,
+            "type": "text",
+            "sender": "8:acs:res_alice",
+            "senderDisplayName": null,
+            "content": {"text": "hello\nworld"},
+            "metadata": {"a": "\"quoted\"", "b": "2"},
+            "version": "42",
+            "createdOn": "2026-12-02T03:04:05.123456Z",
+            "audience": "allSubscribers",
+        });
+        assert_eq!(parsed, expected);
+        // Written in the order a JSON object map writes its keys.
+        assert_eq!(text, expected.to_string());
+    }
 
     use crate::SqliteStore;
 

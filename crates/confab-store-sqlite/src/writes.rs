@@ -65,10 +65,12 @@ impl Writer {
         payload: serde_json::Value,
         at: i64,
     ) -> StoreResult<()> {
-        self.log_event(kind, conversation, message, identity, None, payload, at)
+        let data = payload.to_string();
+        self.log_event(kind, conversation, message, identity, None, data, at)
     }
 
-    /// [`Writer::event`] for a message event, with what a stream needs to know of the message.
+    /// [`Writer::event`] for a message event, with what a stream needs to know of the message,
+    /// and the event's data already serialized (the row's payload is the wire event's `data`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn log_event(
         &self,
@@ -77,11 +79,9 @@ impl Writer {
         message: Option<i64>,
         identity: Option<&IdentityId>,
         hints: Option<MessageHints>,
-        payload: serde_json::Value,
+        data: String,
         at: i64,
     ) -> StoreResult<()> {
-        // Serialized once: the row's payload is the wire event's `data`.
-        let data = payload.to_string();
         self.conn
             .prepare_cached(
                 "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
@@ -99,8 +99,11 @@ impl Writer {
             .db()?;
         let position = self.conn.last_insert_rowid();
         self.note_membership_change(&kind, conversation);
-        // The outbox: with no webhook subscription at all this is one `is_empty` check.
+        // The outbox: with no webhook subscription at all this is one `is_empty` check (and the
+        // data is parsed back only when some subscription exists).
         if !self.webhooks.is_empty() {
+            let payload: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?;
             self.outbox(
                 position,
                 &kind,
@@ -183,27 +186,14 @@ impl Writer {
             }
         }
         // The whole message, so that a stream renders it without reading it back.
+        let data = events::message_received_data(new, id, sequence_id, now)?;
         self.log_event(
             EventKind::MessageReceived,
             Some(new.conversation),
             Some(id),
             new.sender.as_ref(),
             Some(MessageHints::new(id, now_us, new.kind, &new.audience)),
-            json!({
-                "conversation": new.conversation.to_acs(),
-                "messageId": id.to_string(),
-                "sequenceId": sequence_id,
-                "type": new.kind.as_str(),
-                "sender": new.sender.as_ref().map(IdentityId::as_str),
-                "senderDisplayName": new.sender_display_name,
-                "content": new.content,
-                "metadata": new.metadata,
-                "version": id.to_string(),
-                "createdOn": events::rfc3339(now),
-                // Who may read it besides the members: stream and webhook deliveries filter on
-                // the typed audience (`messages.audience`); the data names only its kind.
-                "audience": events::audience_name(&new.audience),
-            }),
+            data,
             now_us,
         )?;
         Ok(Message {
@@ -801,7 +791,8 @@ impl Writer {
                 "createdOn": events::rfc3339(message.created_on),
                 "editedOn": events::rfc3339(now),
                 "audience": events::audience_name(&message.audience),
-            }),
+            })
+            .to_string(),
             now_us,
         )?;
         Ok(message)
@@ -855,7 +846,8 @@ impl Writer {
                 "createdOn": events::rfc3339(message.created_on),
                 "deletedOn": events::rfc3339(now),
                 "audience": events::audience_name(&message.audience),
-            }),
+            })
+            .to_string(),
             now_us,
         )
     }
