@@ -213,12 +213,24 @@ pub(crate) fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
-pub(crate) const CONVERSATION_COLUMNS: &str = "id, topic, created_by, created_on, deleted_on, \
-     metadata, retention_days, last_message_on, kind, welcome_message";
+/// A conversation's last activity: the time of its newest message (system messages included),
+/// NULL before the first. Read from the (conversation, id) index and the newest row instead of
+/// kept in the conversation row, so that an append writes no page of the conversations table.
+/// For a conversations table aliased `c`.
+macro_rules! last_message_on {
+    () => {
+        "(SELECT m.created_on FROM messages AS m WHERE m.conversation = c.id \
+          ORDER BY m.id DESC LIMIT 1)"
+    };
+}
+pub(crate) use last_message_on;
 
-/// `CONVERSATION_COLUMNS` of a conversations table aliased `c`, for joins.
-pub(crate) const C_CONVERSATION_COLUMNS: &str = "c.id, c.topic, c.created_by, c.created_on, \
-     c.deleted_on, c.metadata, c.retention_days, c.last_message_on, c.kind, c.welcome_message";
+/// The columns of a conversation, from a conversations table aliased `c`.
+pub(crate) const CONVERSATION_COLUMNS: &str = concat!(
+    "c.id, c.topic, c.created_by, c.created_on, c.deleted_on, c.metadata, c.retention_days, ",
+    last_message_on!(),
+    ", c.kind, c.welcome_message"
+);
 
 pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     conversation_from_offset(row, 0)

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::codec::{
     self, conv_key, fetch_limit, into_page, DbResult, APPLICATION_COLUMNS, CONVERSATION_COLUMNS,
-    C_CONVERSATION_COLUMNS, GROUP_COUNTS, IDENTITY_COLUMNS, MESSAGE_COLUMNS, M_MESSAGE_COLUMNS,
-    PARTICIPANT_COLUMNS, RECEIPT_COLUMNS, REFRESH_TOKEN_COLUMNS,
+    GROUP_COUNTS, IDENTITY_COLUMNS, MESSAGE_COLUMNS, M_MESSAGE_COLUMNS, PARTICIPANT_COLUMNS,
+    RECEIPT_COLUMNS, REFRESH_TOKEN_COLUMNS,
 };
 
 pub(crate) fn get_identity(conn: &Connection, id: &IdentityId) -> StoreResult<Option<Identity>> {
@@ -31,7 +31,7 @@ pub(crate) fn get_conversation(
     conn: &Connection,
     id: ConversationId,
 ) -> StoreResult<Option<Conversation>> {
-    let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1");
+    let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations AS c WHERE c.id = ?1");
     conn.prepare_cached(&sql)
         .db()?
         .query_row([conv_key(id)], codec::conversation_from_row)
@@ -55,18 +55,20 @@ pub(crate) fn list_conversations(
     };
     let since = active_since.map_or(i64::MIN, codec::micros_ceil);
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT c.id, c.topic, c.deleted_on, c.last_message_on,
-                    COALESCE(c.last_message_on, c.created_on) AS activity
-             FROM participants AS p
-             JOIN conversations AS c ON c.id = p.conversation
-             WHERE p.identity = ?1
-               AND COALESCE(c.last_message_on, c.created_on) >= ?2
-               AND (COALESCE(c.last_message_on, c.created_on) < ?3
-                    OR (COALESCE(c.last_message_on, c.created_on) = ?3 AND c.id < ?4))
-             ORDER BY activity DESC, c.id DESC
-             LIMIT ?5",
-        )
+        .prepare_cached(concat!(
+            "SELECT id, topic, deleted_on, last_message_on,
+                        COALESCE(last_message_on, created_on) AS activity
+                 FROM (SELECT c.id, c.topic, c.deleted_on, c.created_on, ",
+            codec::last_message_on!(),
+            " AS last_message_on
+                       FROM participants AS p
+                       JOIN conversations AS c ON c.id = p.conversation
+                       WHERE p.identity = ?1)
+                 WHERE activity >= ?2
+                   AND (activity < ?3 OR (activity = ?3 AND id < ?4))
+                 ORDER BY activity DESC, id DESC
+                 LIMIT ?5"
+        ))
         .db()?;
     let rows = stmt
         .query_map(
@@ -361,7 +363,7 @@ pub(crate) fn get_group(
     viewer: &IdentityId,
 ) -> StoreResult<Option<GroupView>> {
     let sql = format!(
-        "SELECT {C_CONVERSATION_COLUMNS},
+        "SELECT {CONVERSATION_COLUMNS},
              COALESCE(
                  (SELECT role FROM participants AS v WHERE v.conversation = c.id AND v.identity = ?2),
                  (SELECT 'subscriber' FROM subscribers AS v
@@ -393,7 +395,7 @@ pub(crate) fn list_groups(
         None => Vec::new(),
     };
     let sql = format!(
-        "SELECT {C_CONVERSATION_COLUMNS}, p.role, {GROUP_COUNTS}
+        "SELECT {CONVERSATION_COLUMNS}, p.role, {GROUP_COUNTS}
          FROM participants AS p
          JOIN conversations AS c ON c.id = p.conversation
          WHERE p.identity = ?1 AND p.conversation > ?2 AND c.deleted_on IS NULL
@@ -458,7 +460,7 @@ pub(crate) fn list_subgroups(
     limit: usize,
 ) -> StoreResult<Vec<SubgroupLink>> {
     let columns = format!(
-        "s.parent, {C_CONVERSATION_COLUMNS},
+        "s.parent, {CONVERSATION_COLUMNS},
          EXISTS (SELECT 1 FROM subgroups AS g JOIN conversations AS k ON k.id = g.child
                  WHERE g.parent = c.id AND k.deleted_on IS NULL)"
     );

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_event_subscriptions.sql"),
     include_str!("../migrations/0009_changed_messages_index.sql"),
     include_str!("../migrations/0010_messages_without_sequence_index.sql"),
+    include_str!("../migrations/0011_conversation_activity_from_messages.sql"),
 ];
 
 /// The schema version this build writes.
@@ -224,6 +225,49 @@ mod tests {
             )
             .expect("count");
         assert_eq!(changed, 1);
+    }
+
+    #[test]
+    fn the_activity_columns_go_and_the_newest_message_holds_their_values() {
+        let conn = Connection::open_in_memory().expect("db");
+        let drop = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("DROP COLUMN last_message_on"))
+            .expect("the migration");
+        for sql in &MIGRATIONS[..drop] {
+            conn.execute_batch(sql).expect("earlier migration");
+        }
+        // What the writer kept before: the newest message's time and sequence id.
+        conn.execute_batch(
+            "INSERT INTO conversations (id, topic, created_by, created_on, last_message_on,
+                 last_sequence_id, kind)
+             VALUES (x'01', 't', '8:acs:r_a', 5, 12, 2, 'chat'),
+                    (x'02', 'u', '8:acs:r_a', 6, 13, 1, 'chat');
+             INSERT INTO messages (id, conversation, sequence_id, kind, content, version,
+                 created_on, changed_on)
+             VALUES (10, x'01', 1, 'text', '{}', 10, 10, 10),
+                    (11, x'02', 1, 'text', '{}', 11, 13, 13),
+                    (12, x'01', 2, 'text', '{}', 12, 12, 12);",
+        )
+        .expect("rows");
+        let kept = "SELECT id, topic, created_by, created_on, kind FROM conversations ORDER BY id";
+        let before = rows(&conn, kept);
+        conn.execute_batch(MIGRATIONS[drop]).expect("migration");
+        assert_eq!(rows(&conn, kept), before);
+        let columns = rows(&conn, "SELECT name FROM pragma_table_info('conversations')");
+        assert!(!columns.contains(&vec![Value::Text("last_message_on".into())]));
+        assert!(!columns.contains(&vec![Value::Text("last_sequence_id".into())]));
+        let derived = rows(
+            &conn,
+            &format!(
+                "SELECT {} FROM conversations AS c ORDER BY c.id",
+                crate::codec::last_message_on!()
+            ),
+        );
+        assert_eq!(
+            derived,
+            vec![vec![Value::Integer(12)], vec![Value::Integer(13)]]
+        );
     }
 
     /// `.cargo/config.toml` passes SQLite's compile-time options to the bundled build; this

@@ -132,21 +132,26 @@ impl Writer {
         let content = codec::encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
         let audience = codec::encode_audience(&new.audience)?;
-        // One statement checks the conversation, moves its activity and hands out the sequence
-        // id, in the batch transaction: a rolled-back job gives its sequence id back.
-        let sequence_id: i64 = self
+        // One read checks the conversation and finds its newest message: the next sequence id
+        // follows that message's (messages are never removed, and ids grow with every append,
+        // so the newest by id holds the highest). Nothing is written to the conversation row:
+        // its activity is that same newest message (see `codec::LAST_MESSAGE_ON`). Inside the
+        // batch transaction the read sees the batch's earlier appends, and a rolled-back job's
+        // append takes its sequence id with it.
+        let last_sequence_id: i64 = self
             .conn
             .prepare_cached(
-                "UPDATE conversations
-                 SET last_message_on = ?1, last_sequence_id = last_sequence_id + 1
-                 WHERE id = ?2 AND deleted_on IS NULL
-                 RETURNING last_sequence_id",
+                "SELECT COALESCE((SELECT m.sequence_id FROM messages AS m
+                                  WHERE m.conversation = c.id ORDER BY m.id DESC LIMIT 1), 0)
+                 FROM conversations AS c
+                 WHERE c.id = ?1 AND c.deleted_on IS NULL",
             )
             .db()?
-            .query_row(params![now_us, key], |row| row.get(0))
+            .query_row(params![key], |row| row.get(0))
             .optional()
             .db()?
             .ok_or(StoreError::NotFound)?;
+        let sequence_id = last_sequence_id + 1;
         let id = self.next_id(now_us);
         self.conn
             .prepare_cached(
