@@ -34,7 +34,8 @@ fn action_select() -> String {
                  WHERE r.action_id = a.message_id),
              (SELECT COUNT(DISTINCT r.responder) FROM action_responses r
                  WHERE r.action_id = a.message_id AND r.completed = 1)
-         FROM actions AS a JOIN messages AS m ON m.id = a.message_id"
+         FROM actions AS a
+         JOIN messages AS m ON m.conversation = a.conversation AND m.id = a.message_id"
     )
 }
 
@@ -188,10 +189,11 @@ impl Writer {
             .metadata
             .insert(ACTION_ID_KEY.into(), message.id.to_string());
         self.conn
-            .prepare_cached("UPDATE messages SET metadata = ?1 WHERE id = ?2")
+            .prepare_cached("UPDATE messages SET metadata = ?1 WHERE conversation = ?2 AND id = ?3")
             .db()?
             .execute(params![
                 codec::encode_metadata(&message.metadata)?,
+                codec::conv_key(message.conversation),
                 message.id.0
             ])
             .db()?;

@@ -183,7 +183,7 @@ pub(crate) fn events_after(
             "SELECT e.position, e.conversation, e.kind, e.message_id, e.identity, e.payload, e.at,
                     m.created_on, m.kind, m.audience
              FROM events AS e
-             LEFT JOIN messages AS m ON m.id = e.message_id
+             LEFT JOIN messages AS m ON m.conversation = e.conversation AND m.id = e.message_id
                  AND e.kind IN ('messageReceived', 'messageEdited', 'messageDeleted')
              WHERE e.position > ?1
              ORDER BY e.position

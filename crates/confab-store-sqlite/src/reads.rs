@@ -269,11 +269,12 @@ fn messages_sql(by_change: bool) -> String {
         // What changed since t: what was created since t — ids from t on, since an id is never
         // below its creation time in µs — and what was created before but edited or deleted
         // since, which is all `messages_by_change` holds (a partial index, so that appending a
-        // message does not write to it). Each arm walks its index backwards and stops after a
+        // message does not write to it). Each arm walks its key backwards (the table's own,
+        // then the partial index) and stops after a
         // page; a message in both arms is one row (UNION).
         format!(
             "SELECT * FROM (
-                 SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_conversation
+                 SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE conversation = ?1 AND id < ?3 AND id >= max(?4, ?2)
                    AND changed_on >= ?2 AND created_on >= ?5
                  ORDER BY id DESC LIMIT ?6)
@@ -287,7 +288,7 @@ fn messages_sql(by_change: bool) -> String {
         )
     } else {
         format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_by_conversation
+            "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE conversation = ?1 AND id < ?2 AND id >= ?3 AND created_on >= ?4
              ORDER BY id DESC LIMIT ?5"
         )
@@ -302,7 +303,7 @@ fn subscriber_messages_sql() -> String {
         format!(
             "SELECT * FROM (
                  SELECT {M_MESSAGE_COLUMNS} FROM message_audience AS a
-                 JOIN messages AS m ON m.id = a.message_id
+                 JOIN messages AS m ON m.conversation = a.conversation AND m.id = a.message_id
                  WHERE a.conversation = ?1 AND a.identity = {identity}
                    AND a.message_id < ?2 AND a.message_id >= ?3
                    AND m.created_on >= ?4 AND m.changed_on >= ?7
@@ -633,7 +634,7 @@ mod tests {
         assert!(!subscriber.contains("SCAN a"), "{subscriber}");
         assert!(!subscriber.contains("SCAN m"), "{subscriber}");
         let plain = plan(&conn, &messages_sql(false));
-        assert!(plain.contains("messages_by_conversation"), "{plain}");
+        assert!(plain.contains("USING PRIMARY KEY"), "{plain}");
         assert!(plain.contains("id<?") && plain.contains("id>?"), "{plain}");
         assert!(!plain.contains("TEMP B-TREE"), "{plain}");
         let conversations = plan(

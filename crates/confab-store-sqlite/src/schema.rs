@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_changed_messages_index.sql"),
     include_str!("../migrations/0010_messages_without_sequence_index.sql"),
     include_str!("../migrations/0011_conversation_activity_from_messages.sql"),
+    include_str!("../migrations/0012_messages_clustered_by_conversation.sql"),
 ];
 
 /// The schema version this build writes.
@@ -225,6 +226,61 @@ mod tests {
             )
             .expect("count");
         assert_eq!(changed, 1);
+    }
+
+    #[test]
+    fn the_clustered_messages_table_keeps_every_row_in_conversation_order() {
+        let conn = Connection::open_in_memory().expect("db");
+        let cluster = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("CREATE TABLE messages_clustered"))
+            .expect("the migration");
+        for sql in &MIGRATIONS[..cluster] {
+            conn.execute_batch(sql).expect("earlier migration");
+        }
+        conn.execute_batch(
+            "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                 sender_display_name, metadata, version, created_on, edited_on, deleted_on,
+                 changed_on, audience)
+             VALUES (10, x'02', 1, 'text', '{\"text\":\"a\"}', '8:acs:r_a', 'A', '{\"k\":\"v\"}',
+                     10, 10, NULL, NULL, 10, NULL),
+                    (11, x'01', 1, 'text', '{\"text\":\"b\"}', '8:acs:r_b', NULL, NULL,
+                     15, 11, 15, NULL, 15, '*'),
+                    (12, x'02', 2, 'html', '{}', NULL, NULL, NULL, 16, 12, NULL, 16, 16,
+                     '[\"8:acs:r_c\"]');",
+        )
+        .expect("rows");
+        let all = "SELECT * FROM messages ORDER BY id";
+        let before = rows(&conn, all);
+        conn.execute_batch(MIGRATIONS[cluster]).expect("migration");
+        assert_eq!(rows(&conn, all), before);
+        // Stored by (conversation, id): a plain scan meets each conversation's rows together.
+        let order = rows(&conn, "SELECT id FROM messages");
+        assert_eq!(
+            order,
+            vec![
+                vec![Value::Integer(11)],
+                vec![Value::Integer(10)],
+                vec![Value::Integer(12)]
+            ]
+        );
+        let indexes = rows(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'
+             AND sql IS NOT NULL ORDER BY name",
+        );
+        assert_eq!(
+            indexes,
+            vec![vec![Value::Text("messages_by_change".into())]]
+        );
+        // The same message cannot be stored twice.
+        assert!(conn
+            .execute_batch(
+                "INSERT INTO messages (id, conversation, sequence_id, kind, content, version,
+                     created_on, changed_on)
+                 VALUES (10, x'02', 9, 'text', '{}', 10, 10, 10)"
+            )
+            .is_err());
     }
 
     #[test]

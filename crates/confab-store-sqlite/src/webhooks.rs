@@ -256,7 +256,7 @@ pub(crate) fn action_conversation(
 ) -> StoreResult<Option<ConversationId>> {
     let key: Option<Vec<u8>> = conn
         .prepare_cached(
-            "SELECT a.conversation FROM actions a JOIN messages m ON m.id = a.message_id
+            "SELECT a.conversation FROM actions a JOIN messages m ON m.conversation = a.conversation AND m.id = a.message_id
              WHERE a.message_id = ?1 AND m.deleted_on IS NULL",
         )
         .db()?

@@ -201,10 +201,16 @@ pub(crate) struct Writer {
 
 impl Writer {
     fn new(conn: Connection, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        // The newest message of each conversation (one step down the key each): messages are
+        // keyed by (conversation, id), so a plain MAX(id) would read every row.
         let max_id: i64 = conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX((SELECT m.id FROM messages AS m WHERE m.conversation = c.id
+                                      ORDER BY m.id DESC LIMIT 1)), 0)
+                 FROM conversations AS c",
+                [],
+                |r| r.get(0),
+            )
             .db()?;
         let saved: i64 = conn
             .query_row(

@@ -132,8 +132,8 @@ impl Writer {
         let content = codec::encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
         let audience = codec::encode_audience(&new.audience)?;
-        // One read checks the conversation and finds its newest message: the next sequence id
-        // follows that message's (messages are never removed, and ids grow with every append,
+        // One read checks the conversation and finds its newest message (the last row of its
+        // range of the messages key): the next sequence id follows that message's (messages are never removed, and ids grow with every append,
         // so the newest by id holds the highest). Nothing is written to the conversation row:
         // its activity is that same newest message (see `codec::LAST_MESSAGE_ON`). Inside the
         // batch transaction the read sees the batch's earlier appends, and a rolled-back job's
@@ -761,7 +761,7 @@ impl Writer {
             .prepare_cached(
                 "UPDATE messages SET content = ?1, metadata = ?2, version = ?3, edited_on = ?4,
                      changed_on = ?4
-                 WHERE id = ?5",
+                 WHERE conversation = ?5 AND id = ?6",
             )
             .db()?
             .execute(params![
@@ -769,6 +769,7 @@ impl Writer {
                 encode_metadata(&message.metadata)?,
                 message.version,
                 now_us,
+                conv_key(conversation),
                 id.0
             ])
             .db()?;
@@ -819,13 +820,14 @@ impl Writer {
         self.conn
             .prepare_cached(
                 "UPDATE messages SET content = ?1, version = ?2, deleted_on = ?3, changed_on = ?3
-                 WHERE id = ?4",
+                 WHERE conversation = ?4 AND id = ?5",
             )
             .db()?
             .execute(params![
                 codec::encode_content(&message.content)?,
                 version,
                 now_us,
+                conv_key(conversation),
                 id.0
             ])
             .db()?;
