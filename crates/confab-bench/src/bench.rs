@@ -513,17 +513,7 @@ impl Bench {
                     .measure(server, target, scenario.conns, ONE, make)
                     .await;
                 let committed = count_messages(target, &users[0], &threads).await?;
-                let acknowledged = outcome.ok[0];
-                self.messages += committed;
-                self.check(&scenario.name, acknowledged, committed);
-                self.report(
-                    &scenario.name,
-                    scenario.scheme,
-                    scenario.conns,
-                    &outcome,
-                    usage,
-                    Some((acknowledged, committed)),
-                );
+                self.report_sends(scenario, &outcome, usage, committed);
                 Ok(())
             }
             Kind::KaizalaSend => {
@@ -558,17 +548,7 @@ impl Bench {
                 let committed = count_messages(target, &reader, &thread)
                     .await?
                     .saturating_sub(before);
-                let acknowledged = outcome.ok[0];
-                self.messages += committed;
-                self.check(&scenario.name, acknowledged, committed);
-                self.report(
-                    &scenario.name,
-                    scenario.scheme,
-                    scenario.conns,
-                    &outcome,
-                    usage,
-                    Some((acknowledged, committed)),
-                );
+                self.report_sends(scenario, &outcome, usage, committed);
                 Ok(())
             }
             Kind::ListNewest | Kind::ListOldest => {
@@ -764,6 +744,28 @@ impl Bench {
             messages: walk.user_messages,
         });
         Ok(())
+    }
+
+    /// The line of a send scenario: its sends answered 2xx must all be among the `committed`
+    /// messages counted afterwards.
+    fn report_sends(
+        &mut self,
+        scenario: &Scenario,
+        outcome: &Outcome,
+        usage: Usage,
+        committed: u64,
+    ) {
+        let acknowledged = outcome.ok[0];
+        self.messages += committed;
+        self.check(&scenario.name, acknowledged, committed);
+        self.report(
+            &scenario.name,
+            scenario.scheme,
+            scenario.conns,
+            outcome,
+            usage,
+            Some((acknowledged, committed)),
+        );
     }
 
     fn check(&mut self, name: &str, acknowledged: u64, committed: u64) {
