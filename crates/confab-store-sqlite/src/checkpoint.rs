@@ -15,8 +15,13 @@ use rusqlite::Connection;
 
 use crate::schema::{self, Durability};
 
-/// The shortest time between two checkpoints under load.
-const PAUSE: Duration = Duration::from_millis(100);
+/// The shortest time between two checkpoints under load. Short, so that each checkpoint's fsync
+/// of the database file carries little: the writer's WAL syncs queue behind it on the disk.
+/// Measured at 64 connections (2 vCPUs, one virtual disk): against 100 ms, the slowest send on
+/// one thread went from ~40 ms to 10–13 ms and the p99 over 1,000 threads from ~24 ms to
+/// 17–22 ms, at the same throughput; 10 ms cut that p99 further to ~13 ms but cost 10–20 % of
+/// the throughput (every hot page of the database file is written more often).
+const PAUSE: Duration = Duration::from_millis(25);
 
 pub(crate) struct Checkpointer {
     /// A one-slot channel: pokes coalesce while a checkpoint runs.
