@@ -215,8 +215,8 @@ pub(crate) fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
 
 /// A conversation's last activity: the time of its newest message (system messages included),
 /// NULL before the first. Read from the newest row (one step down the messages key,
-/// `(conversation, id)`) instead of kept in the conversation row, so that an append writes no page of the conversations table.
-/// For a conversations table aliased `c`.
+/// `(conversation, id)`) instead of kept in the conversation row, so that an append writes no
+/// page of the conversations table. For a conversations table aliased `c`.
 macro_rules! last_message_on {
     () => {
         "(SELECT m.created_on FROM messages AS m WHERE m.conversation = c.id \

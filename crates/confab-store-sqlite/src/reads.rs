@@ -270,8 +270,8 @@ fn messages_sql(by_change: bool) -> String {
         // below its creation time in µs — and what was created before but edited or deleted
         // since, which is all `messages_by_change` holds (a partial index, so that appending a
         // message does not write to it). Each arm walks its key backwards (the table's own,
-        // then the partial index) and stops after a
-        // page; a message in both arms is one row (UNION).
+        // then the partial index) and stops after a page; a message in both arms is one row
+        // (UNION).
         format!(
             "SELECT * FROM (
                  SELECT {MESSAGE_COLUMNS} FROM messages
