@@ -6,10 +6,12 @@
 use std::sync::{Arc, OnceLock};
 
 use confab_core::ids::{ConversationId, IdentityId};
-use confab_core::model::{Audience, EventKind, MessageContent, MessageType, Metadata, Role};
+use confab_core::model::{
+    Audience, EventKind, Message, MessageContent, MessageType, Metadata, Role,
+};
 use confab_core::ports::bus::{EventParts, MessageRef};
 use confab_core::ports::{
-    CommittedEvent, EventBounds, EventSink, Membership, NewMessage, StoreError, StoreResult,
+    CommittedEvent, EventBounds, EventSink, Membership, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -293,20 +295,28 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The data of a `MessageReceived` event: the whole message, so that a stream renders it
-/// without reading it back. Serialized straight from the new message (no `serde_json::Value`
-/// in between); the fields are in alphabetical order, as a JSON object map would write them.
+/// The data of a message event (received, edited, deleted): the whole message, so that a
+/// stream renders it without reading it back. A deleted message's shows when it was deleted and
+/// neither its content, its metadata nor an edit; an edited one's when it was edited.
+/// Serialized straight from the message (no `serde_json::Value` in between); the fields are in
+/// alphabetical order, as a JSON object map writes them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MessageReceivedData<'a> {
+struct MessageEventData<'a> {
     /// Who may read it besides the members: stream and webhook deliveries filter on the typed
     /// audience (`messages.audience`); the data names only its kind.
     audience: &'static str,
-    content: &'a MessageContent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a MessageContent>,
     conversation: String,
     created_on: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_on: Option<String>,
     message_id: String,
-    metadata: &'a Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Metadata>,
     sender: Option<&'a str>,
     sender_display_name: Option<&'a str>,
     sequence_id: i64,
@@ -315,24 +325,22 @@ struct MessageReceivedData<'a> {
     version: String,
 }
 
-pub(crate) fn message_received_data(
-    new: &NewMessage,
-    id: i64,
-    sequence_id: i64,
-    now: OffsetDateTime,
-) -> StoreResult<String> {
-    serde_json::to_string(&MessageReceivedData {
-        audience: audience_name(&new.audience),
-        content: &new.content,
-        conversation: new.conversation.to_acs(),
-        created_on: rfc3339(now),
-        message_id: id.to_string(),
-        metadata: &new.metadata,
-        sender: new.sender.as_ref().map(IdentityId::as_str),
-        sender_display_name: new.sender_display_name.as_deref(),
-        sequence_id,
-        kind: new.kind.as_str(),
-        version: id.to_string(),
+pub(crate) fn message_event_data(message: &Message) -> StoreResult<String> {
+    let deleted = message.deleted_on.is_some();
+    serde_json::to_string(&MessageEventData {
+        audience: audience_name(&message.audience),
+        content: (!deleted).then_some(&message.content),
+        conversation: message.conversation.to_acs(),
+        created_on: rfc3339(message.created_on),
+        deleted_on: message.deleted_on.map(rfc3339),
+        edited_on: message.edited_on.filter(|_| !deleted).map(rfc3339),
+        message_id: message.id.0.to_string(),
+        metadata: (!deleted).then_some(&message.metadata),
+        sender: message.sender.as_ref().map(IdentityId::as_str),
+        sender_display_name: message.sender_display_name.as_deref(),
+        sequence_id: message.sequence_id,
+        kind: message.kind.as_str(),
+        version: message.version.to_string(),
     })
     .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))
 }
@@ -380,55 +388,106 @@ pub(crate) fn retention_json(policy: confab_core::model::RetentionPolicy) -> ser
 mod tests {
     use std::sync::Arc;
 
-    use confab_core::ids::{ConversationId, IdentityId};
+    use confab_core::ids::{ConversationId, IdentityId, MessageId};
     use confab_core::model::{
-        Audience, EventKind, MessageContent, MessageType, Metadata, Participant, Role,
+        Audience, EventKind, Message, MessageContent, MessageType, Metadata, Participant, Role,
     };
     use confab_core::ports::{
         CommittedEvent, EventSink, NewConversation, NewMessage, Store, SystemClock,
     };
     use parking_lot::Mutex;
 
-    /// The typed data of a received message is the JSON object the event carried before it was
-    /// typed: the same fields and values (the stream and webhooks send it as it is).
+    /// The typed data of a message event is the JSON object each event carried before it was
+    /// typed: the same fields and values, in the same order (the stream and webhooks send it as
+    /// it is).
     #[test]
-    fn message_received_data_is_the_message_as_json() {
+    fn message_event_data_is_the_message_as_json() {
         let conversation = ConversationId::generate();
-        let sender = IdentityId::parse("8:acs:res_alice").expect("id");
         let mut metadata = Metadata::new();
         metadata.insert("b".into(), "2".into());
         metadata.insert("a".into(), "\"quoted\"".into());
-        let new = NewMessage {
+        let created = time::macros::datetime!(2026-12-02 03:04:05.123456 UTC);
+        let later = time::macros::datetime!(2026-12-02 03:04:06 UTC);
+        let mut message = Message {
+            id: MessageId(42),
             conversation,
+            sequence_id: 7,
             kind: MessageType::Text,
             content: MessageContent {
                 text: Some("hello\nworld".into()),
                 ..MessageContent::default()
             },
-            sender: Some(sender.clone()),
+            sender: Some(IdentityId::parse("8:acs:res_alice").expect("id")),
             sender_display_name: None,
-            metadata: metadata.clone(),
+            metadata,
+            version: 42,
+            created_on: created,
+            edited_on: None,
+            deleted_on: None,
             audience: Audience::AllSubscribers,
         };
-        let now = time::macros::datetime!(2026-12-02 03:04:05.123456 UTC);
-        let text = super::message_received_data(&new, 42, 7, now).expect("data");
-        let parsed: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        let expected = serde_json::json!({
-            "conversation": conversation.to_acs(),
-            "messageId": "42",
-            "sequenceId": 7,
-            "type": "text",
-            "sender": "8:acs:res_alice",
-            "senderDisplayName": null,
-            "content": {"text": "hello\nworld"},
-            "metadata": {"a": "\"quoted\"", "b": "2"},
-            "version": "42",
-            "createdOn": "2026-12-02T03:04:05.123456Z",
-            "audience": "allSubscribers",
-        });
-        assert_eq!(parsed, expected);
-        // Written in the order a JSON object map writes its keys.
-        assert_eq!(text, expected.to_string());
+        let check = |message: &Message, expected: serde_json::Value| {
+            let text = super::message_event_data(message).expect("data");
+            let parsed: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert_eq!(parsed, expected);
+            // Written in the order a JSON object map writes its keys.
+            assert_eq!(text, expected.to_string());
+        };
+        let acs = conversation.to_acs();
+        check(
+            &message,
+            serde_json::json!({
+                "conversation": acs,
+                "messageId": "42",
+                "sequenceId": 7,
+                "type": "text",
+                "sender": "8:acs:res_alice",
+                "senderDisplayName": null,
+                "content": {"text": "hello\nworld"},
+                "metadata": {"a": "\"quoted\"", "b": "2"},
+                "version": "42",
+                "createdOn": "2026-12-02T03:04:05.123456Z",
+                "audience": "allSubscribers",
+            }),
+        );
+        message.version = 50;
+        message.edited_on = Some(later);
+        check(
+            &message,
+            serde_json::json!({
+                "conversation": acs,
+                "messageId": "42",
+                "sequenceId": 7,
+                "type": "text",
+                "sender": "8:acs:res_alice",
+                "senderDisplayName": null,
+                "content": {"text": "hello\nworld"},
+                "metadata": {"a": "\"quoted\"", "b": "2"},
+                "version": "50",
+                "createdOn": "2026-12-02T03:04:05.123456Z",
+                "editedOn": "2026-12-02T03:04:06Z",
+                "audience": "allSubscribers",
+            }),
+        );
+        // A deleted message (edited before): no content, metadata or edit time.
+        message.version = 60;
+        message.content.text = None;
+        message.deleted_on = Some(later);
+        check(
+            &message,
+            serde_json::json!({
+                "conversation": acs,
+                "messageId": "42",
+                "sequenceId": 7,
+                "type": "text",
+                "sender": "8:acs:res_alice",
+                "senderDisplayName": null,
+                "version": "60",
+                "createdOn": "2026-12-02T03:04:05.123456Z",
+                "deletedOn": "2026-12-02T03:04:06Z",
+                "audience": "allSubscribers",
+            }),
+        );
     }
 
     use crate::SqliteStore;

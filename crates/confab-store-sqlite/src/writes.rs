@@ -118,6 +118,25 @@ impl Writer {
         Ok(())
     }
 
+    /// Logs a message event (received, edited, deleted) with the whole message as its data, so
+    /// that a stream renders it without reading it back.
+    fn log_message_event(&self, kind: EventKind, message: &Message, at: i64) -> StoreResult<()> {
+        self.log_event(
+            kind,
+            Some(message.conversation),
+            Some(message.id.0),
+            message.sender.as_ref(),
+            Some(MessageHints::new(
+                message.id.0,
+                codec::micros(message.created_on),
+                message.kind,
+                &message.audience,
+            )),
+            events::message_event_data(message)?,
+            at,
+        )
+    }
+
     /// Appends a message: takes the conversation's next sequence id (failing with `NotFound` if
     /// it is missing or deleted), stamps it, and logs `MessageReceived`.
     fn insert_message(
@@ -190,18 +209,7 @@ impl Writer {
                 stmt.execute(params![key, reader, id]).db()?;
             }
         }
-        // The whole message, so that a stream renders it without reading it back.
-        let data = events::message_received_data(new, id, sequence_id, now)?;
-        self.log_event(
-            EventKind::MessageReceived,
-            Some(new.conversation),
-            Some(id),
-            new.sender.as_ref(),
-            Some(MessageHints::new(id, now_us, new.kind, &new.audience)),
-            data,
-            now_us,
-        )?;
-        Ok(Message {
+        let message = Message {
             id: MessageId(id),
             conversation: new.conversation,
             sequence_id,
@@ -215,7 +223,9 @@ impl Writer {
             edited_on: None,
             deleted_on: None,
             audience: new.audience.clone(),
-        })
+        };
+        self.log_message_event(EventKind::MessageReceived, &message, now_us)?;
+        Ok(message)
     }
 
     /// Appends a system message (no sender) with the given content.
@@ -773,34 +783,7 @@ impl Writer {
                 id.0
             ])
             .db()?;
-        self.log_event(
-            EventKind::MessageEdited,
-            Some(conversation),
-            Some(id.0),
-            message.sender.as_ref(),
-            Some(MessageHints::new(
-                id.0,
-                codec::micros(message.created_on),
-                message.kind,
-                &message.audience,
-            )),
-            json!({
-                "conversation": conversation.to_acs(),
-                "messageId": id.to_string(),
-                "sequenceId": message.sequence_id,
-                "type": message.kind.as_str(),
-                "sender": message.sender.as_ref().map(IdentityId::as_str),
-                "senderDisplayName": message.sender_display_name,
-                "content": message.content,
-                "metadata": message.metadata,
-                "version": message.version.to_string(),
-                "createdOn": events::rfc3339(message.created_on),
-                "editedOn": events::rfc3339(now),
-                "audience": events::audience_name(&message.audience),
-            })
-            .to_string(),
-            now_us,
-        )?;
+        self.log_message_event(EventKind::MessageEdited, &message, now_us)?;
         Ok(message)
     }
 
@@ -816,7 +799,8 @@ impl Writer {
         let (now, now_us) = self.now()?;
         message.content.text = None;
         // A delete is a change too: clients that cache by version must see it.
-        let version = self.next_version(now_us);
+        message.version = self.next_version(now_us);
+        message.deleted_on = Some(now);
         self.conn
             .prepare_cached(
                 "UPDATE messages SET content = ?1, version = ?2, deleted_on = ?3, changed_on = ?3
@@ -825,38 +809,13 @@ impl Writer {
             .db()?
             .execute(params![
                 codec::encode_content(&message.content)?,
-                version,
+                message.version,
                 now_us,
                 conv_key(conversation),
                 id.0
             ])
             .db()?;
-        self.log_event(
-            EventKind::MessageDeleted,
-            Some(conversation),
-            Some(id.0),
-            message.sender.as_ref(),
-            Some(MessageHints::new(
-                id.0,
-                codec::micros(message.created_on),
-                message.kind,
-                &message.audience,
-            )),
-            json!({
-                "conversation": conversation.to_acs(),
-                "messageId": id.to_string(),
-                "sequenceId": message.sequence_id,
-                "type": message.kind.as_str(),
-                "sender": message.sender.as_ref().map(IdentityId::as_str),
-                "senderDisplayName": message.sender_display_name,
-                "version": version.to_string(),
-                "createdOn": events::rfc3339(message.created_on),
-                "deletedOn": events::rfc3339(now),
-                "audience": events::audience_name(&message.audience),
-            })
-            .to_string(),
-            now_us,
-        )
+        self.log_message_event(EventKind::MessageDeleted, &message, now_us)
     }
 
     pub(crate) fn put_read_receipt(
