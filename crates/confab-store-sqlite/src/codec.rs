@@ -213,14 +213,26 @@ pub(crate) fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
-/// A conversation's last activity: the time of its newest message (system messages included),
-/// NULL before the first. Read from the newest row (one step down the messages key,
-/// `(conversation, id)`) instead of kept in the conversation row, so that an append writes no
-/// page of the conversations table. For a conversations table aliased `c`.
+/// A column of the newest message of the conversation aliased `c` (NULL before the first): one
+/// step down the messages key, `(conversation, id)`. Messages are never removed and ids grow
+/// with every append, so this row holds the conversation's last activity, its highest sequence
+/// id and its highest message id; they are read here instead of kept in the conversation row,
+/// so that an append writes no page of the conversations table.
+macro_rules! newest_message {
+    ($column:literal) => {
+        concat!(
+            "(SELECT m.",
+            $column,
+            " FROM messages AS m WHERE m.conversation = c.id ORDER BY m.id DESC LIMIT 1)"
+        )
+    };
+}
+pub(crate) use newest_message;
+
+/// A conversation's last activity: the time of its newest message (system messages included).
 macro_rules! last_message_on {
     () => {
-        "(SELECT m.created_on FROM messages AS m WHERE m.conversation = c.id \
-          ORDER BY m.id DESC LIMIT 1)"
+        $crate::codec::newest_message!("created_on")
     };
 }
 pub(crate) use last_message_on;

@@ -212,10 +212,11 @@ impl Writer {
         } else {
             let newest: i64 = conn
                 .query_row(
-                    "SELECT COALESCE(MAX((SELECT m.id FROM messages AS m
-                                          WHERE m.conversation = c.id
-                                          ORDER BY m.id DESC LIMIT 1)), 0)
-                     FROM conversations AS c",
+                    concat!(
+                        "SELECT COALESCE(MAX(",
+                        crate::codec::newest_message!("id"),
+                        "), 0) FROM conversations AS c"
+                    ),
                     [],
                     |r| r.get(0),
                 )

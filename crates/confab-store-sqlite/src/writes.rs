@@ -151,20 +151,17 @@ impl Writer {
         let content = codec::encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
         let audience = codec::encode_audience(&new.audience)?;
-        // One read checks the conversation and finds its newest message (the last row of its
-        // range of the messages key): the next sequence id follows that message's (messages are never removed, and ids grow with every append,
-        // so the newest by id holds the highest). Nothing is written to the conversation row:
-        // its activity is that same newest message (see `codec::LAST_MESSAGE_ON`). Inside the
+        // One read checks the conversation and finds the sequence id of its newest message
+        // (`codec::newest_message!`); nothing is written to the conversation row. Inside the
         // batch transaction the read sees the batch's earlier appends, and a rolled-back job's
         // append takes its sequence id with it.
         let last_sequence_id: i64 = self
             .conn
-            .prepare_cached(
-                "SELECT COALESCE((SELECT m.sequence_id FROM messages AS m
-                                  WHERE m.conversation = c.id ORDER BY m.id DESC LIMIT 1), 0)
-                 FROM conversations AS c
-                 WHERE c.id = ?1 AND c.deleted_on IS NULL",
-            )
+            .prepare_cached(concat!(
+                "SELECT COALESCE(",
+                codec::newest_message!("sequence_id"),
+                ", 0) FROM conversations AS c WHERE c.id = ?1 AND c.deleted_on IS NULL"
+            ))
             .db()?
             .query_row(params![key], |row| row.get(0))
             .optional()
