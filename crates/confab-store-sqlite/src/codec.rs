@@ -9,7 +9,7 @@ use confab_core::model::{
 };
 use confab_core::ports::{StoreError, StoreResult};
 use rusqlite::types::Type;
-use rusqlite::Row;
+use rusqlite::{Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 /// One day in microseconds.
@@ -525,6 +525,28 @@ fn hex_digit(b: u8) -> Option<u8> {
     char::from(b)
         .to_digit(16)
         .and_then(|d| u8::try_from(d).ok())
+}
+
+/// A value of the `meta` table (the store's own settings: the id clock, the event purge
+/// watermark, whether a writer is open), if set.
+pub(crate) fn meta_value(conn: &Connection, key: &str) -> StoreResult<Option<i64>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .db()?
+        .query_row([key], |row| row.get(0))
+        .optional()
+        .db()
+}
+
+/// Sets a value of the `meta` table.
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .db()?
+    .execute(rusqlite::params![key, value])
+    .db()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -140,25 +140,14 @@ impl Writer {
             .db()?
             .execute(params![bounds.purged_through, through])
             .db()?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .db()?
-            .execute(params![PURGED_THROUGH, through])
-            .db()?;
+        codec::set_meta(&self.conn, PURGED_THROUGH, through)?;
         Ok(deleted)
     }
 }
 
 /// The resumable range of positions.
 pub(crate) fn bounds(conn: &Connection) -> StoreResult<EventBounds> {
-    let purged_through: i64 = conn
-        .prepare_cached("SELECT COALESCE((SELECT value FROM meta WHERE key = ?1), 0)")
-        .db()?
-        .query_row([PURGED_THROUGH], |row| row.get(0))
-        .db()?;
+    let purged_through = codec::meta_value(conn, PURGED_THROUGH)?.unwrap_or(0);
     // AUTOINCREMENT keeps the largest position ever handed out here, even once its row is gone.
     let head: i64 = conn
         .prepare_cached(

@@ -23,11 +23,11 @@ use confab_core::ids::ConversationId;
 use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::checkpoint::Checkpointer;
-use crate::codec::DbResult;
+use crate::codec::{meta_value, set_meta, DbResult};
 use crate::events::SinkSlot;
 use crate::memberships::Memberships;
 use crate::schema::{self, Durability};
@@ -404,25 +404,6 @@ impl Writer {
 /// The `meta` key that says whether `meta.id_clock` is the last id handed out: 1 while a writer
 /// has the database open, 0 once it closed cleanly (saving the clock as it closed).
 const WRITER_OPEN: &str = "writer_open";
-
-fn meta_value(conn: &Connection, key: &str) -> StoreResult<Option<i64>> {
-    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
-        .db()?
-        .query_row([key], |row| row.get(0))
-        .optional()
-        .db()
-}
-
-fn set_meta(conn: &Connection, key: &str, value: i64) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .db()?
-    .execute(rusqlite::params![key, value])
-    .db()?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
