@@ -530,7 +530,7 @@ impl Bench {
                 let numbers: Vec<&str> = users[1..].iter().map(|u| u.number.as_str()).collect();
                 let group = api.create_group(&users[0], &numbers).await?;
                 let reader = users[0].as_acs();
-                let thread = Arc::new(vec![client::thread_of_group(&group)]);
+                let thread = Arc::new(vec![client::thread_of_group(&group)?]);
                 let before = count_messages(target, &reader, &thread).await?;
                 let path = client::group_messages_path(&group);
                 let make: MakeRequest = Arc::new(move |target, conn, n, _rng| {

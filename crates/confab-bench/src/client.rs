@@ -448,8 +448,10 @@ fn last_pin(pin_file: &Path, number: &str) -> anyhow::Result<String> {
 }
 
 /// The ACS thread of a Kaizala group: the same conversation under its ACS id.
-pub fn thread_of_group(group: &str) -> String {
-    format!("19:{}@thread.v2", group.replace('-', ""))
+pub fn thread_of_group(group: &str) -> anyhow::Result<String> {
+    confab_core::ids::ConversationId::parse(group)
+        .map(|id| id.to_acs())
+        .ok_or_else(|| anyhow!("the group id {group:?} is not a conversation id"))
 }
 
 /// The path to send a Kaizala message to a group.

@@ -1,4 +1,4 @@
-//! `confab-bench`: load benchmarks of confab's ACS face.
+//! `confab-bench`: load benchmarks of confab's ACS face and of sends on its Kaizala face.
 //!
 //! Starts confab (embedded SQLite on a fresh on-disk data dir, rate limits off) in a child
 //! process, sets up users, tokens and threads through the public API, drives load from this
@@ -31,7 +31,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "confab-bench",
-    about = "Load benchmarks of confab's ACS face, with a do-nothing ceiling server for scale"
+    about = "Load benchmarks of confab's ACS face and Kaizala sends, with a do-nothing ceiling server for scale"
 )]
 struct Cli {
     #[command(subcommand)]
