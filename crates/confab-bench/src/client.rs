@@ -437,13 +437,7 @@ impl Api {
 fn last_pin(pin_file: &Path, number: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(pin_file)
         .with_context(|| format!("reading {}", pin_file.display()))?;
-    text.lines()
-        .rev()
-        .find_map(|line| {
-            let mut fields = line.split(' ');
-            let (_, to, pin) = (fields.next()?, fields.next()?, fields.next()?);
-            (to == number).then(|| pin.to_owned())
-        })
+    confab::pins::last_pin_in(&text, number)
         .ok_or_else(|| anyhow!("no PIN for {number} in {}", pin_file.display()))
 }
 

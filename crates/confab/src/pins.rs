@@ -75,6 +75,17 @@ impl PinSender for FilePinSender {
     }
 }
 
+/// The PIN last written for `number` in the text of a PIN file (the lines [`FilePinSender`]
+/// appends: `<time> <mobile number> <pin> …`), for whoever reads the file in place of the SMS
+/// it stands for (the tests, the benchmark).
+pub fn last_pin_in(text: &str, number: &str) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let (_, to, pin) = (fields.next()?, fields.next()?, fields.next()?);
+        (to == number).then(|| pin.to_owned())
+    })
+}
+
 /// POSTs `{mobileNumber, pin, message, applicationId, applicationName, expiresOn}` to an SMS
 /// gateway; any 2xx answer counts as sent.
 pub struct HttpPinSender {
@@ -156,4 +167,41 @@ pub fn sender(
             Arc::new(HttpPinSender::new(url)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(number: &str, pin: &str) -> PinMessage {
+        PinMessage {
+            mobile_number: number.into(),
+            pin: pin.into(),
+            application_id: "app".into(),
+            application_name: "App".into(),
+            expires_on: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// What the file sender writes, `last_pin_in` reads back: the newest PIN of that number.
+    #[tokio::test]
+    async fn the_file_senders_lines_give_the_last_pin_of_a_number() {
+        let dir = crate::tempdir::TempDir::new("pins").expect("dir");
+        let path = dir.path().join(PIN_FILE);
+        let sender = FilePinSender::new(Some(path.clone()));
+        for (number, pin) in [
+            ("+14255550001", "1111"),
+            ("+14255550002", "2222"),
+            ("+14255550001", "3333"),
+        ] {
+            sender
+                .send_pin(&message(number, pin))
+                .await
+                .expect("written");
+        }
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert_eq!(last_pin_in(&text, "+14255550001").as_deref(), Some("3333"));
+        assert_eq!(last_pin_in(&text, "+14255550002").as_deref(), Some("2222"));
+        assert_eq!(last_pin_in(&text, "+14255550009"), None);
+    }
 }

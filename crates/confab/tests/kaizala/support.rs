@@ -182,13 +182,7 @@ impl TestServer {
     /// The last PIN the file sender wrote for `number`.
     pub fn last_pin(&self, number: &str) -> String {
         let text = std::fs::read_to_string(&self.pin_file).expect("PIN file");
-        text.lines()
-            .rev()
-            .find_map(|line| {
-                let mut fields = line.split(' ');
-                let (_, to, pin) = (fields.next()?, fields.next()?, fields.next()?);
-                (to == number).then(|| pin.to_owned())
-            })
+        confab::pins::last_pin_in(&text, number)
             .unwrap_or_else(|| panic!("no PIN for {number} in {text}"))
     }
 
