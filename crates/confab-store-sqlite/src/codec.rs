@@ -115,7 +115,9 @@ pub(crate) fn encode_audience(audience: &Audience) -> StoreResult<Option<String>
     }
 }
 
-fn decode_audience(text: Option<&str>) -> Result<Audience, serde_json::Error> {
+/// `messages.audience` read back: NULL for the members, `*` for every subscriber, or a JSON
+/// array of raw ids.
+pub(crate) fn decode_audience(text: Option<&str>) -> Result<Audience, serde_json::Error> {
     match text {
         None => Ok(Audience::Members),
         Some(ALL_SUBSCRIBERS) => Ok(Audience::AllSubscribers),

@@ -69,8 +69,10 @@ impl Writer {
         self.log_event(kind, conversation, message, identity, None, data, at)
     }
 
-    /// [`Writer::event`] for a message event, with what a stream needs to know of the message,
-    /// and the event's data already serialized (the row's payload is the wire event's `data`).
+    /// [`Writer::event`] with the event's data already serialized, and for a message event what
+    /// a stream needs to know of the message. The row's payload is the wire event's `data`,
+    /// except for a message event: its row keeps the message's change and no identity (the
+    /// sender is in the message's row), and a read puts the data together again.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn log_event(
         &self,
@@ -92,8 +94,12 @@ impl Writer {
                 conversation.map(conv_key),
                 codec::event_kind_name(&kind),
                 message,
-                identity.map(IdentityId::as_str),
-                data,
+                if hints.is_some() {
+                    None
+                } else {
+                    identity.map(IdentityId::as_str)
+                },
+                hints.as_ref().map_or(data.as_str(), |h| h.logged.as_str()),
                 at
             ])
             .db()?;
@@ -121,18 +127,14 @@ impl Writer {
     /// Logs a message event (received, edited, deleted) with the whole message as its data, so
     /// that a stream renders it without reading it back.
     fn log_message_event(&self, kind: EventKind, message: &Message, at: i64) -> StoreResult<()> {
+        let text = events::message_event_text(message)?;
         self.log_event(
             kind,
             Some(message.conversation),
             Some(message.id.0),
             message.sender.as_ref(),
-            Some(MessageHints::new(
-                message.id.0,
-                codec::micros(message.created_on),
-                message.kind,
-                &message.audience,
-            )),
-            events::message_event_data(message)?,
+            Some(MessageHints::new(message, text.logged)),
+            text.data,
             at,
         )
     }
