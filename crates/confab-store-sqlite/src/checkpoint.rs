@@ -22,7 +22,10 @@ const MIN_PAUSE: Duration = Duration::from_millis(5);
 /// About how many WAL frames one checkpoint should carry. The writer's WAL syncs queue on the
 /// disk behind each checkpoint's fsync of the database file, so the rest between checkpoints
 /// shrinks as writes come faster (it is set from the rate since the previous one), within
-/// [`MIN_PAUSE`]..[`PAUSE`].
+/// [`MIN_PAUSE`]..[`PAUSE`]. Measured at 64 connections (2 vCPUs, one virtual disk): a fixed
+/// 5 ms pause cut the p99 of sends over 1,000 threads from 13–15 ms to ~8 ms but cost the mixed
+/// reads-and-sends scenario 15 % (a checkpoint costs an fsync whatever it carries); paced by the
+/// rate, sends over many threads get the short pauses and the mixed scenario keeps the long ones.
 const FRAMES_PER_CHECKPOINT: f64 = 300.0;
 
 pub(crate) struct Checkpointer {
@@ -85,7 +88,8 @@ fn run(conn: &Connection, pokes: &Receiver<()>) {
         }
         let started = Instant::now();
         if let Some(frames) = checkpoint(conn) {
-            // A smaller WAL than before means the writer started it over.
+            // A smaller WAL than before means the writer started it over (one that started over
+            // and outgrew the old size is undercounted once; the next rate corrects it).
             let appended = if frames >= wal_frames {
                 frames - wal_frames
             } else {
