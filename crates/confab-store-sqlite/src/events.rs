@@ -173,6 +173,8 @@ struct MessageRow {
     audience: Option<String>,
     sequence_id: i64,
     sender_display_name: Option<String>,
+    content: String,
+    metadata: Option<String>,
 }
 
 /// Up to `limit` events after `after`. A message event's data is made whole again from the
@@ -186,7 +188,8 @@ pub(crate) fn events_after(
         .prepare_cached(
             "SELECT e.position, e.conversation, e.kind, e.message_id,
                     COALESCE(e.identity, m.sender), e.payload, e.at,
-                    m.created_on, m.kind, m.audience, m.sequence_id, m.sender_display_name
+                    m.created_on, m.kind, m.audience, m.sequence_id, m.sender_display_name,
+                    m.content, m.metadata
              FROM events AS e
              LEFT JOIN messages AS m ON m.conversation = e.conversation AND m.id = e.message_id
                  AND e.kind IN ('messageReceived', 'messageEdited', 'messageDeleted')
@@ -206,6 +209,8 @@ pub(crate) fn events_after(
                         audience: row.get(9)?,
                         sequence_id: row.get(10)?,
                         sender_display_name: row.get(11)?,
+                        content: row.get(12)?,
+                        metadata: row.get(13)?,
                     }),
                     None => None,
                 };
@@ -233,8 +238,19 @@ pub(crate) fn events_after(
             .map_err(|_| bad("audience"))?;
         let (message_ref, data) = match (message_id, conversation, &message) {
             (Some(id), Some(conversation), Some(m)) => {
-                let change: MessageChange<'_> =
+                let mut change: MessageChange<'_> =
                     serde_json::from_str(&payload).map_err(|_| bad("message change"))?;
+                if change.content.is_none() && change.deleted_on.is_none() {
+                    // A system message's: its content and metadata are its row's.
+                    let content =
+                        codec::decode_content(&m.content).map_err(|_| bad("message content"))?;
+                    let metadata = match &m.metadata {
+                        Some(text) => serde_json::from_str(text).map_err(|_| bad("metadata"))?,
+                        None => Metadata::new(),
+                    };
+                    change.content = Some(Cow::Owned(content));
+                    change.metadata = Some(Cow::Owned(metadata));
+                }
                 let facts = MessageFacts {
                     conversation,
                     id,
@@ -400,7 +416,7 @@ pub(crate) struct MessageEventText {
 
 pub(crate) fn message_event_text(message: &Message) -> StoreResult<MessageEventText> {
     let deleted = message.deleted_on.is_some();
-    let change = MessageChange {
+    let mut change = MessageChange {
         content: (!deleted).then_some(Cow::Borrowed(&message.content)),
         deleted_on: message.deleted_on.map(rfc3339),
         edited_on: message.edited_on.filter(|_| !deleted).map(rfc3339),
@@ -417,8 +433,16 @@ pub(crate) fn message_event_text(message: &Message) -> StoreResult<MessageEventT
         created_on: message.created_on,
         audience: audience_name(&message.audience),
     };
+    let data = render(&facts, &change)?;
+    // A system message never changes (the core refuses to edit or delete one), so its row
+    // keeps its content and metadata for its event too: the content lists participants and can
+    // be long. A change with neither content nor a delete time is read back that way.
+    if message.kind.is_system() {
+        change.content = None;
+        change.metadata = None;
+    }
     Ok(MessageEventText {
-        data: render(&facts, &change)?,
+        data,
         logged: serde_json::to_string(&change)
             .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?,
     })
@@ -578,6 +602,38 @@ mod tests {
                 "audience": "allSubscribers",
             }),
         );
+    }
+
+    /// A system message's event row leaves its content and metadata to the message's own row.
+    #[test]
+    fn a_system_message_event_logs_no_content() {
+        let message = Message {
+            id: MessageId(42),
+            conversation: ConversationId::generate(),
+            sequence_id: 1,
+            kind: MessageType::ParticipantAdded,
+            content: MessageContent {
+                participants: vec![confab_core::model::ParticipantRef {
+                    identity: IdentityId::parse("8:acs:res_alice").expect("id"),
+                    display_name: None,
+                    share_history_time: None,
+                }],
+                ..MessageContent::default()
+            },
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            version: 42,
+            created_on: time::macros::datetime!(2026-12-02 03:04:05 UTC),
+            edited_on: None,
+            deleted_on: None,
+            audience: Audience::Members,
+        };
+        let text = super::message_event_text(&message).expect("data");
+        assert!(text
+            .data
+            .contains("\"participants\":[{\"identity\":\"8:acs:res_alice\"}]"));
+        assert_eq!(text.logged, r#"{"version":"42"}"#);
     }
 
     use crate::SqliteStore;
