@@ -169,6 +169,20 @@ mod tests {
 
     use super::*;
 
+    /// An in-memory database migrated up to, not including, the migration whose SQL contains
+    /// `marker`; answers it and that migration's index.
+    fn migrated_before(marker: &str) -> (Connection, usize) {
+        let conn = Connection::open_in_memory().expect("db");
+        let at = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains(marker))
+            .expect("the migration");
+        for sql in &MIGRATIONS[..at] {
+            conn.execute_batch(sql).expect("earlier migration");
+        }
+        (conn, at)
+    }
+
     fn rows(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
         let mut stmt = conn.prepare(sql).expect("prepare");
         let width = stmt.column_count();
@@ -180,14 +194,7 @@ mod tests {
 
     #[test]
     fn the_messages_rebuild_keeps_every_row_and_drops_only_the_sequence_index() {
-        let conn = Connection::open_in_memory().expect("db");
-        let rebuild = MIGRATIONS
-            .iter()
-            .position(|sql| sql.contains("CREATE TABLE messages_rebuilt"))
-            .expect("the rebuild migration");
-        for sql in &MIGRATIONS[..rebuild] {
-            conn.execute_batch(sql).expect("earlier migration");
-        }
+        let (conn, rebuild) = migrated_before("CREATE TABLE messages_rebuilt");
         conn.execute_batch(
             "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
                  sender_display_name, metadata, version, created_on, edited_on, deleted_on,
@@ -230,14 +237,7 @@ mod tests {
 
     #[test]
     fn the_clustered_messages_table_keeps_every_row_in_conversation_order() {
-        let conn = Connection::open_in_memory().expect("db");
-        let cluster = MIGRATIONS
-            .iter()
-            .position(|sql| sql.contains("CREATE TABLE messages_clustered"))
-            .expect("the migration");
-        for sql in &MIGRATIONS[..cluster] {
-            conn.execute_batch(sql).expect("earlier migration");
-        }
+        let (conn, cluster) = migrated_before("CREATE TABLE messages_clustered");
         conn.execute_batch(
             "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
                  sender_display_name, metadata, version, created_on, edited_on, deleted_on,
@@ -285,14 +285,7 @@ mod tests {
 
     #[test]
     fn the_activity_columns_go_and_the_newest_message_holds_their_values() {
-        let conn = Connection::open_in_memory().expect("db");
-        let drop = MIGRATIONS
-            .iter()
-            .position(|sql| sql.contains("DROP COLUMN last_message_on"))
-            .expect("the migration");
-        for sql in &MIGRATIONS[..drop] {
-            conn.execute_batch(sql).expect("earlier migration");
-        }
+        let (conn, drop) = migrated_before("DROP COLUMN last_message_on");
         // What the writer kept before: the newest message's time and sequence id.
         conn.execute_batch(
             "INSERT INTO conversations (id, topic, created_by, created_on, last_message_on,
