@@ -191,10 +191,12 @@ fn opt_text_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<Option<&'r
 }
 
 pub(crate) fn metadata_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Metadata> {
-    match opt_text_ref(row, idx)? {
-        None => Ok(Metadata::new()),
-        Some(text) => serde_json::from_str(text).map_err(|e| bad_value(idx, e)),
-    }
+    decode_metadata(opt_text_ref(row, idx)?).map_err(|e| bad_value(idx, e))
+}
+
+/// A metadata column read back: NULL when empty, else a JSON object.
+pub(crate) fn decode_metadata(text: Option<&str>) -> Result<Metadata, serde_json::Error> {
+    text.map_or_else(|| Ok(Metadata::new()), serde_json::from_str)
 }
 
 pub(crate) fn content_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageContent> {

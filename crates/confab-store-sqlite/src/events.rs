@@ -244,10 +244,8 @@ pub(crate) fn events_after(
                     // A system message's: its content and metadata are its row's.
                     let content =
                         codec::decode_content(&m.content).map_err(|_| bad("message content"))?;
-                    let metadata = match &m.metadata {
-                        Some(text) => serde_json::from_str(text).map_err(|_| bad("metadata"))?,
-                        None => Metadata::new(),
-                    };
+                    let metadata = codec::decode_metadata(m.metadata.as_deref())
+                        .map_err(|_| bad("metadata"))?;
                     change.content = Some(Cow::Owned(content));
                     change.metadata = Some(Cow::Owned(metadata));
                 }

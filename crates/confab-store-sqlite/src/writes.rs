@@ -84,6 +84,10 @@ impl Writer {
         data: String,
         at: i64,
     ) -> StoreResult<()> {
+        let (row_identity, row_payload) = match &hints {
+            Some(hints) => (None, hints.logged.as_str()),
+            None => (identity.map(IdentityId::as_str), data.as_str()),
+        };
         self.conn
             .prepare_cached(
                 "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
@@ -94,12 +98,8 @@ impl Writer {
                 conversation.map(conv_key),
                 codec::event_kind_name(&kind),
                 message,
-                if hints.is_some() {
-                    None
-                } else {
-                    identity.map(IdentityId::as_str)
-                },
-                hints.as_ref().map_or(data.as_str(), |h| h.logged.as_str()),
+                row_identity,
+                row_payload,
                 at
             ])
             .db()?;
