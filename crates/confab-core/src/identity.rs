@@ -132,23 +132,23 @@ impl Core {
                 "The access token has been revoked.".into(),
             ));
         }
-        let connector = match claims.app {
+        let connector = match &claims.app {
             Some(application) => {
-                if !self.application_exists(&application).await? {
+                if !self.application_exists(application).await? {
                     return Err(Error::Unauthenticated(
                         "The access token's application has been deleted.".into(),
                     ));
                 }
                 Some(ConnectorGrant {
-                    application,
-                    permissions: claims.perm,
+                    application: application.clone(),
+                    permissions: claims.perm.clone(),
                 })
             }
             None => None,
         };
         Ok(Caller {
             identity,
-            scopes: claims.scp,
+            scopes: claims.scp.clone(),
             connector,
         })
     }

@@ -4,9 +4,13 @@
 //! payload segment with plain base64, so the payload must contain neither `-` nor `_` (see
 //! NOTES.md). A nonce claim is varied until that holds.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use time::OffsetDateTime;
@@ -97,16 +101,24 @@ pub enum TokenError {
 }
 
 /// Mints and verifies tokens with one server secret.
-#[derive(Clone)]
 pub struct TokenIssuer {
     mac: HmacSha256,
+    verified: Mutex<VerifiedTokens>,
 }
 
 impl TokenIssuer {
     pub fn new(secret: &[u8]) -> Self {
+        Self::with_cache_capacity(secret, VERIFIED_TOKENS)
+    }
+
+    /// An issuer that remembers up to about `2 × capacity` verified tokens.
+    fn with_cache_capacity(secret: &[u8], capacity: usize) -> Self {
         // HMAC accepts keys of any length, so this cannot fail.
         let mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-        Self { mac }
+        Self {
+            mac,
+            verified: Mutex::new(VerifiedTokens::new(capacity)),
+        }
     }
 
     /// Mints a token for `identity`, valid until `expires_on`.
@@ -158,7 +170,29 @@ impl TokenIssuer {
 
     /// Checks the signature and expiry; answers the claims. Revocation is checked by the caller
     /// against the identity's current generation.
-    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+    ///
+    /// A client sends the same token with every request, so the claims of a token that verified
+    /// are remembered, keyed by the whole token: a hit is the very bytes that were checked
+    /// before under this secret, and only the expiry, which depends on `now`, is checked again.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Arc<Claims>, TokenError> {
+        // The lookup's own statement, so that the lock is released before a miss verifies.
+        let remembered = self.verified.lock().get(token);
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signature(token)?);
+                self.verified.lock().insert(token, claims.clone());
+                claims
+            }
+        };
+        if claims.exp <= now.unix_timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a well-formed token signed with this server's secret, expired or not.
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
@@ -171,17 +205,62 @@ impl TokenIssuer {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now.unix_timestamp() {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
 
     fn sign(&self, data: &[u8]) -> Vec<u8> {
         let mut mac = self.mac.clone();
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Verified tokens remembered per generation of the cache (see `VerifiedTokens`): enough for
+/// every client of a busy server, ~3 MB when full with tokens of ~300 bytes.
+const VERIFIED_TOKENS: usize = 4096;
+
+/// The claims of recently verified tokens, in two generations so that memory stays bounded
+/// without bookkeeping per hit: new tokens go to `recent`; when it is full it becomes `older`
+/// and the previous `older` is dropped; a token found in `older` moves back to `recent`. A token
+/// in use stays; one unused for a generation is verified again when it returns.
+struct VerifiedTokens {
+    capacity: usize,
+    recent: HashMap<Box<str>, Arc<Claims>>,
+    older: HashMap<Box<str>, Arc<Claims>>,
+}
+
+impl VerifiedTokens {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            recent: HashMap::new(),
+            older: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, token: &str) -> Option<Arc<Claims>> {
+        if let Some(claims) = self.recent.get(token) {
+            return Some(claims.clone());
+        }
+        let (token, claims) = self.older.remove_entry(token)?;
+        self.insert_owned(token, claims.clone());
+        Some(claims)
+    }
+
+    fn insert(&mut self, token: &str, claims: Arc<Claims>) {
+        self.insert_owned(token.into(), claims);
+    }
+
+    fn insert_owned(&mut self, token: Box<str>, claims: Arc<Claims>) {
+        if self.recent.len() >= self.capacity {
+            self.older = std::mem::take(&mut self.recent);
+        }
+        self.recent.insert(token, claims);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.recent.len() + self.older.len()
     }
 }
 
@@ -250,5 +329,76 @@ mod tests {
         for junk in ["", "a", "a.b", "a.b.c", "..."] {
             assert!(issuer().verify(junk, now).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_still_expires() {
+        let now = OffsetDateTime::now_utc();
+        let issuer = issuer();
+        let token = issuer.mint(
+            &IdentityId::new_user("res"),
+            0,
+            &[Scope::Chat],
+            now,
+            now + Duration::hours(1),
+        );
+        let first = issuer.verify(&token, now).expect("valid");
+        let again = issuer.verify(&token, now).expect("valid");
+        assert!(Arc::ptr_eq(&first, &again), "the second check is a hit");
+        assert_eq!(issuer.verified.lock().len(), 1);
+        assert_eq!(
+            issuer.verify(&token, now + Duration::hours(2)),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_does_not_vouch_for_an_altered_one() {
+        let now = OffsetDateTime::now_utc();
+        let issuer = issuer();
+        let token = issuer.mint(
+            &IdentityId::new_user("res"),
+            0,
+            &[Scope::Chat],
+            now,
+            now + Duration::hours(1),
+        );
+        issuer.verify(&token, now).expect("valid");
+        let (signing_input, _) = token.rsplit_once('.').expect("three parts");
+        let resigned = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(issuer.verify(&resigned, now), Err(TokenError::BadSignature));
+        assert!(issuer.verify(&format!("{token}x"), now).is_err());
+        assert_eq!(issuer.verified.lock().len(), 1, "refusals are not kept");
+    }
+
+    #[test]
+    fn the_remembered_tokens_stay_bounded_and_keep_the_ones_in_use() {
+        let now = OffsetDateTime::now_utc();
+        let issuer = TokenIssuer::with_cache_capacity(b"secret", 4);
+        let mint = || {
+            issuer.mint(
+                &IdentityId::new_user("res"),
+                0,
+                &[Scope::Chat],
+                now,
+                now + Duration::hours(1),
+            )
+        };
+        let busy = mint();
+        let busy_claims = issuer.verify(&busy, now).expect("valid");
+        let first_of_the_rest = mint();
+        let first_claims = issuer.verify(&first_of_the_rest, now).expect("valid");
+        for _ in 0..20 {
+            issuer.verify(&mint(), now).expect("valid");
+            let hit = issuer.verify(&busy, now).expect("valid");
+            assert!(Arc::ptr_eq(&busy_claims, &hit), "a token in use stays");
+            assert!(issuer.verified.lock().len() <= 8);
+        }
+        let again = issuer.verify(&first_of_the_rest, now).expect("still valid");
+        assert_eq!(again, first_claims);
+        assert!(
+            !Arc::ptr_eq(&again, &first_claims),
+            "an unused token was forgotten and verified again"
+        );
     }
 }
