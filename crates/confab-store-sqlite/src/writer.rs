@@ -14,6 +14,7 @@
 //! for that reason, and nothing is answered before the commit.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
@@ -197,6 +198,45 @@ pub(crate) struct Writer {
     /// The batch recorded (or re-queued) webhook deliveries: wake the worker after COMMIT.
     pub(crate) deliveries_recorded: Cell<bool>,
     pub(crate) delivery_wakeup: Arc<tokio::sync::Notify>,
+    /// The newest sequence id of live conversations the writer appended to.
+    pub(crate) sequence_ids: SequenceIds,
+}
+
+/// The sequence id of each live conversation's newest message, as this writer last wrote it,
+/// so that an append to a busy thread need not read it back (two b-tree descents: the
+/// conversation's row and its newest message).
+///
+/// Only the writer inserts messages (`insert_message`, the one place that sets an entry) and
+/// marks conversations deleted (`mark_deleted`, which forgets the entry), so an entry is what
+/// the database holds. A rollback, of the batch or of one job's savepoint, may undo appends and
+/// deletions the entries followed: it clears them all, and the next append reads again.
+#[derive(Default)]
+pub(crate) struct SequenceIds {
+    newest: HashMap<[u8; 16], i64>,
+}
+
+impl SequenceIds {
+    /// Conversations remembered at most (~40 bytes each); past it the map starts over.
+    const CAPACITY: usize = 65_536;
+
+    pub(crate) fn get(&self, conversation: &[u8; 16]) -> Option<i64> {
+        self.newest.get(conversation).copied()
+    }
+
+    pub(crate) fn set(&mut self, conversation: [u8; 16], sequence_id: i64) {
+        if self.newest.len() >= Self::CAPACITY && !self.newest.contains_key(&conversation) {
+            self.newest.clear();
+        }
+        self.newest.insert(conversation, sequence_id);
+    }
+
+    pub(crate) fn forget(&mut self, conversation: &[u8; 16]) {
+        self.newest.remove(conversation);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.newest.clear();
+    }
 }
 
 impl Writer {
@@ -240,6 +280,7 @@ impl Writer {
             webhooks_touched: false,
             deliveries_recorded: Cell::new(false),
             delivery_wakeup: Arc::new(tokio::sync::Notify::new()),
+            sequence_ids: SequenceIds::default(),
         })
     }
 
@@ -321,8 +362,9 @@ impl Writer {
                 let end = if ok {
                     self.exec("RELEASE job")
                 } else {
-                    // The job's events are undone with its savepoint.
+                    // The job's events and appends are undone with its savepoint.
                     self.pending.get_mut().truncate(logged);
+                    self.sequence_ids.clear();
                     self.exec("ROLLBACK TO job")
                         .and_then(|()| self.exec("RELEASE job"))
                         .and_then(|()| self.reload_webhooks_if_touched())
@@ -373,6 +415,7 @@ impl Writer {
 
     /// Rolls the batch back, unless SQLite already has.
     fn rollback(&mut self) {
+        self.sequence_ids.clear();
         if !self.conn.is_autocommit() {
             if let Err(err) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %err, "store rollback failed");
@@ -547,6 +590,105 @@ mod tests {
         // The next append continues the sequence.
         let next = w.append_message(&text(a, "after")).expect("append");
         assert_eq!(next.sequence_id, 6);
+    }
+
+    /// A job's work, for `run_jobs`.
+    type Work<T> = Box<dyn FnMut(&mut Writer) -> StoreResult<T> + Send>;
+
+    /// Runs the jobs as one batch and answers their results in order.
+    fn run_jobs<T: Send + 'static>(w: &mut Writer, jobs: Vec<Work<T>>) -> Vec<StoreResult<T>> {
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for work in jobs {
+            let (j, answer) = job(work);
+            batch.push(j);
+            answers.push(answer);
+        }
+        let failure = w.run_batch(&mut batch);
+        for j in batch {
+            j.finish(failure.as_deref());
+        }
+        answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("answer"))
+            .collect()
+    }
+
+    /// Appends take the newest sequence id from memory once the writer has appended to a
+    /// conversation; a deletion must still stop them, in the same batch and in later ones, and a
+    /// deletion that is rolled back must not.
+    #[test]
+    fn a_remembered_sequence_id_does_not_outlive_its_conversation() {
+        let (mut w, _scratch) = writer("sequence-ids");
+        let a = conversation(&mut w);
+        let b = conversation(&mut w);
+        let appended = run_jobs::<i64>(
+            &mut w,
+            vec![
+                Box::new(move |w| w.append_message(&text(a, "1")).map(|m| m.sequence_id)),
+                Box::new(move |w| w.append_message(&text(a, "2")).map(|m| m.sequence_id)),
+                Box::new(move |w| w.delete_conversation(a, None).map(|()| 0)),
+                Box::new(move |w| w.append_message(&text(a, "3")).map(|m| m.sequence_id)),
+            ],
+        );
+        assert_eq!(
+            appended,
+            vec![Ok(2), Ok(3), Ok(0), Err(StoreError::NotFound)]
+        );
+        assert_eq!(w.sequence_ids.get(&conv_key(a)), None);
+        assert_eq!(
+            w.append_message(&text(a, "later")).map(|m| m.sequence_id),
+            Err(StoreError::NotFound)
+        );
+
+        // A deletion undone (its job fails after deleting, so the batch runs again and that
+        // job's savepoint undoes it) leaves the conversation open and its sequence going on.
+        assert_eq!(
+            w.append_message(&text(b, "1")).map(|m| m.sequence_id),
+            Ok(2)
+        );
+        let undone = run_jobs::<()>(
+            &mut w,
+            vec![Box::new(move |w| {
+                w.delete_conversation(b, None)?;
+                Err(StoreError::Conflict("changed my mind".into()))
+            })],
+        );
+        assert!(matches!(undone[0], Err(StoreError::Conflict(_))));
+        assert_eq!(
+            w.append_message(&text(b, "2")).map(|m| m.sequence_id),
+            Ok(3)
+        );
+        assert_eq!(
+            w.append_message(&text(b, "3")).map(|m| m.sequence_id),
+            Ok(4)
+        );
+        let stored: i64 = w
+            .conn
+            .query_row(
+                "SELECT MAX(sequence_id) FROM messages WHERE conversation = ?1",
+                [conv_key(b)],
+                |row| row.get(0),
+            )
+            .expect("max");
+        assert_eq!(w.sequence_ids.get(&conv_key(b)), Some(stored));
+    }
+
+    #[test]
+    fn remembered_sequence_ids_stay_bounded() {
+        let mut ids = SequenceIds::default();
+        for n in 0..SequenceIds::CAPACITY as u128 {
+            ids.set(n.to_be_bytes(), 1);
+        }
+        ids.set(0u128.to_be_bytes(), 2);
+        assert_eq!(
+            ids.newest.len(),
+            SequenceIds::CAPACITY,
+            "an update adds nothing"
+        );
+        ids.set(u128::MAX.to_be_bytes(), 1);
+        assert_eq!(ids.newest.len(), 1, "a new one past the bound starts over");
+        assert_eq!(ids.get(&u128::MAX.to_be_bytes()), Some(1));
     }
 
     /// The common failures (missing conversation, participant limit, conflicts) happen before

@@ -153,22 +153,26 @@ impl Writer {
         let content = codec::encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
         let audience = codec::encode_audience(&new.audience)?;
-        // One read checks the conversation and finds the sequence id of its newest message
-        // (`codec::newest_message!`); nothing is written to the conversation row. Inside the
-        // batch transaction the read sees the batch's earlier appends, and a rolled-back job's
-        // append takes its sequence id with it.
-        let last_sequence_id: i64 = self
-            .conn
-            .prepare_cached(concat!(
-                "SELECT COALESCE(",
-                codec::newest_message!("sequence_id"),
-                ", 0) FROM conversations AS c WHERE c.id = ?1 AND c.deleted_on IS NULL"
-            ))
-            .db()?
-            .query_row(params![key], |row| row.get(0))
-            .optional()
-            .db()?
-            .ok_or(StoreError::NotFound)?;
+        // The conversation is live and its newest sequence id known if this writer appended
+        // to it since (`SequenceIds`). Otherwise one read checks the conversation and finds the
+        // sequence id of its newest message (`codec::newest_message!`); nothing is written to
+        // the conversation row. Inside the batch transaction the read sees the batch's earlier
+        // appends, and a rolled-back job's append takes its sequence id with it.
+        let last_sequence_id = match self.sequence_ids.get(&key) {
+            Some(known) => known,
+            None => self
+                .conn
+                .prepare_cached(concat!(
+                    "SELECT COALESCE(",
+                    codec::newest_message!("sequence_id"),
+                    ", 0) FROM conversations AS c WHERE c.id = ?1 AND c.deleted_on IS NULL"
+                ))
+                .db()?
+                .query_row(params![key], |row| row.get::<_, i64>(0))
+                .optional()
+                .db()?
+                .ok_or(StoreError::NotFound)?,
+        };
         let sequence_id = last_sequence_id + 1;
         let id = self.next_id(now_us);
         self.conn
@@ -191,6 +195,7 @@ impl Writer {
                 audience
             ])
             .db()?;
+        self.sequence_ids.set(key, sequence_id);
         let readers: Vec<&str> = match &new.audience {
             Audience::Members => Vec::new(),
             Audience::AllSubscribers => vec![codec::ALL_SUBSCRIBERS],
@@ -577,6 +582,7 @@ impl Writer {
         if updated == 0 {
             return Err(StoreError::NotFound);
         }
+        self.sequence_ids.forget(&conv_key(id));
         self.event(
             EventKind::ConversationDeleted,
             Some(id),
