@@ -331,17 +331,17 @@ mod tests {
         }
     }
 
+    /// A chat token of a new user, minted at `now` for an hour.
+    fn chat_token(issuer: &TokenIssuer, now: OffsetDateTime) -> String {
+        let id = IdentityId::new_user("res");
+        issuer.mint(&id, 0, &[Scope::Chat], now, now + Duration::hours(1))
+    }
+
     #[test]
     fn a_verified_token_is_remembered_and_still_expires() {
         let now = OffsetDateTime::now_utc();
         let issuer = issuer();
-        let token = issuer.mint(
-            &IdentityId::new_user("res"),
-            0,
-            &[Scope::Chat],
-            now,
-            now + Duration::hours(1),
-        );
+        let token = chat_token(&issuer, now);
         let first = issuer.verify(&token, now).expect("valid");
         let again = issuer.verify(&token, now).expect("valid");
         assert!(Arc::ptr_eq(&first, &again), "the second check is a hit");
@@ -356,13 +356,7 @@ mod tests {
     fn a_remembered_token_does_not_vouch_for_an_altered_one() {
         let now = OffsetDateTime::now_utc();
         let issuer = issuer();
-        let token = issuer.mint(
-            &IdentityId::new_user("res"),
-            0,
-            &[Scope::Chat],
-            now,
-            now + Duration::hours(1),
-        );
+        let token = chat_token(&issuer, now);
         issuer.verify(&token, now).expect("valid");
         let (signing_input, _) = token.rsplit_once('.').expect("three parts");
         let resigned = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
@@ -375,15 +369,7 @@ mod tests {
     fn the_remembered_tokens_stay_bounded_and_keep_the_ones_in_use() {
         let now = OffsetDateTime::now_utc();
         let issuer = TokenIssuer::with_cache_capacity(b"secret", 4);
-        let mint = || {
-            issuer.mint(
-                &IdentityId::new_user("res"),
-                0,
-                &[Scope::Chat],
-                now,
-                now + Duration::hours(1),
-            )
-        };
+        let mint = || chat_token(&issuer, now);
         let busy = mint();
         let busy_claims = issuer.verify(&busy, now).expect("valid");
         let first_of_the_rest = mint();
