@@ -1,10 +1,9 @@
 //! Request plumbing shared by every route: the face's state, query parameters, JSON bodies and
 //! path ids, each failing with an ACS error instead of axum's plain-text rejections.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -54,11 +53,28 @@ impl FromRequestParts<AcsState> for ChatCall {
 }
 
 /// The query parameters of a request.
-pub struct Params(HashMap<String, String>);
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// Parses a query as `application/x-www-form-urlencoded` (`+` is a space, bad escapes are
+    /// kept as they are); a name given twice keeps its last value. A short list rather than a
+    /// map: a request has one to four parameters, and this runs on every chat call.
+    fn parse(query: &str) -> Self {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match pairs.iter_mut().find(|(known, _)| *known == name) {
+                Some(pair) => pair.1 = value.into_owned(),
+                None => pairs.push((name.into_owned(), value.into_owned())),
+            }
+        }
+        Params(pairs)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// An optional RFC 3339 time parameter. A literal `+` in a query decodes as a space, so a
@@ -135,9 +151,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = AcsError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> AcsResult<Self> {
-        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map(|Query(map)| Params(map))
-            .map_err(|_| AcsError::bad_request("The query string is malformed."))
+        Ok(Params::parse(parts.uri.query().unwrap_or_default()))
     }
 }
 
@@ -210,4 +224,40 @@ pub fn thread_id(text: &str) -> AcsResult<ConversationId> {
 pub fn message_id(text: &str) -> AcsResult<MessageId> {
     // A malformed message id names no message.
     MessageId::parse(text).ok_or_else(|| AcsError::not_found("The message does not exist."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_decode_as_a_form_and_the_last_of_a_name_wins() {
+        let params = Params::parse(
+            "api-version=2024-03-07&startTime=2026-12-02T08:00:00%2B01:00&maxPageSize=5\
+             &maxPageSize=7&empty=&text=a+b%20c&bad=%zz",
+        );
+        assert_eq!(params.get("api-version"), Some("2024-03-07"));
+        assert_eq!(params.get("maxPageSize"), Some("7"));
+        assert_eq!(params.get("empty"), Some(""));
+        assert_eq!(params.get("text"), Some("a b c"));
+        assert_eq!(params.get("bad"), Some("%zz"));
+        assert_eq!(params.get("missing"), None);
+        assert_eq!(params.0.len(), 6, "one entry per name");
+        let start = params.time("startTime").expect("a time").expect("present");
+        assert_eq!(start.offset().whole_hours(), 1);
+        assert_eq!(Params::parse("").0.len(), 0);
+    }
+
+    #[test]
+    fn a_next_link_keeps_the_other_parameters_in_order_and_encoded() {
+        let params =
+            Params::parse("maxPageSize=2&api-version=2024-03-07&skip=4&continuationToken=old");
+        assert_eq!(
+            params
+                .next_link("/chat/threads", Some("c/1".into()))
+                .as_deref(),
+            Some("/chat/threads?api-version=2024-03-07&maxPageSize=2&continuationToken=c%2F1")
+        );
+        assert_eq!(params.next_link("/chat/threads", None), None);
+    }
 }
