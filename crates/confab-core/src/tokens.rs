@@ -216,7 +216,8 @@ impl TokenIssuer {
 }
 
 /// Verified tokens remembered per generation of the cache (see `VerifiedTokens`): enough for
-/// every client of a busy server, ~3 MB when full with tokens of ~300 bytes.
+/// every client of a busy server; ~4 MB with both generations full (a ~300-byte token and its
+/// claims a token). Only tokens that verified are kept, so no client can fill it with junk.
 const VERIFIED_TOKENS: usize = 4096;
 
 /// The claims of recently verified tokens, in two generations so that memory stays bounded
