@@ -513,15 +513,31 @@ mod tests {
             kind: Default::default(),
             welcome_message: None,
         };
+        let created = run_jobs(w, vec![Box::new(move |w| w.create_conversation(&new))]);
+        assert!(created[0].is_ok(), "created");
+        id
+    }
+
+    /// A job's work, for `run_jobs`.
+    type Work<T> = Box<dyn FnMut(&mut Writer) -> StoreResult<T> + Send>;
+
+    /// Runs the jobs as one batch, which must commit, and answers their results in order.
+    fn run_jobs<T: Send + 'static>(w: &mut Writer, jobs: Vec<Work<T>>) -> Vec<StoreResult<T>> {
         let mut batch = Vec::new();
-        let (j, answer) = job(move |w: &mut Writer| w.create_conversation(&new));
-        batch.push(j);
-        assert_eq!(w.run_batch(&mut batch), None);
+        let mut answers = Vec::new();
+        for work in jobs {
+            let (j, answer) = job(work);
+            batch.push(j);
+            answers.push(answer);
+        }
+        assert_eq!(w.run_batch(&mut batch), None, "the batch commits");
         for j in batch {
             j.finish(None);
         }
-        answer.blocking_recv().expect("answer").expect("created");
-        id
+        answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("answer"))
+            .collect()
     }
 
     fn text(conversation: ConversationId, text: &str) -> NewMessage {
@@ -543,30 +559,21 @@ mod tests {
     fn a_failing_job_rolls_back_alone_and_leaves_no_sequence_gap() {
         let (mut w, _scratch) = writer("batch");
         let a = conversation(&mut w);
-        let mut batch = Vec::new();
-        let mut answers = Vec::new();
-        for i in 0..6 {
-            let (j, answer) = match i {
-                // Appends to a conversation that does not exist.
-                1 => job(|w: &mut Writer| w.append_message(&text(ConversationId(7), "lost"))),
-                // Appends (taking a sequence id), then fails: the append must be undone.
-                3 => job(move |w: &mut Writer| {
-                    w.append_message(&text(a, "undone"))?;
-                    Err::<Message, _>(StoreError::Conflict("changed my mind".into()))
-                }),
-                _ => job(move |w: &mut Writer| w.append_message(&text(a, "kept"))),
-            };
-            batch.push(j);
-            answers.push(answer);
-        }
-        assert_eq!(w.run_batch(&mut batch), None);
-        for j in batch {
-            j.finish(None);
-        }
-        let results: Vec<_> = answers
-            .into_iter()
-            .map(|a| a.blocking_recv().expect("answer"))
+        let jobs: Vec<Work<Message>> = (0..6)
+            .map(|i| -> Work<Message> {
+                match i {
+                    // Appends to a conversation that does not exist.
+                    1 => Box::new(|w| w.append_message(&text(ConversationId(7), "lost"))),
+                    // Appends (taking a sequence id), then fails: the append must be undone.
+                    3 => Box::new(move |w| {
+                        w.append_message(&text(a, "undone"))?;
+                        Err(StoreError::Conflict("changed my mind".into()))
+                    }),
+                    _ => Box::new(move |w| w.append_message(&text(a, "kept"))),
+                }
+            })
             .collect();
+        let results = run_jobs(&mut w, jobs);
         assert_eq!(results[1].as_ref().err(), Some(&StoreError::NotFound));
         assert!(matches!(results[3], Err(StoreError::Conflict(_))));
         let sequences: Vec<i64> = results
@@ -593,28 +600,6 @@ mod tests {
         // The next append continues the sequence.
         let next = w.append_message(&text(a, "after")).expect("append");
         assert_eq!(next.sequence_id, 6);
-    }
-
-    /// A job's work, for `run_jobs`.
-    type Work<T> = Box<dyn FnMut(&mut Writer) -> StoreResult<T> + Send>;
-
-    /// Runs the jobs as one batch and answers their results in order.
-    fn run_jobs<T: Send + 'static>(w: &mut Writer, jobs: Vec<Work<T>>) -> Vec<StoreResult<T>> {
-        let mut batch = Vec::new();
-        let mut answers = Vec::new();
-        for work in jobs {
-            let (j, answer) = job(work);
-            batch.push(j);
-            answers.push(answer);
-        }
-        let failure = w.run_batch(&mut batch);
-        for j in batch {
-            j.finish(failure.as_deref());
-        }
-        answers
-            .into_iter()
-            .map(|a| a.blocking_recv().expect("answer"))
-            .collect()
     }
 
     /// Appends take the newest sequence id from memory once the writer has appended to a
@@ -700,38 +685,29 @@ mod tests {
     fn clean_failures_do_not_replay_the_batch() {
         let (mut w, _scratch) = writer("clean");
         let a = conversation(&mut w);
-        let mut batch = Vec::new();
-        let mut answers = Vec::new();
-        for i in 0..8 {
-            let (j, answer) = match i % 4 {
-                0 => job(move |w: &mut Writer| {
-                    w.append_message(&text(ConversationId(9), "lost"))
-                        .map(|_| ())
-                }),
-                1 => job(move |w: &mut Writer| {
-                    let extra = Participant {
-                        identity: IdentityId::parse("8:acs:res_bob").expect("id"),
-                        display_name: None,
-                        share_history_time: None,
-                        metadata: Metadata::new(),
-                        role: Role::Member,
-                    };
-                    w.add_participants(a, &[extra], &alice(), 1)
-                }),
-                2 => job(move |w: &mut Writer| w.delete_message(a, MessageId(1))),
-                _ => job(move |w: &mut Writer| w.append_message(&text(a, "kept")).map(|_| ())),
-            };
-            batch.push(j);
-            answers.push(answer);
-        }
-        assert_eq!(w.run_batch(&mut batch), None);
-        for j in batch {
-            j.finish(None);
-        }
-        let results: Vec<_> = answers
-            .into_iter()
-            .map(|a| a.blocking_recv().expect("answer"))
+        let jobs: Vec<Work<()>> = (0..8)
+            .map(|i| -> Work<()> {
+                match i % 4 {
+                    0 => Box::new(move |w| {
+                        w.append_message(&text(ConversationId(9), "lost"))
+                            .map(|_| ())
+                    }),
+                    1 => Box::new(move |w| {
+                        let extra = Participant {
+                            identity: IdentityId::parse("8:acs:res_bob").expect("id"),
+                            display_name: None,
+                            share_history_time: None,
+                            metadata: Metadata::new(),
+                            role: Role::Member,
+                        };
+                        w.add_participants(a, &[extra], &alice(), 1)
+                    }),
+                    2 => Box::new(move |w| w.delete_message(a, MessageId(1))),
+                    _ => Box::new(move |w| w.append_message(&text(a, "kept")).map(|_| ())),
+                }
+            })
             .collect();
+        let results = run_jobs(&mut w, jobs);
         assert_eq!(results[0], Err(StoreError::NotFound));
         assert_eq!(results[1], Err(StoreError::ParticipantLimit(1)));
         assert_eq!(results[2], Err(StoreError::NotFound));
@@ -751,27 +727,21 @@ mod tests {
     fn a_returning_update_counts_as_a_change() {
         let (mut w, _scratch) = writer("returning");
         let a = conversation(&mut w);
-        let mut batch = Vec::new();
-        let (j, answer) = job(move |w: &mut Writer| -> StoreResult<()> {
-            let _topic: String = w
-                .conn
-                .query_row(
-                    "UPDATE conversations SET topic = 'changed' WHERE id = ?1 RETURNING topic",
-                    [conv_key(a)],
-                    |row| row.get(0),
-                )
-                .db()?;
-            Err(StoreError::Conflict("no".into()))
-        });
-        batch.push(j);
-        assert_eq!(w.run_batch(&mut batch), None);
-        for j in batch {
-            j.finish(None);
-        }
-        assert!(matches!(
-            answer.blocking_recv().expect("answer"),
-            Err(StoreError::Conflict(_))
-        ));
+        let results = run_jobs::<()>(
+            &mut w,
+            vec![Box::new(move |w| {
+                let _topic: String = w
+                    .conn
+                    .query_row(
+                        "UPDATE conversations SET topic = 'changed' WHERE id = ?1 RETURNING topic",
+                        [conv_key(a)],
+                        |row| row.get(0),
+                    )
+                    .db()?;
+                Err(StoreError::Conflict("no".into()))
+            })],
+        );
+        assert!(matches!(results[0], Err(StoreError::Conflict(_))));
         assert_eq!(w.replays, 1);
         let topic: String = w
             .conn
@@ -848,26 +818,14 @@ mod tests {
     fn a_panicking_job_answers_unavailable_and_the_batch_commits() {
         let (mut w, _scratch) = writer("panic");
         let a = conversation(&mut w);
-        let mut batch = Vec::new();
-        let (boom, boom_answer) = job(|_: &mut Writer| -> StoreResult<()> { panic!("boom") });
-        let (ok, ok_answer) = job(move |w: &mut Writer| w.append_message(&text(a, "x")));
-        batch.push(boom);
-        batch.push(ok);
-        assert_eq!(w.run_batch(&mut batch), None);
-        for j in batch {
-            j.finish(None);
-        }
-        assert!(matches!(
-            boom_answer.blocking_recv().expect("answer"),
-            Err(StoreError::Unavailable(_))
-        ));
-        assert_eq!(
-            ok_answer
-                .blocking_recv()
-                .expect("answer")
-                .expect("ok")
-                .sequence_id,
-            2
+        let results = run_jobs::<i64>(
+            &mut w,
+            vec![
+                Box::new(|_| panic!("boom")),
+                Box::new(move |w| w.append_message(&text(a, "x")).map(|m| m.sequence_id)),
+            ],
         );
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        assert_eq!(results[1], Ok(2));
     }
 }
