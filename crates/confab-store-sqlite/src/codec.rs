@@ -379,13 +379,60 @@ pub(crate) fn participant_from_row(row: &Row<'_>) -> rusqlite::Result<Participan
     })
 }
 
-pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation, sequence_id, kind, content, sender, \
-     sender_display_name, metadata, version, created_on, edited_on, deleted_on, audience";
+/// The most bytes of a message row (its content and the other columns) kept in the row
+/// itself. SQLite keeps at most `(page - 12) * 64 / 255 - 23` bytes of a row of a WITHOUT ROWID
+/// table on its b-tree page, 1,002 at 4 KiB pages, and moves the rest of a bigger row to an
+/// overflow page of its own; a row over this size keeps its content in `message_bodies`
+/// instead (migration 0013). The margin covers the record header and integer columns, which
+/// [`message_row_bytes`] does not count.
+pub(crate) const INLINE_ROW_BYTES: usize = 900;
+
+/// About how many bytes a message row takes besides its integer columns.
+pub(crate) fn message_row_bytes(
+    content: &str,
+    sender: Option<&str>,
+    sender_display_name: Option<&str>,
+    metadata: Option<&str>,
+    audience: Option<&str>,
+) -> usize {
+    let text = |column: Option<&str>| column.map_or(0, str::len);
+    // The conversation key (16 bytes) and the kind (at most ~20).
+    content.len() + text(sender) + text(sender_display_name) + text(metadata) + text(audience) + 36
+}
+
+/// A message's content as read, from a messages table named or aliased `$table`: the row's
+/// own, or, where the row holds `''`, its `message_bodies` row (see [`INLINE_ROW_BYTES`]).
+macro_rules! message_content {
+    ($table:literal) => {
+        concat!(
+            "CASE ",
+            $table,
+            ".content WHEN '' THEN (SELECT b.body FROM message_bodies AS b \
+             WHERE b.id = ",
+            $table,
+            ".id) ELSE ",
+            $table,
+            ".content END"
+        )
+    };
+}
+pub(crate) use message_content;
+
+/// The columns [`message_from_row`] reads, from a messages table read by its own name.
+pub(crate) const MESSAGE_COLUMNS: &str = concat!(
+    "messages.id, messages.conversation, messages.sequence_id, messages.kind, ",
+    message_content!("messages"),
+    ", messages.sender, messages.sender_display_name, messages.metadata, messages.version, \
+     messages.created_on, messages.edited_on, messages.deleted_on, messages.audience"
+);
 
 /// `MESSAGE_COLUMNS` of a messages table aliased `m`, for joins.
-pub(crate) const M_MESSAGE_COLUMNS: &str = "m.id, m.conversation, m.sequence_id, m.kind, \
-     m.content, m.sender, m.sender_display_name, m.metadata, m.version, m.created_on, \
-     m.edited_on, m.deleted_on, m.audience";
+pub(crate) const M_MESSAGE_COLUMNS: &str = concat!(
+    "m.id, m.conversation, m.sequence_id, m.kind, ",
+    message_content!("m"),
+    ", m.sender, m.sender_display_name, m.metadata, m.version, m.created_on, \
+     m.edited_on, m.deleted_on, m.audience"
+);
 
 pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let kind = text_ref(row, 3)?;

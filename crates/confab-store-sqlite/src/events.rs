@@ -185,18 +185,19 @@ pub(crate) fn events_after(
     limit: usize,
 ) -> StoreResult<Vec<CommittedEvent>> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT e.position, e.conversation, e.kind, e.message_id,
                     COALESCE(e.identity, m.sender), e.payload, e.at,
-                    m.created_on, m.kind, m.audience, m.sequence_id, m.sender_display_name,
-                    m.content, m.metadata
+                    m.created_on, m.kind, m.audience, m.sequence_id, m.sender_display_name, ",
+            codec::message_content!("m"),
+            ", m.metadata
              FROM events AS e
              LEFT JOIN messages AS m ON m.conversation = e.conversation AND m.id = e.message_id
                  AND e.kind IN ('messageReceived', 'messageEdited', 'messageDeleted')
              WHERE e.position > ?1
              ORDER BY e.position
-             LIMIT ?2",
-        )
+             LIMIT ?2"
+        ))
         .db()?;
     let rows = stmt
         .query_map(

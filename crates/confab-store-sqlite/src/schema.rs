@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_messages_without_sequence_index.sql"),
     include_str!("../migrations/0011_conversation_activity_from_messages.sql"),
     include_str!("../migrations/0012_messages_clustered_by_conversation.sql"),
+    include_str!("../migrations/0013_message_bodies.sql"),
 ];
 
 /// The schema version this build writes.

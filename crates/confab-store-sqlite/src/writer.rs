@@ -452,7 +452,7 @@ impl Writer {
 const WRITER_OPEN: &str = "writer_open";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
@@ -464,7 +464,7 @@ mod tests {
     use crate::codec::conv_key;
 
     /// A writer on a fresh file, removed afterwards.
-    struct Scratch(PathBuf);
+    pub(crate) struct Scratch(PathBuf);
 
     impl Drop for Scratch {
         fn drop(&mut self) {
@@ -476,7 +476,7 @@ mod tests {
         }
     }
 
-    fn writer(name: &str) -> (Writer, Scratch) {
+    pub(crate) fn writer(name: &str) -> (Writer, Scratch) {
         let path = std::env::temp_dir().join(format!(
             "confab-writer-{name}-{}-{}.sqlite",
             std::process::id(),
@@ -490,11 +490,11 @@ mod tests {
         )
     }
 
-    fn alice() -> IdentityId {
+    pub(crate) fn alice() -> IdentityId {
         IdentityId::parse("8:acs:res_alice").expect("id")
     }
 
-    fn conversation(w: &mut Writer) -> ConversationId {
+    pub(crate) fn conversation(w: &mut Writer) -> ConversationId {
         let id = ConversationId::generate();
         let new = NewConversation {
             id,
@@ -519,10 +519,13 @@ mod tests {
     }
 
     /// A job's work, for `run_jobs`.
-    type Work<T> = Box<dyn FnMut(&mut Writer) -> StoreResult<T> + Send>;
+    pub(crate) type Work<T> = Box<dyn FnMut(&mut Writer) -> StoreResult<T> + Send>;
 
     /// Runs the jobs as one batch, which must commit, and answers their results in order.
-    fn run_jobs<T: Send + 'static>(w: &mut Writer, jobs: Vec<Work<T>>) -> Vec<StoreResult<T>> {
+    pub(crate) fn run_jobs<T: Send + 'static>(
+        w: &mut Writer,
+        jobs: Vec<Work<T>>,
+    ) -> Vec<StoreResult<T>> {
         let mut batch = Vec::new();
         let mut answers = Vec::new();
         for work in jobs {
@@ -540,7 +543,7 @@ mod tests {
             .collect()
     }
 
-    fn text(conversation: ConversationId, text: &str) -> NewMessage {
+    pub(crate) fn text(conversation: ConversationId, text: &str) -> NewMessage {
         NewMessage {
             conversation,
             kind: MessageType::Text,

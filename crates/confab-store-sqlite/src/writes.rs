@@ -175,6 +175,15 @@ impl Writer {
         };
         let sequence_id = last_sequence_id + 1;
         let id = self.next_id(now_us);
+        let sender = new.sender.as_ref().map(IdentityId::as_str);
+        let row_bytes = codec::message_row_bytes(
+            &content,
+            sender,
+            new.sender_display_name.as_deref(),
+            metadata.as_deref(),
+            audience.as_deref(),
+        );
+        let content = self.place_content(id, content, row_bytes, false)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
@@ -188,7 +197,7 @@ impl Writer {
                 sequence_id,
                 new.kind.as_str(),
                 content,
-                new.sender.as_ref().map(IdentityId::as_str),
+                sender,
                 new.sender_display_name,
                 metadata,
                 now_us,
@@ -301,6 +310,56 @@ impl Writer {
             ])
             .db()?;
         Ok(())
+    }
+
+    /// What a message row holds as its content: the encoded content itself, or `''` when the
+    /// row would outgrow [`codec::INLINE_ROW_BYTES`], the content then going to
+    /// `message_bodies`. `replacing`: the message may have a body there already (an edit, a
+    /// delete), which a content kept in the row must not leave behind.
+    fn place_content(
+        &self,
+        id: i64,
+        content: String,
+        row_bytes: usize,
+        replacing: bool,
+    ) -> StoreResult<String> {
+        if row_bytes > codec::INLINE_ROW_BYTES {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO message_bodies (id, body) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                )
+                .db()?
+                .execute(params![id, content])
+                .db()?;
+            return Ok(String::new());
+        }
+        if replacing {
+            self.conn
+                .prepare_cached("DELETE FROM message_bodies WHERE id = ?1")
+                .db()?
+                .execute([id])
+                .db()?;
+        }
+        Ok(content)
+    }
+
+    /// [`Self::place_content`] for a changed message (an edit, a delete) that keeps its id.
+    fn place_stored_content(
+        &self,
+        message: &Message,
+        metadata: Option<&str>,
+    ) -> StoreResult<String> {
+        let content = codec::encode_content(&message.content)?;
+        let audience = codec::encode_audience(&message.audience)?;
+        let row_bytes = codec::message_row_bytes(
+            &content,
+            message.sender.as_ref().map(IdentityId::as_str),
+            message.sender_display_name.as_deref(),
+            metadata,
+            audience.as_deref(),
+        );
+        self.place_content(message.id.0, content, row_bytes, true)
     }
 
     fn load_message(
@@ -772,6 +831,8 @@ impl Writer {
         }
         message.version = self.next_version(now_us);
         message.edited_on = Some(now);
+        let metadata = encode_metadata(&message.metadata)?;
+        let content = self.place_stored_content(&message, metadata.as_deref())?;
         self.conn
             .prepare_cached(
                 "UPDATE messages SET content = ?1, metadata = ?2, version = ?3, edited_on = ?4,
@@ -780,8 +841,8 @@ impl Writer {
             )
             .db()?
             .execute(params![
-                codec::encode_content(&message.content)?,
-                encode_metadata(&message.metadata)?,
+                content,
+                metadata,
                 message.version,
                 now_us,
                 conv_key(conversation),
@@ -806,6 +867,8 @@ impl Writer {
         // A delete is a change too: clients that cache by version must see it.
         message.version = self.next_version(now_us);
         message.deleted_on = Some(now);
+        let content =
+            self.place_stored_content(&message, encode_metadata(&message.metadata)?.as_deref())?;
         self.conn
             .prepare_cached(
                 "UPDATE messages SET content = ?1, version = ?2, deleted_on = ?3, changed_on = ?3
@@ -813,7 +876,7 @@ impl Writer {
             )
             .db()?
             .execute(params![
-                codec::encode_content(&message.content)?,
+                content,
                 message.version,
                 now_us,
                 conv_key(conversation),
@@ -1114,5 +1177,239 @@ fn participant_ref(participant: &Participant) -> ParticipantRef {
         identity: participant.identity.clone(),
         display_name: participant.display_name.clone(),
         share_history_time: participant.share_history_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_core::ids::{ConversationId, IdentityId, MessageId};
+    use confab_core::model::{Message, Metadata, Participant, Role};
+    use confab_core::ports::{MessageEdit, MessageQuery, NewConversation};
+
+    use crate::events::events_after;
+    use crate::reads;
+    use crate::writer::tests::{conversation, run_jobs, text, writer};
+    use crate::writer::Writer;
+
+    /// What the message's row holds as its content, and its `message_bodies` row if any.
+    fn stored(w: &Writer, id: MessageId) -> (String, Option<String>) {
+        let inline = w
+            .conn
+            .query_row(
+                "SELECT content FROM messages WHERE id = ?1",
+                [id.0],
+                |row| row.get(0),
+            )
+            .expect("row");
+        let body = w
+            .conn
+            .query_row(
+                "SELECT body FROM message_bodies WHERE id = ?1",
+                [id.0],
+                |row| row.get(0),
+            )
+            .ok();
+        (inline, body)
+    }
+
+    /// The message's text as each read path gives it: by id, in a page, and in its newest
+    /// event.
+    fn read_back(w: &Writer, message: &Message) -> [Option<String>; 3] {
+        let by_id = reads::get_message(&w.conn, message.conversation, message.id)
+            .expect("get")
+            .expect("found");
+        let page = reads::list_messages(
+            &w.conn,
+            message.conversation,
+            &MessageQuery {
+                limit: 10,
+                ..MessageQuery::default()
+            },
+        )
+        .expect("list");
+        let listed = page
+            .items
+            .into_iter()
+            .find(|m| m.id == message.id)
+            .expect("listed");
+        let event = events_after(&w.conn, 0, 100)
+            .expect("events")
+            .into_iter()
+            .rev()
+            .find(|e| e.message.as_ref().is_some_and(|m| m.id == message.id.0))
+            .expect("event");
+        let data: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+        [
+            by_id.content.text,
+            listed.content.text,
+            data["content"]["text"].as_str().map(str::to_owned),
+        ]
+    }
+
+    #[test]
+    fn a_content_too_big_for_its_row_is_kept_beside_it_and_reads_back_whole() {
+        let (mut w, _scratch) = writer("bodies");
+        let conversation = conversation(&mut w);
+        let big = "x".repeat(3_000);
+        let small = "hello".to_string();
+        let sent = run_jobs(
+            &mut w,
+            vec![
+                Box::new({
+                    let new = text(conversation, &big);
+                    move |w: &mut Writer| w.append_message(&new)
+                }),
+                Box::new({
+                    let new = text(conversation, &small);
+                    move |w: &mut Writer| w.append_message(&new)
+                }),
+            ],
+        );
+        let (big_message, small_message) = match &sent[..] {
+            [Ok(a), Ok(b)] => (a.clone(), b.clone()),
+            other => panic!("appends failed: {other:?}"),
+        };
+
+        // The big one's row holds '' and its content sits in message_bodies; the small one's
+        // row holds its content.
+        let (inline, body) = stored(&w, big_message.id);
+        assert_eq!(inline, "");
+        assert!(body.as_deref().is_some_and(|b| b.contains(&big)));
+        let (inline, body) = stored(&w, small_message.id);
+        assert!(inline.contains(&small));
+        assert_eq!(body, None);
+        assert_eq!(
+            read_back(&w, &big_message),
+            [Some(big.clone()), Some(big.clone()), Some(big.clone())]
+        );
+        assert_eq!(
+            read_back(&w, &small_message),
+            [
+                Some(small.clone()),
+                Some(small.clone()),
+                Some(small.clone())
+            ]
+        );
+
+        // Edited small, the content moves back into the row and the body is gone; edited big
+        // again, it moves out again.
+        let edit = |text: &str| MessageEdit {
+            text: Some(text.to_owned()),
+            metadata: None,
+        };
+        let id = big_message.id;
+        let (shrink, grow) = (edit("short now"), edit(&big));
+        let edited = run_jobs(
+            &mut w,
+            vec![Box::new(move |w: &mut Writer| {
+                w.edit_message(conversation, id, &shrink)
+            })],
+        );
+        let shrunk = edited[0].as_ref().expect("edited").clone();
+        let (inline, body) = stored(&w, id);
+        assert!(inline.contains("short now"));
+        assert_eq!(body, None);
+        let short = Some("short now".to_owned());
+        assert_eq!(
+            read_back(&w, &shrunk),
+            [short.clone(), short.clone(), short]
+        );
+        let edited = run_jobs(
+            &mut w,
+            vec![Box::new(move |w: &mut Writer| {
+                w.edit_message(conversation, id, &grow)
+            })],
+        );
+        let grown = edited[0].as_ref().expect("edited").clone();
+        assert_eq!(stored(&w, id).0, "");
+        assert_eq!(
+            read_back(&w, &grown),
+            [Some(big.clone()), Some(big.clone()), Some(big)]
+        );
+
+        // Deleted, its text is gone from both places.
+        let deleted = run_jobs(
+            &mut w,
+            vec![Box::new(move |w: &mut Writer| {
+                w.delete_message(conversation, id)
+            })],
+        );
+        assert!(deleted[0].is_ok(), "deleted");
+        let (inline, body) = stored(&w, id);
+        assert!(!inline.is_empty() && !inline.contains("xxx"), "{inline}");
+        assert_eq!(body, None);
+    }
+
+    #[test]
+    fn a_thread_created_with_many_participants_keeps_its_first_message_whole() {
+        let (mut w, _scratch) = writer("bodies-system");
+        // Ids as long as ACS's: the participantAdded message naming twelve is ~1.3 KB.
+        let members: Vec<Participant> = (0..12)
+            .map(|n| Participant {
+                identity: IdentityId::parse(&format!(
+                    "8:acs:f72ffd12-bb73-49d0-8405-4122ad979ed7_00000000-0000-0000-0000-{n:012}"
+                ))
+                .expect("id"),
+                display_name: None,
+                share_history_time: None,
+                metadata: Metadata::new(),
+                role: if n == 0 { Role::Admin } else { Role::Member },
+            })
+            .collect();
+        let new = NewConversation {
+            id: ConversationId::generate(),
+            topic: "many".into(),
+            created_by: members[0].identity.clone(),
+            metadata: Metadata::new(),
+            retention: None,
+            participants: members.clone(),
+            repeatability_key: None,
+            kind: Default::default(),
+            welcome_message: None,
+        };
+        let conversation = new.id;
+        let created = run_jobs(
+            &mut w,
+            vec![Box::new(move |w: &mut Writer| w.create_conversation(&new))],
+        );
+        assert!(created[0].is_ok(), "created");
+
+        let listed = reads::list_messages(
+            &w.conn,
+            conversation,
+            &MessageQuery {
+                limit: 10,
+                ..MessageQuery::default()
+            },
+        )
+        .expect("list")
+        .items;
+        let [first] = &listed[..] else {
+            panic!("one message: {listed:?}")
+        };
+        let (inline, body) = stored(&w, first.id);
+        assert_eq!(inline, "");
+        assert!(body.is_some());
+        let named: Vec<&IdentityId> = first
+            .content
+            .participants
+            .iter()
+            .map(|p| &p.identity)
+            .collect();
+        let expected: Vec<&IdentityId> = members.iter().map(|p| &p.identity).collect();
+        assert_eq!(named, expected);
+
+        // Its event, rebuilt from the row, names them all too.
+        let event = events_after(&w.conn, 0, 100)
+            .expect("events")
+            .into_iter()
+            .find(|e| e.message.as_ref().is_some_and(|m| m.id == first.id.0))
+            .expect("event");
+        let data: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+        assert_eq!(
+            data["content"]["participants"].as_array().map(Vec::len),
+            Some(12),
+            "{data}"
+        );
     }
 }
