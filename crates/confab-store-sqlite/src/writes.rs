@@ -281,13 +281,16 @@ impl Writer {
     }
 
     /// Inserts or updates a participant; an existing one keeps its `added_on`.
-    fn upsert_participant(
+    /// Adds the participants to the conversation, or updates those already in it. One
+    /// statement, prepared once for them all: its cache lookup hashes the whole SQL text.
+    fn upsert_participants<'p>(
         &self,
         conversation: ConversationId,
-        participant: &Participant,
+        participants: impl IntoIterator<Item = &'p Participant>,
         now_us: i64,
     ) -> StoreResult<()> {
-        self.conn
+        let mut upsert = self
+            .conn
             .prepare_cached(
                 "INSERT INTO participants (conversation, identity, display_name,
                      share_history_time, metadata, role, added_on)
@@ -298,17 +301,21 @@ impl Writer {
                      metadata = excluded.metadata,
                      role = excluded.role",
             )
-            .db()?
-            .execute(params![
-                conv_key(conversation),
-                participant.identity.as_str(),
-                participant.display_name,
-                participant.share_history_time.map(codec::micros),
-                encode_metadata(&participant.metadata)?,
-                participant.role.as_str(),
-                now_us
-            ])
             .db()?;
+        let key = conv_key(conversation);
+        for participant in participants {
+            upsert
+                .execute(params![
+                    key,
+                    participant.identity.as_str(),
+                    participant.display_name,
+                    participant.share_history_time.map(codec::micros),
+                    encode_metadata(&participant.metadata)?,
+                    participant.role.as_str(),
+                    now_us
+                ])
+                .db()?;
+        }
         Ok(())
     }
 
@@ -496,9 +503,7 @@ impl Writer {
         }
 
         let participants = dedupe(new.participants.clone());
-        for participant in &participants {
-            self.upsert_participant(new.id, participant, now_us)?;
-        }
+        self.upsert_participants(new.id, &participants, now_us)?;
         self.event(
             EventKind::ConversationCreated,
             Some(new.id),
@@ -706,9 +711,7 @@ impl Writer {
             }
         }
         let (now, now_us) = self.now()?;
-        for participant in &participants {
-            self.upsert_participant(conversation, participant, now_us)?;
-        }
+        self.upsert_participants(conversation, &participants, now_us)?;
         // A subscriber made a member is a subscriber no more: an identity is one or the other.
         for participant in &added {
             self.conn
