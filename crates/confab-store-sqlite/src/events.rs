@@ -50,6 +50,61 @@ impl MessageHints {
     }
 }
 
+/// What an event's log row keeps as its payload (and whether its identity).
+#[derive(Debug)]
+pub(crate) enum EventRow {
+    /// The event's data as published, and its identity.
+    Whole,
+    /// A shortened form of the data that a read makes whole again ([`shorten`]), and the
+    /// identity.
+    Short(String),
+    /// A message event: the message's change; the identity is the message's sender.
+    Message(MessageHints),
+}
+
+/// The payload a conversationCreated row keeps: its data without `participants`, which lists
+/// again the ids of `members` (a thread created with ten ACS users: 2.5 KB → 1.6 KB, two rows to
+/// a page instead of one). [`lengthen`] puts the list back. Other kinds are kept whole.
+pub(crate) fn shorten(kind: &EventKind, mut data: serde_json::Value) -> EventRow {
+    if *kind != EventKind::ConversationCreated {
+        return EventRow::Whole;
+    }
+    let removed = data
+        .as_object_mut()
+        .and_then(|object| object.remove("participants"));
+    match removed {
+        Some(_) => EventRow::Short(data.to_string()),
+        None => EventRow::Whole,
+    }
+}
+
+/// The data of a non-message event from its row's payload: what [`shorten`] took out put back.
+/// A row logged whole (any other kind, or one from before rows were shortened) is its data.
+fn lengthen(kind: &EventKind, payload: String) -> Result<String, serde_json::Error> {
+    if *kind != EventKind::ConversationCreated {
+        return Ok(payload);
+    }
+    let mut data: serde_json::Value = serde_json::from_str(&payload)?;
+    let Some(object) = data.as_object_mut() else {
+        return Ok(payload);
+    };
+    if object.contains_key("participants") {
+        return Ok(payload);
+    }
+    let ids: Vec<serde_json::Value> = object
+        .get("members")
+        .and_then(serde_json::Value::as_array)
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|m| m.get("id").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    object.insert("participants".into(), serde_json::Value::Array(ids));
+    Ok(data.to_string())
+}
+
 impl Writer {
     /// Keeps the event just inserted (at `position`) for the sink, if there is one.
     #[allow(clippy::too_many_arguments)]
@@ -267,8 +322,9 @@ pub(crate) fn events_after(
                 };
                 (Some(message_ref), render(&facts, &change)?)
             }
-            // Not a message event (the join found nothing): its row holds its whole data.
-            _ => (None, payload),
+            // Not a message event (the join found nothing): its row holds its data, maybe
+            // shortened.
+            _ => (None, lengthen(&kind, payload).map_err(|_| bad("payload"))?),
         };
         let identity = identity
             .map(codec::identity_from_text)
@@ -753,11 +809,28 @@ mod tests {
         );
         assert_eq!(store.events_after(5, 100).await.expect("read").len(), 4);
 
+        // The creation's row keeps its data without the participants' ids (its members say
+        // them), and a read put them back above.
+        let created_row: String = store
+            .writer
+            .call(|w| {
+                w.conn
+                    .query_row("SELECT payload FROM events WHERE position = 1", [], |row| {
+                        row.get(0)
+                    })
+                    .map_err(crate::codec::db_err)
+            })
+            .await
+            .expect("row");
+        assert!(!created_row.contains("participants"), "{created_row}");
+        assert!(live[0].data.contains(r#""participants":["8:acs:r_alice"]"#));
+
         // A message event logged whole (data and identity in its row, as before the change was
-        // logged alone) reads back the same.
+        // logged alone), and a creation logged whole (before it was shortened), read back the
+        // same.
         let whole: Vec<(i64, String)> = live
             .iter()
-            .filter(|e| e.message.is_some())
+            .filter(|e| e.message.is_some() || e.kind == EventKind::ConversationCreated)
             .map(|e| (e.position.expect("position"), e.data.to_string()))
             .collect();
         let sender = alice.as_str().to_owned();
@@ -768,7 +841,7 @@ mod tests {
                     w.conn
                         .execute(
                             "UPDATE events SET payload = ?1,
-                                 identity = CASE WHEN position > 2 THEN ?2 END
+                                 identity = CASE WHEN position != 2 THEN ?2 END
                              WHERE position = ?3",
                             rusqlite::params![data, sender, position],
                         )

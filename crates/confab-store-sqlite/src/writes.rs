@@ -20,7 +20,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::codec::{self, conv_key, encode_metadata, DbResult, MESSAGE_COLUMNS};
-use crate::events::{self, MessageHints};
+use crate::events::{self, EventRow, MessageHints};
 use crate::reads;
 use crate::writer::Writer;
 
@@ -66,13 +66,14 @@ impl Writer {
         at: i64,
     ) -> StoreResult<()> {
         let data = payload.to_string();
-        self.log_event(kind, conversation, message, identity, None, data, at)
+        let row = events::shorten(&kind, payload);
+        self.log_event(kind, conversation, message, identity, row, data, at)
     }
 
-    /// [`Writer::event`] with the event's data already serialized, and for a message event what
-    /// a stream needs to know of the message. The row's payload is the wire event's `data`,
-    /// except for a message event: its row keeps the message's change and no identity (the
-    /// sender is in the message's row), and a read puts the data together again.
+    /// [`Writer::event`] with the event's data already serialized, and what its row keeps: the
+    /// wire event's `data`, a shortened form of it, or for a message event the message's change
+    /// and no identity (the sender is in the message's row); a read puts the data together
+    /// again.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn log_event(
         &self,
@@ -80,13 +81,14 @@ impl Writer {
         conversation: Option<ConversationId>,
         message: Option<i64>,
         identity: Option<&IdentityId>,
-        hints: Option<MessageHints>,
+        row: EventRow,
         data: String,
         at: i64,
     ) -> StoreResult<()> {
-        let (row_identity, row_payload) = match &hints {
-            Some(hints) => (None, hints.logged.as_str()),
-            None => (identity.map(IdentityId::as_str), data.as_str()),
+        let (row_identity, row_payload) = match &row {
+            EventRow::Whole => (identity.map(IdentityId::as_str), data.as_str()),
+            EventRow::Short(short) => (identity.map(IdentityId::as_str), short.as_str()),
+            EventRow::Message(hints) => (None, hints.logged.as_str()),
         };
         self.conn
             .prepare_cached(
@@ -120,6 +122,10 @@ impl Writer {
                 at,
             )?;
         }
+        let hints = match row {
+            EventRow::Message(hints) => Some(hints),
+            EventRow::Whole | EventRow::Short(_) => None,
+        };
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }
@@ -133,7 +139,7 @@ impl Writer {
             Some(message.conversation),
             Some(message.id.0),
             message.sender.as_ref(),
-            Some(MessageHints::new(message, text.logged)),
+            EventRow::Message(MessageHints::new(message, text.logged)),
             text.data,
             at,
         )
@@ -1186,7 +1192,7 @@ fn participant_ref(participant: &Participant) -> ParticipantRef {
 #[cfg(test)]
 mod tests {
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
-    use confab_core::model::{Message, Metadata, Participant, Role};
+    use confab_core::model::{EventKind, Message, Metadata, Participant, Role};
     use confab_core::ports::{MessageEdit, MessageQuery, NewConversation};
 
     use crate::events::events_after;
@@ -1401,6 +1407,26 @@ mod tests {
             .collect();
         let expected: Vec<&IdentityId> = members.iter().map(|p| &p.identity).collect();
         assert_eq!(named, expected);
+
+        // The creation's event, read back from its shortened row, lists the participants in
+        // their order.
+        let created = events_after(&w.conn, 0, 100)
+            .expect("events")
+            .into_iter()
+            .find(|e| e.kind == EventKind::ConversationCreated)
+            .expect("created");
+        let data: serde_json::Value = serde_json::from_str(&created.data).expect("json");
+        let ids: Vec<&str> = members.iter().map(|p| p.identity.as_str()).collect();
+        assert_eq!(data["participants"], serde_json::json!(ids));
+        let row: String = w
+            .conn
+            .query_row(
+                "SELECT payload FROM events WHERE kind = 'conversationCreated'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("row");
+        assert!(!row.contains("participants") && row.len() < created.data.len());
 
         // Its event, rebuilt from the row, names them all too.
         let event = events_after(&w.conn, 0, 100)
