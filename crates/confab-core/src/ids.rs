@@ -135,6 +135,12 @@ impl IdentityId {
         valid.then(|| Self(raw.to_owned()))
     }
 
+    /// An id read back from storage, as it was stored: it was checked on the way in, and is
+    /// not checked again, so stored rows stay readable should the accepted syntax ever narrow.
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -186,6 +192,15 @@ mod tests {
             ConversationId::parse(&id.to_guid().to_uppercase()),
             Some(id)
         );
+    }
+
+    #[test]
+    fn a_stored_identity_reads_back_as_stored_even_where_parse_would_refuse_it() {
+        let stored = IdentityId::from_stored("8:legacy:someone".to_string());
+        assert_eq!(stored.as_str(), "8:legacy:someone");
+        assert_eq!(IdentityId::parse("8:legacy:someone"), None);
+        let parsed = IdentityId::parse("8:acs:res_alice").expect("id");
+        assert_eq!(IdentityId::from_stored("8:acs:res_alice".into()), parsed);
     }
 
     #[test]

@@ -94,12 +94,6 @@ pub(crate) fn decode_content(text: &str) -> Result<MessageContent, serde_json::E
     serde_json::from_str(text)
 }
 
-/// An identity read back. Stored ids were validated on the way in; going through serde (not
-/// `IdentityId::parse`) keeps old rows readable even if the accepted syntax ever narrows.
-pub(crate) fn identity_from_text(text: String) -> Result<IdentityId, serde_json::Error> {
-    serde_json::from_value(serde_json::Value::String(text))
-}
-
 /// The `message_audience` identity that stands for every subscriber (no raw id is `*`).
 pub(crate) const ALL_SUBSCRIBERS: &str = "*";
 
@@ -164,13 +158,12 @@ pub(crate) fn conversation_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Con
 }
 
 pub(crate) fn identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<IdentityId> {
-    identity_from_text(row.get(idx)?).map_err(|e| bad_value(idx, e))
+    Ok(IdentityId::from_stored(row.get(idx)?))
 }
 
 pub(crate) fn opt_identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<IdentityId>> {
     let text: Option<String> = row.get(idx)?;
-    text.map(|t| identity_from_text(t).map_err(|e| bad_value(idx, e)))
-        .transpose()
+    Ok(text.map(IdentityId::from_stored))
 }
 
 /// A TEXT column borrowed from the row, for values that are parsed rather than kept: no

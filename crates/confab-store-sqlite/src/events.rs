@@ -326,10 +326,7 @@ pub(crate) fn events_after(
             // shortened.
             _ => (None, lengthen(&kind, payload).map_err(|_| bad("payload"))?),
         };
-        let identity = identity
-            .map(codec::identity_from_text)
-            .transpose()
-            .map_err(|_| bad("identity"))?;
+        let identity = identity.map(IdentityId::from_stored);
         events.push(CommittedEvent::new(EventParts {
             position: Some(position),
             kind,
