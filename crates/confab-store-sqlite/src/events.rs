@@ -51,7 +51,7 @@ impl MessageHints {
 }
 
 /// What an event's log row keeps as its payload (and whether its identity).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum EventRow {
     /// The event's data as published, and its identity.
     Whole,

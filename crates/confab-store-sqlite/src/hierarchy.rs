@@ -4,12 +4,13 @@
 
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{Conversation, EventKind, SubscribeOutcome};
-use confab_core::ports::{NewConversation, StoreError, StoreResult};
+use confab_core::ports::{StoreError, StoreResult};
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 use crate::codec::{conv_key, DbResult};
 use crate::writer::Writer;
+use crate::writes::Creation;
 
 impl Writer {
     /// Whether `descendant` is `ancestor` or lies below it (through any links, deleted groups
@@ -79,13 +80,18 @@ impl Writer {
 
     pub(crate) fn create_subgroup(
         &mut self,
-        new: &NewConversation,
+        creation: &Creation,
         parent: ConversationId,
     ) -> StoreResult<Conversation> {
         self.ensure_open(parent)?;
-        let created = self.create_conversation(new)?;
+        let created = self.create_conversation(creation)?;
         let (_, now_us) = self.now()?;
-        self.link(parent, created.conversation.id, &new.created_by, now_us)?;
+        self.link(
+            parent,
+            created.conversation.id,
+            &created.conversation.created_by,
+            now_us,
+        )?;
         Ok(created.conversation)
     }
 

@@ -364,7 +364,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_conversation(&self, new: NewConversation) -> StoreResult<CreatedConversation> {
-        self.writer.call(move |w| w.create_conversation(&new)).await
+        let creation = writes::Creation::new(new);
+        self.writer
+            .call(move |w| w.create_conversation(&creation))
+            .await
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -679,8 +682,9 @@ impl HierarchyStore for SqliteStore {
         new: NewConversation,
         parent: ConversationId,
     ) -> StoreResult<Conversation> {
+        let creation = writes::Creation::new(new);
         self.writer
-            .call(move |w| w.create_subgroup(&new, parent))
+            .call(move |w| w.create_subgroup(&creation, parent))
             .await
     }
 

@@ -513,7 +513,8 @@ pub(crate) mod tests {
             kind: Default::default(),
             welcome_message: None,
         };
-        let created = run_jobs(w, vec![Box::new(move |w| w.create_conversation(&new))]);
+        let creation = crate::writes::Creation::new(new);
+        let created = run_jobs(w, vec![Box::new(move |w| w.create_conversation(&creation))]);
         assert!(created[0].is_ok(), "created");
         id
     }
