@@ -55,42 +55,28 @@ impl MessageHints {
 pub(crate) enum EventRow {
     /// The event's data as published, and its identity.
     Whole,
-    /// A shortened form of the data that a read makes whole again ([`shorten`]), and the
+    /// A shortened form of the data that a read makes whole again ([`lengthen`]), and the
     /// identity.
     Short(String),
     /// A message event: the message's change; the identity is the message's sender.
     Message(MessageHints),
 }
 
-/// The payload a conversationCreated row keeps: its data without `participants`, which lists
-/// again the ids of `members` (a thread created with ten ACS users: 2.5 KB → 1.6 KB, two rows to
-/// a page instead of one). [`lengthen`] puts the list back. Other kinds are kept whole.
-pub(crate) fn shorten(kind: &EventKind, mut data: serde_json::Value) -> EventRow {
-    if *kind != EventKind::ConversationCreated {
-        return EventRow::Whole;
+/// The text of a conversationCreated event from its data without `participants`, which would
+/// list again the ids of `members`: the data as published (the list put in), and its row, which
+/// keeps it without (a thread created with ten ACS users: 2.5 KB → 1.7 KB, two rows to a page
+/// instead of one); [`lengthen`] puts the list back on a read.
+pub(crate) fn creation_event(mut short: serde_json::Value) -> (String, EventRow) {
+    let row = short.to_string();
+    if let Some(object) = short.as_object_mut() {
+        add_participants(object);
     }
-    let removed = data
-        .as_object_mut()
-        .and_then(|object| object.remove("participants"));
-    match removed {
-        Some(_) => EventRow::Short(data.to_string()),
-        None => EventRow::Whole,
-    }
+    (short.to_string(), EventRow::Short(row))
 }
 
-/// The data of a non-message event from its row's payload: what [`shorten`] took out put back.
-/// A row logged whole (any other kind, or one from before rows were shortened) is its data.
-fn lengthen(kind: &EventKind, payload: String) -> Result<String, serde_json::Error> {
-    if *kind != EventKind::ConversationCreated {
-        return Ok(payload);
-    }
-    let mut data: serde_json::Value = serde_json::from_str(&payload)?;
-    let Some(object) = data.as_object_mut() else {
-        return Ok(payload);
-    };
-    if object.contains_key("participants") {
-        return Ok(payload);
-    }
+/// Puts into a conversationCreated event's data its `participants`: the ids of its `members`,
+/// in their order.
+fn add_participants(object: &mut serde_json::Map<String, serde_json::Value>) {
     let ids: Vec<serde_json::Value> = object
         .get("members")
         .and_then(serde_json::Value::as_array)
@@ -102,7 +88,23 @@ fn lengthen(kind: &EventKind, payload: String) -> Result<String, serde_json::Err
         })
         .unwrap_or_default();
     object.insert("participants".into(), serde_json::Value::Array(ids));
-    Ok(data.to_string())
+}
+
+/// The data of a non-message event from its row's payload: what [`creation_event`] left out
+/// put back. A row logged whole (any other kind, or a creation from before rows were shortened)
+/// is its data.
+fn lengthen(kind: &EventKind, payload: String) -> Result<String, serde_json::Error> {
+    if *kind != EventKind::ConversationCreated {
+        return Ok(payload);
+    }
+    let mut data: serde_json::Value = serde_json::from_str(&payload)?;
+    match data.as_object_mut() {
+        Some(object) if !object.contains_key("participants") => {
+            add_participants(object);
+            Ok(data.to_string())
+        }
+        _ => Ok(payload),
+    }
 }
 
 impl Writer {

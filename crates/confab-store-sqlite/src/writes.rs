@@ -66,8 +66,15 @@ impl Writer {
         at: i64,
     ) -> StoreResult<()> {
         let data = payload.to_string();
-        let row = events::shorten(&kind, payload);
-        self.log_event(kind, conversation, message, identity, row, data, at)
+        self.log_event(
+            kind,
+            conversation,
+            message,
+            identity,
+            EventRow::Whole,
+            data,
+            at,
+        )
     }
 
     /// [`Writer::event`] with the event's data already serialized, and what its row keeps: the
@@ -286,9 +293,9 @@ impl Writer {
             .is_some())
     }
 
-    /// Inserts or updates a participant; an existing one keeps its `added_on`.
-    /// Adds the participants to the conversation, or updates those already in it. One
-    /// statement, prepared once for them all: its cache lookup hashes the whole SQL text.
+    /// Adds the participants to the conversation, or updates those already in it (which keep
+    /// their `added_on`). One statement, prepared once for them all: its cache lookup hashes the
+    /// whole SQL text.
     fn upsert_participants<'p>(
         &self,
         conversation: ConversationId,
@@ -1156,9 +1163,6 @@ impl Writer {
     }
 }
 
-/// Participants with one entry per identity: the last given wins, in the place of the first.
-/// Their times are truncated to what the database keeps, so that the system message records
-/// exactly what a read gives back.
 /// A conversation to create, with what its creation writes that needs no database made
 /// beforehand: its participants without repeats, its event's text, its first message's content.
 /// [`Creation::new`] runs on the caller's task, so that the writer, the one thread every write
@@ -1174,15 +1178,12 @@ pub(crate) struct Creation {
 impl Creation {
     pub(crate) fn new(new: NewConversation) -> Self {
         let participants = dedupe(new.participants.clone());
-        let data = json!({
+        let (event_data, event_row) = events::creation_event(json!({
             "conversation": new.id.to_acs(),
             "createdBy": new.created_by.as_str(),
             "topic": new.topic,
-            "participants": participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(),
             "members": events::member_details(participants.iter()),
-        });
-        let event_data = data.to_string();
-        let event_row = events::shorten(&EventKind::ConversationCreated, data);
+        }));
         let first_message = MessageContent {
             participants: participants.iter().map(participant_ref).collect(),
             initiator: Some(new.created_by.clone()),
@@ -1198,6 +1199,9 @@ impl Creation {
     }
 }
 
+/// Participants with one entry per identity: the last given wins, in the place of the first.
+/// Their times are truncated to what the database keeps, so that the system message records
+/// exactly what a read gives back.
 fn dedupe(participants: Vec<Participant>) -> Vec<Participant> {
     let mut out: Vec<Participant> = Vec::with_capacity(participants.len());
     let mut index: HashMap<IdentityId, usize> = HashMap::with_capacity(participants.len());
