@@ -30,6 +30,7 @@ mod webhooks;
 mod writer;
 mod writes;
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,10 +249,15 @@ fn micros_since_epoch(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(read_epoch()).as_micros()).unwrap_or(u64::MAX)
 }
 
+#[cfg(target_os = "linux")]
+type DiskReadCount = libc::c_long;
+#[cfg(not(target_os = "linux"))]
+type DiskReadCount = i64;
+
 /// How often the calling thread has gone to the disk: its block reads (page-cache misses of
 /// `read`) plus its major page faults. Reads served from memory leave both unchanged.
 #[cfg(target_os = "linux")]
-fn thread_disk_reads() -> Option<libc::c_long> {
+fn thread_disk_reads() -> Option<DiskReadCount> {
     // SAFETY: `rusage` is plain integers, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes one `rusage` through a pointer to a live one.
@@ -260,7 +266,7 @@ fn thread_disk_reads() -> Option<libc::c_long> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn thread_disk_reads() -> Option<i64> {
+fn thread_disk_reads() -> Option<DiskReadCount> {
     None
 }
 
@@ -270,6 +276,36 @@ fn went_to_disk<C: PartialOrd>(before: Option<C>, after: Option<C>) -> bool {
     match (before, after) {
         (Some(before), Some(after)) => after > before,
         _ => true,
+    }
+}
+
+/// The disk-read count of this thread when it was last looked at. Counted only around slow
+/// reads (and once per thread, before its first read), not around every read: the system call
+/// was ~1 % of a page of messages' server time. So "went to the disk" means "since the last
+/// slow read", which may also count disk reads of fast reads in between; that errs towards
+/// the blocking pool, which is the safe side.
+struct DiskReads;
+
+thread_local! {
+    static SEEN_DISK_READS: Cell<Option<Option<DiskReadCount>>> = const { Cell::new(None) };
+}
+
+impl DiskReads {
+    fn note_first() {
+        SEEN_DISK_READS.with(|seen| {
+            if seen.get().is_none() {
+                seen.set(Some(thread_disk_reads()));
+            }
+        });
+    }
+
+    /// Whether the count grew since it was last looked at (which is now).
+    fn grew() -> bool {
+        let now = thread_disk_reads();
+        let before = SEEN_DISK_READS
+            .with(|seen| seen.replace(Some(now)))
+            .flatten();
+        went_to_disk(before, now)
     }
 }
 
@@ -306,11 +342,11 @@ impl ReadPool {
         conn: Connection,
         read: impl FnOnce(&Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let io = thread_disk_reads();
+        DiskReads::note_first();
         let started = Instant::now();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| read(&conn)));
         let took = started.elapsed();
-        if took > INLINE_READ_LIMIT && went_to_disk(io, thread_disk_reads()) {
+        if took > INLINE_READ_LIMIT && DiskReads::grew() {
             let until = micros_since_epoch(Instant::now() + OFFLOAD_WINDOW);
             OFFLOAD_UNTIL.fetch_max(until, Ordering::Relaxed);
         }
@@ -963,5 +999,26 @@ mod tests {
         let first = thread_disk_reads().expect("getrusage");
         let second = thread_disk_reads().expect("getrusage");
         assert!(first >= 0 && second >= first);
+    }
+
+    /// The baseline is taken before a thread's first read and moved on by every look: with no
+    /// disk read in between, a slow read is not taken for one that went to the disk.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn disk_reads_are_counted_from_the_last_look() {
+        std::thread::spawn(|| {
+            assert_eq!(SEEN_DISK_READS.with(Cell::get), None);
+            DiskReads::note_first();
+            let first = SEEN_DISK_READS.with(Cell::get).flatten().expect("counted");
+            DiskReads::note_first();
+            assert_eq!(SEEN_DISK_READS.with(Cell::get).flatten(), Some(first));
+            assert!(!DiskReads::grew());
+            assert!(!DiskReads::grew());
+            // A count that went up since the last look is a disk read.
+            SEEN_DISK_READS.with(|seen| seen.set(Some(Some(first - 1))));
+            assert!(DiskReads::grew());
+        })
+        .join()
+        .expect("thread");
     }
 }
