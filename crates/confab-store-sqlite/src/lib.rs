@@ -24,6 +24,7 @@ mod events;
 mod hierarchy;
 mod media;
 mod memberships;
+mod pcache;
 mod reads;
 mod schema;
 mod webhooks;

@@ -60,12 +60,19 @@ impl Durability {
 /// WAL size (pages) at which the writer checkpoints by itself: 40 MiB at 4 KiB pages.
 const WAL_BACKSTOP_PAGES: u32 = 10_000;
 
+/// Opens a connection: every connection of the store opens here, so that the page cache
+/// wrapper (`pcache.rs`) is in place before SQLite initializes.
+fn open(path: &Path, flags: OpenFlags) -> StoreResult<Connection> {
+    crate::pcache::install();
+    Connection::open_with_flags(path, flags).db()
+}
+
 /// Opens the one read-write connection, sets it up and brings the schema up to date.
 pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).db()?;
+    let mut conn = open(path, flags)?;
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
@@ -99,7 +106,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Co
 /// connection's own `synchronous`, hence the durability.
 pub(crate) fn open_checkpointer(path: &Path, durability: Durability) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).db()?;
+    let conn = open(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {}; PRAGMA wal_autocheckpoint = 0;",
@@ -122,7 +129,7 @@ fn keep_plans(conn: &Connection) -> StoreResult<()> {
 /// Opens a read-only connection for the read pool.
 pub(crate) fn open_reader(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).db()?;
+    let conn = open(path, flags)?;
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
