@@ -265,17 +265,24 @@ mod tests {
         }
     }
 
-    fn integrity(conn: &rusqlite::Connection) -> String {
-        conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .expect("check")
+    /// The one value a query answers (a check, a count).
+    fn value<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> T {
+        conn.query_row(sql, [], |row| row.get(0)).expect(sql)
+    }
+
+    /// A fresh writer's connection with the table `fill` writes to.
+    fn table(name: &str) -> (crate::writer::Writer, crate::writer::tests::Scratch) {
+        let (w, scratch) = writer(name);
+        w.conn
+            .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
+            .expect("table");
+        (w, scratch)
     }
 
     #[test]
     fn splits_in_the_middle_of_a_tree_cost_no_truncation_of_the_cache() {
-        let (w, _scratch) = writer("pcache-splits");
+        let (w, _scratch) = table("pcache-splits");
         let conn = &w.conn;
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
-            .expect("table");
         let (_, skipped_before, swaps_before) = counts();
         let pad = "x".repeat(200);
         for batch in 0..40 {
@@ -293,26 +300,18 @@ mod tests {
             "skipped {}",
             skipped_after - skipped_before
         );
-        assert_eq!(integrity(conn), "ok");
-        let count: i64 = conn
-            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
-            .expect("count");
-        assert_eq!(count, 4_000);
+        assert_eq!(value::<String>(conn, "PRAGMA integrity_check"), "ok");
+        assert_eq!(value::<i64>(conn, "SELECT COUNT(*) FROM t"), 4_000);
     }
 
     /// A rolled-back transaction that grew the database leaves pages past its old end in the
     /// cache; they must go, or the next growth would find their stale contents.
     #[test]
     fn a_rolled_back_growth_leaves_no_stale_page() {
-        let (w, _scratch) = writer("pcache-rollback");
+        let (w, _scratch) = table("pcache-rollback");
         let conn = &w.conn;
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
-            .expect("table");
         fill(conn, 0, 200, "kept");
-        let pages = |conn: &rusqlite::Connection| -> i64 {
-            conn.query_row("PRAGMA page_count", [], |row| row.get(0))
-                .expect("pages")
-        };
+        let pages = |conn| value::<i64>(conn, "PRAGMA page_count");
         let before = pages(conn);
         let (passed_before, _, _) = counts();
         conn.execute_batch("BEGIN").expect("begin");
@@ -329,18 +328,9 @@ mod tests {
         conn.execute_batch("BEGIN").expect("begin");
         fill(conn, 5_000, 7_000, &"grown again ".repeat(20));
         conn.execute_batch("COMMIT").expect("commit");
-        assert_eq!(integrity(conn), "ok");
-        let rolled_back: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM t WHERE v LIKE 'rolled back%'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("count");
-        assert_eq!(rolled_back, 0);
-        let count: i64 = conn
-            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
-            .expect("count");
-        assert_eq!(count, 2_200);
+        assert_eq!(value::<String>(conn, "PRAGMA integrity_check"), "ok");
+        let rolled_back = "SELECT COUNT(*) FROM t WHERE v LIKE 'rolled back%'";
+        assert_eq!(value::<i64>(conn, rolled_back), 0);
+        assert_eq!(value::<i64>(conn, "SELECT COUNT(*) FROM t"), 2_200);
     }
 }
