@@ -187,6 +187,7 @@ mod tests {
             std::process::id(),
             Instant::now()
         ));
+        let _scratch = crate::ScratchFiles(path.clone());
         let conn = schema::open_writer(&path, Durability::Off).expect("open");
         let db_bytes = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         conn.execute_batch(
@@ -210,13 +211,6 @@ mod tests {
         );
         // Dropping it wakes the parked thread and joins it.
         drop(checkpointer);
-
-        drop(conn);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
     }
 
     #[test]

@@ -271,7 +271,7 @@ mod tests {
     }
 
     /// A fresh writer's connection with the table `fill` writes to.
-    fn table(name: &str) -> (crate::writer::Writer, crate::writer::tests::Scratch) {
+    fn table(name: &str) -> (crate::writer::Writer, crate::ScratchFiles) {
         let (w, scratch) = writer(name);
         w.conn
             .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")

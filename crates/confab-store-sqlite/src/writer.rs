@@ -453,8 +453,6 @@ const WRITER_OPEN: &str = "writer_open";
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::path::PathBuf;
-
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
     use confab_core::model::{Message, MessageContent, MessageType, Metadata, Participant, Role};
     use confab_core::ports::{NewConversation, NewMessage, SystemClock};
@@ -462,27 +460,16 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::codec::conv_key;
+    use crate::ScratchFiles;
 
-    /// A writer on a fresh file, removed afterwards.
-    pub(crate) struct Scratch(PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut path = self.0.clone().into_os_string();
-                path.push(suffix);
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-
-    pub(crate) fn writer(name: &str) -> (Writer, Scratch) {
+    /// A writer on a fresh file, removed (with its WAL) when the `ScratchFiles` drop.
+    pub(crate) fn writer(name: &str) -> (Writer, ScratchFiles) {
         let path = std::env::temp_dir().join(format!(
             "confab-writer-{name}-{}-{}.sqlite",
             std::process::id(),
             OffsetDateTime::now_utc().unix_timestamp_nanos()
         ));
-        let scratch = Scratch(path.clone());
+        let scratch = ScratchFiles(path.clone());
         let conn = schema::open_writer(&path, Durability::Off).expect("open");
         (
             Writer::new(conn, Arc::new(SystemClock)).expect("writer"),

@@ -1233,6 +1233,7 @@ mod tests {
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
     use confab_core::model::{EventKind, Message, Metadata, Participant, Role};
     use confab_core::ports::{MessageEdit, MessageQuery, NewConversation};
+    use rusqlite::OptionalExtension;
 
     use super::Creation;
     use crate::events::events_after;
@@ -1257,7 +1258,8 @@ mod tests {
                 [id.0],
                 |row| row.get(0),
             )
-            .ok();
+            .optional()
+            .expect("body");
         (inline, body)
     }
 
