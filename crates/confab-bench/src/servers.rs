@@ -46,6 +46,14 @@ pub fn serve_confab(data_dir: &Path, http: bool) -> anyhow::Result<()> {
         rate_limits: RateLimitProfile::Off,
         ..confab::Settings::for_tests()
     };
+    // The server's warnings and errors on the benchmark's stderr (its own lines are on
+    // stdout): a failed request in a scenario shows its cause. RUST_LOG for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
     runtime()?.block_on(async move {
         let running = confab::start(settings).await?;
         announce(&ReadyInfo {

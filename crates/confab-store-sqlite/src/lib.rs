@@ -27,6 +27,7 @@ mod memberships;
 mod pcache;
 mod reads;
 mod schema;
+mod wal_buffer;
 mod webhooks;
 mod writer;
 mod writes;

@@ -67,12 +67,28 @@ fn open(path: &Path, flags: OpenFlags) -> StoreResult<Connection> {
     Connection::open_with_flags(path, flags).db()
 }
 
+/// Opens the writer's connection: under `synchronous = FULL` through the VFS that gathers a
+/// commit's WAL appends into one write (`wal_buffer.rs`), which is sound only when every
+/// commit syncs.
+fn open_for_writes(
+    path: &Path,
+    flags: OpenFlags,
+    durability: Durability,
+) -> StoreResult<Connection> {
+    crate::pcache::install();
+    if durability == Durability::Full && crate::wal_buffer::register() {
+        Connection::open_with_flags_and_vfs(path, flags, crate::wal_buffer::NAME).db()
+    } else {
+        Connection::open_with_flags(path, flags).db()
+    }
+}
+
 /// Opens the one read-write connection, sets it up and brings the schema up to date.
 pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = open(path, flags)?;
+    let mut conn = open_for_writes(path, flags, durability)?;
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
