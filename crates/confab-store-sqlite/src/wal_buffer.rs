@@ -444,6 +444,20 @@ mod tests {
         )))
     }
 
+    /// The writer's connection (through this VFS) on a fresh file, with the table `put` writes
+    /// to, and a page cache of `cache_pages`.
+    fn writer_with_table(name: &str, cache_pages: u32) -> (Connection, ScratchFiles) {
+        let scratch = scratch_file(name);
+        let writer = schema::open_writer(&scratch.0, Durability::Full).expect("writer");
+        writer
+            .execute_batch(&format!(
+                "PRAGMA cache_size = {cache_pages};
+                 CREATE TABLE t (k INTEGER PRIMARY KEY, round INTEGER, v BLOB)"
+            ))
+            .expect("table");
+        (writer, scratch)
+    }
+
     /// The one value a query answers.
     fn value<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> T {
         conn.query_row(sql, [], |row| row.get(0)).expect(sql)
@@ -487,11 +501,7 @@ mod tests {
 
     #[test]
     fn commits_of_any_size_reach_other_connections_whole() {
-        let scratch = scratch_file("sizes");
-        let writer = schema::open_writer(&scratch.0, Durability::Full).expect("writer");
-        writer
-            .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, round INTEGER, v BLOB)")
-            .expect("table");
+        let (writer, scratch) = writer_with_table("sizes", 2000);
         let reader = schema::open_reader(&scratch.0).expect("reader");
         let (in_before, out_before) = writes();
         let mut rows = 0;
@@ -515,16 +525,9 @@ mod tests {
 
     #[test]
     fn pages_spilled_before_the_commit_read_back_within_the_transaction() {
-        let scratch = scratch_file("spills");
-        let writer = schema::open_writer(&scratch.0, Durability::Full).expect("writer");
         // A cache of 8 pages: the transaction's pages go to the WAL (the buffer) as it runs,
         // leave the cache, and are read back from there before the commit.
-        writer
-            .execute_batch(
-                "PRAGMA cache_size = 8;
-                 CREATE TABLE t (k INTEGER PRIMARY KEY, round INTEGER, v BLOB)",
-            )
-            .expect("table");
+        let (writer, scratch) = writer_with_table("spills", 8);
         writer.execute_batch("BEGIN IMMEDIATE").expect("begin");
         for k in 0..20 {
             put(&writer, k, 1);
@@ -537,16 +540,9 @@ mod tests {
 
     #[test]
     fn spilled_and_rewritten_frames_restarts_and_rollbacks_land_in_order() {
-        let scratch = scratch_file("rewrites");
-        let writer = schema::open_writer(&scratch.0, Durability::Full).expect("writer");
         // A cache of 8 pages: a transaction's pages spill to the WAL before its commit, and
         // SQLite rewrites a spilled page's frame in place when it changes again.
-        writer
-            .execute_batch(
-                "PRAGMA cache_size = 8;
-                 CREATE TABLE t (k INTEGER PRIMARY KEY, round INTEGER, v BLOB)",
-            )
-            .expect("table");
+        let (writer, scratch) = writer_with_table("rewrites", 8);
         let reader = schema::open_reader(&scratch.0).expect("reader");
         let checkpointer = schema::open_checkpointer(&scratch.0, Durability::Full).expect("ckpt");
         for round in 0..4 {
