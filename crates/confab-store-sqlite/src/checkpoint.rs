@@ -182,12 +182,8 @@ mod tests {
 
     #[test]
     fn a_poke_gets_the_commits_copied_into_the_database_and_a_drop_stops_the_thread() {
-        let path = std::env::temp_dir().join(format!(
-            "confab-checkpoint-{}-{:?}.sqlite",
-            std::process::id(),
-            Instant::now()
-        ));
-        let _scratch = crate::ScratchFiles(path.clone());
+        let scratch = crate::ScratchFiles::new("checkpoint");
+        let path = scratch.0.clone();
         let conn = schema::open_writer(&path, Durability::Off).expect("open");
         let db_bytes = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         conn.execute_batch(

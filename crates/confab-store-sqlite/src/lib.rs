@@ -99,16 +99,8 @@ impl SqliteStore {
     /// make readers fail with SQLITE_LOCKED while the writer holds a transaction, which under
     /// group commit is nearly always.)
     pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            "confab-{}-{}-{}.sqlite",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        );
-        let path = std::env::temp_dir().join(unique);
-        let scratch = ScratchFiles(path.clone());
-        Self::start(path, Durability::Off, clock, Some(scratch))
+        let scratch = ScratchFiles::new("store");
+        Self::start(scratch.0.clone(), Durability::Off, clock, Some(scratch))
     }
 
     fn start(
@@ -364,6 +356,20 @@ impl ReadPool {
 
 /// The files of an `in_memory` store, removed on drop (the WAL and shared-memory files too).
 struct ScratchFiles(PathBuf);
+
+impl ScratchFiles {
+    /// A database path in the system's temporary directory that no other store of any process
+    /// uses: `confab-{what}-{pid}-{counter}-{time}.sqlite`.
+    fn new(what: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        Self(std::env::temp_dir().join(format!(
+            "confab-{what}-{}-{}-{}.sqlite",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        )))
+    }
+}
 
 impl Drop for ScratchFiles {
     fn drop(&mut self) {

@@ -256,7 +256,7 @@ unsafe extern "C" fn shrink(cache: *mut ffi::sqlite3_pcache) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::tests::writer;
+    use crate::writer::tests::{value, writer};
 
     /// Keys in a scattered order, so that leaves split in the middle of the tree (where
     /// `balance_nonroot` swaps page numbers), as appends to many threads do.
@@ -271,11 +271,6 @@ mod tests {
         for i in from..to {
             insert.execute((scattered(i), pad)).expect("insert");
         }
-    }
-
-    /// The one value a query answers (a check, a count).
-    fn value<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> T {
-        conn.query_row(sql, [], |row| row.get(0)).expect(sql)
     }
 
     /// A fresh writer's connection with the table `fill` writes to.

@@ -619,12 +619,8 @@ mod tests {
     /// Paging must be an index range walk that stops after a page: no sort, no OFFSET.
     #[test]
     fn message_pages_walk_the_index_without_sorting() {
-        let path = std::env::temp_dir().join(format!(
-            "confab-plan-{}-{}.sqlite",
-            std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        let conn = schema::open_writer(&path, Durability::Off).expect("open");
+        let scratch = crate::ScratchFiles::new("plan");
+        let conn = schema::open_writer(&scratch.0, Durability::Off).expect("open");
         let subscriber = plan(&conn, &subscriber_messages_sql());
         // Two index range walks; the only sorts are of their outputs (a page each) for the merge.
         assert!(
@@ -646,11 +642,5 @@ mod tests {
             conversations.contains("participants_by_identity"),
             "{conversations}"
         );
-        drop(conn);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
     }
 }

@@ -61,22 +61,13 @@ impl Durability {
 const WAL_BACKSTOP_PAGES: u32 = 10_000;
 
 /// Opens a connection: every connection of the store opens here, so that the page cache
-/// wrapper (`pcache.rs`) is in place before SQLite initializes.
-fn open(path: &Path, flags: OpenFlags) -> StoreResult<Connection> {
-    crate::pcache::install();
-    Connection::open_with_flags(path, flags).db()
-}
-
-/// Opens the writer's connection: under `synchronous = FULL` through the VFS that gathers a
-/// commit's WAL appends into one write (`wal_buffer.rs`), which is sound only when every
+/// wrapper (`pcache.rs`) is in place before SQLite initializes (registering the WAL buffer VFS
+/// initializes it). With `buffer_wal`, through the VFS that gathers a commit's WAL appends into
+/// one write (`wal_buffer.rs`): for the writer under `synchronous = FULL` only, where every
 /// commit syncs.
-fn open_for_writes(
-    path: &Path,
-    flags: OpenFlags,
-    durability: Durability,
-) -> StoreResult<Connection> {
+fn open(path: &Path, flags: OpenFlags, buffer_wal: bool) -> StoreResult<Connection> {
     crate::pcache::install();
-    if durability == Durability::Full && crate::wal_buffer::register() {
+    if buffer_wal && crate::wal_buffer::register() {
         Connection::open_with_flags_and_vfs(path, flags, crate::wal_buffer::NAME).db()
     } else {
         Connection::open_with_flags(path, flags).db()
@@ -88,7 +79,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Co
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = open_for_writes(path, flags, durability)?;
+    let mut conn = open(path, flags, durability == Durability::Full)?;
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
@@ -122,7 +113,7 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Co
 /// connection's own `synchronous`, hence the durability.
 pub(crate) fn open_checkpointer(path: &Path, durability: Durability) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = open(path, flags)?;
+    let conn = open(path, flags, false)?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {}; PRAGMA wal_autocheckpoint = 0;",
@@ -145,7 +136,7 @@ fn keep_plans(conn: &Connection) -> StoreResult<()> {
 /// Opens a read-only connection for the read pool.
 pub(crate) fn open_reader(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = open(path, flags)?;
+    let conn = open(path, flags, false)?;
     keep_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT).db()?;

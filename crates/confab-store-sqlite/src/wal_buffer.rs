@@ -434,20 +434,13 @@ mod tests {
 
     use super::*;
     use crate::schema::{self, Durability};
+    use crate::writer::tests::value;
     use crate::ScratchFiles;
-
-    fn scratch_file(name: &str) -> ScratchFiles {
-        ScratchFiles(std::env::temp_dir().join(format!(
-            "confab-wal-buffer-{name}-{}-{}.sqlite",
-            std::process::id(),
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-        )))
-    }
 
     /// The writer's connection (through this VFS) on a fresh file, with the table `put` writes
     /// to, and a page cache of `cache_pages`.
     fn writer_with_table(name: &str, cache_pages: u32) -> (Connection, ScratchFiles) {
-        let scratch = scratch_file(name);
+        let scratch = ScratchFiles::new(&format!("wal-buffer-{name}"));
         let writer = schema::open_writer(&scratch.0, Durability::Full).expect("writer");
         writer
             .execute_batch(&format!(
@@ -456,11 +449,6 @@ mod tests {
             ))
             .expect("table");
         (writer, scratch)
-    }
-
-    /// The one value a query answers.
-    fn value<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> T {
-        conn.query_row(sql, [], |row| row.get(0)).expect(sql)
     }
 
     /// Row `k`'s value in its `round`: 4,000 bytes, nearly a page, that differ by row and round.
@@ -580,7 +568,7 @@ mod tests {
         }
         // What a crash would leave: the database and the WAL as they are now. Opening the copy
         // recovers the last round's commit from the WAL, which checks every frame's checksum.
-        let crashed = scratch_file("rewrites-crashed");
+        let crashed = ScratchFiles::new("wal-buffer-rewrites-crashed");
         for suffix in ["", "-wal"] {
             let from = format!("{}{suffix}", scratch.0.display());
             let to = format!("{}{suffix}", crashed.0.display());

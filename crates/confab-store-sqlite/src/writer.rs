@@ -456,7 +456,6 @@ pub(crate) mod tests {
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
     use confab_core::model::{Message, MessageContent, MessageType, Metadata, Participant, Role};
     use confab_core::ports::{NewConversation, NewMessage, SystemClock};
-    use time::OffsetDateTime;
 
     use super::*;
     use crate::codec::conv_key;
@@ -464,17 +463,17 @@ pub(crate) mod tests {
 
     /// A writer on a fresh file, removed (with its WAL) when the `ScratchFiles` drop.
     pub(crate) fn writer(name: &str) -> (Writer, ScratchFiles) {
-        let path = std::env::temp_dir().join(format!(
-            "confab-writer-{name}-{}-{}.sqlite",
-            std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        let scratch = ScratchFiles(path.clone());
-        let conn = schema::open_writer(&path, Durability::Off).expect("open");
+        let scratch = ScratchFiles::new(&format!("writer-{name}"));
+        let conn = schema::open_writer(&scratch.0, Durability::Off).expect("open");
         (
             Writer::new(conn, Arc::new(SystemClock)).expect("writer"),
             scratch,
         )
+    }
+
+    /// The one value a query answers (a check, a count).
+    pub(crate) fn value<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> T {
+        conn.query_row(sql, [], |row| row.get(0)).expect(sql)
     }
 
     pub(crate) fn alice() -> IdentityId {
