@@ -142,10 +142,19 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// A thread id as a path segment (`19%3A…%40thread.v2`).
-pub fn path_segment(text: &str) -> String {
-    utf8_percent_encode(text, QUERY_VALUE).to_string()
+/// A thread's path, `/chat/threads/19%3A…%40thread.v2`, followed by `rest`, with room for
+/// a message id after it (a send's Location header).
+pub fn thread_path(id: ConversationId, rest: &str) -> String {
+    let mut acs = String::with_capacity(48);
+    id.push_acs(&mut acs);
+    let mut path = String::with_capacity(THREADS.len() + acs.len() + 8 + rest.len() + 20);
+    path.push_str(THREADS);
+    path.extend(utf8_percent_encode(&acs, QUERY_VALUE));
+    path.push_str(rest);
+    path
 }
+
+const THREADS: &str = "/chat/threads/";
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = AcsError;

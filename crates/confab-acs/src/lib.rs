@@ -20,6 +20,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use confab_core::{Core, Error};
+use tower::ServiceBuilder;
 
 pub use api_version::{CHAT_VERSIONS, IDENTITY_VERSIONS};
 pub use error::AcsError;
@@ -52,13 +53,18 @@ pub fn router(core: Arc<Core>, config: AcsConfig) -> Router {
         .merge(admin::routes())
         .merge(chat::routes())
         .fallback(|| async { AcsError::not_found("The requested resource does not exist.") })
-        .layer(axum::middleware::map_response(acs_error_shape))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // One layer of both: axum boxes each route once per layer, and a request's future
+        // once per box. `map_response` from tower, not axum's: its future is not boxed.
+        .layer(
+            ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                .map_response(acs_error_shape),
+        )
         .with_state(state)
 }
 
 /// Gives the responses axum makes by itself (405, path rejections) the ACS error shape.
-async fn acs_error_shape(response: Response) -> Response {
+fn acs_error_shape(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

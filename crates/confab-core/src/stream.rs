@@ -159,10 +159,10 @@ impl StreamScope {
             | EventKind::ParticipantRoleChanged => {}
             _ => return None,
         }
-        if !event.data.contains(me) {
+        if !event.data().contains(me) {
             return None;
         }
-        let data: MemberData = serde_json::from_str(&event.data).ok()?;
+        let data: MemberData = serde_json::from_str(event.data()).ok()?;
         let named = |list: &[String]| list.iter().any(|id| id == me);
         match event.kind {
             EventKind::ConversationCreated | EventKind::ParticipantsAdded => {

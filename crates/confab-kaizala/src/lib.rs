@@ -29,6 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use confab_core::{Core, Error};
+use tower::layer::util::{Identity, Stack};
+use tower::util::MapResponseLayer;
 use tower::ServiceBuilder;
 
 pub use error::KaizalaError;
@@ -152,8 +154,7 @@ pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
             axum::routing::put(webhooks::update).delete(webhooks::remove),
         )
         .fallback(|| async { KaizalaError::not_found("The requested resource does not exist.") })
-        .layer(axum::middleware::map_response(kaizala_error_shape))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(error_shape_and_body_limit())
         .with_state(state);
     // Normalise the path before routing (a layer on `routes` would run after it).
     let normalized = ServiceBuilder::new()
@@ -189,9 +190,20 @@ pub fn admin_router(core: Arc<Core>, config: AdminConfig) -> Router {
             "/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
             post(webhooks::redeliver),
         )
-        .layer(axum::middleware::map_response(kaizala_error_shape))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(error_shape_and_body_limit())
         .with_state(state)
+}
+
+type ErrorShapeAndBodyLimit =
+    Stack<MapResponseLayer<fn(Response) -> Response>, Stack<DefaultBodyLimit, Identity>>;
+
+/// The body limit and the Kaizala error shape, as one layer: axum boxes each route once per
+/// layer, and a request's future once per box. `map_response` from tower, not axum's: its
+/// future is not boxed.
+fn error_shape_and_body_limit() -> ServiceBuilder<ErrorShapeAndBodyLimit> {
+    ServiceBuilder::new()
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .map_response(kaizala_error_shape as fn(Response) -> Response)
 }
 
 /// Lower-cases the literal segments of the path and drops a trailing slash.
@@ -230,7 +242,7 @@ fn normalize_path(mut request: Request) -> Request {
 
 /// Gives the responses axum makes by itself (405, path and body rejections) the Kaizala error
 /// shape.
-async fn kaizala_error_shape(response: Response) -> Response {
+fn kaizala_error_shape(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

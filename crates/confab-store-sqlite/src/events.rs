@@ -798,8 +798,8 @@ mod tests {
             // The same event, byte for byte, whether it came live or from the log.
             assert_eq!(**published, *read);
         }
-        assert!(logged[2].data.contains("\"text\":\"m0 \\\"quoted\\\"\""));
-        assert!(logged[7].data.contains("m0 edited"));
+        assert!(logged[2].data().contains("\"text\":\"m0 \\\"quoted\\\"\""));
+        assert!(logged[7].data().contains("m0 edited"));
         assert!(logged[2].message.is_some_and(|m| !m.system));
         assert!(logged[1].message.is_some_and(|m| m.system));
         assert_eq!(
@@ -822,7 +822,9 @@ mod tests {
             .await
             .expect("row");
         assert!(!created_row.contains("participants"), "{created_row}");
-        assert!(live[0].data.contains(r#""participants":["8:acs:r_alice"]"#));
+        assert!(live[0]
+            .data()
+            .contains(r#""participants":["8:acs:r_alice"]"#));
 
         // A message event logged whole (data and identity in its row, as before the change was
         // logged alone), and a creation logged whole (before it was shortened), read back the
@@ -830,7 +832,7 @@ mod tests {
         let whole: Vec<(i64, String)> = live
             .iter()
             .filter(|e| e.message.is_some() || e.kind == EventKind::ConversationCreated)
-            .map(|e| (e.position.expect("position"), e.data.to_string()))
+            .map(|e| (e.position.expect("position"), e.data().to_string()))
             .collect();
         let sender = alice.as_str().to_owned();
         store

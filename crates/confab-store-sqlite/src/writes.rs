@@ -1289,7 +1289,7 @@ mod tests {
             .rev()
             .find(|e| e.message.as_ref().is_some_and(|m| m.id == message.id.0))
             .expect("event");
-        let data: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+        let data: serde_json::Value = serde_json::from_str(event.data()).expect("json");
         [
             by_id.content.text,
             listed.content.text,
@@ -1459,7 +1459,7 @@ mod tests {
             .into_iter()
             .find(|e| e.kind == EventKind::ConversationCreated)
             .expect("created");
-        let data: serde_json::Value = serde_json::from_str(&created.data).expect("json");
+        let data: serde_json::Value = serde_json::from_str(created.data()).expect("json");
         let ids: Vec<&str> = members.iter().map(|p| p.identity.as_str()).collect();
         assert_eq!(data["participants"], serde_json::json!(ids));
         let row: String = w
@@ -1470,7 +1470,7 @@ mod tests {
                 |row| row.get(0),
             )
             .expect("row");
-        assert!(!row.contains("participants") && row.len() < created.data.len());
+        assert!(!row.contains("participants") && row.len() < created.data().len());
 
         // Its event, rebuilt from the row, names them all too.
         let event = events_after(&w.conn, 0, 100)
@@ -1478,7 +1478,7 @@ mod tests {
             .into_iter()
             .find(|e| e.message.as_ref().is_some_and(|m| m.id == first.id.0))
             .expect("event");
-        let data: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+        let data: serde_json::Value = serde_json::from_str(event.data()).expect("json");
         assert_eq!(
             data["content"]["participants"].as_array().map(Vec::len),
             Some(12),

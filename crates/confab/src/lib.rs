@@ -37,7 +37,7 @@ use confab_store_sqlite::SqliteStore;
 use confab_stream::StreamShutdown;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::Trace;
 
 pub use config::{ServeArgs, Settings};
 
@@ -270,7 +270,12 @@ async fn launch(
 ) -> anyhow::Result<(axum_server::Handle, JoinHandle<std::io::Result<()>>)> {
     let handle = axum_server::Handle::new();
     // Connect info lets handlers (rate limits, logs) see the peer address.
-    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    // Traced around the whole router rather than as a router layer, which axum would apply to
+    // every route apart, boxing each request's future once more.
+    let make_service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+            Trace::new_for_http(app),
+        );
     // One server type for both schemes, so both share the graceful shutdown of the handle.
     // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
     // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
@@ -323,7 +328,6 @@ fn app(
         .merge(confab_acs::router(core, acs))
         .nest_service("/v1", kaizala.clone())
         .nest_service("/V1", kaizala)
-        .layer(TraceLayer::new_for_http())
 }
 
 /// `GET /openapi.json`: the OpenAPI document of confab's own endpoints (the stream and the admin

@@ -10,7 +10,7 @@ use confab_core::ports::MessageEdit;
 use serde::Serialize;
 
 use crate::error::{AcsError, AcsResult};
-use crate::extract::{message_id, path_segment, thread_id, AcsJson, AcsState, ChatCall};
+use crate::extract::{message_id, thread_id, thread_path, AcsJson, AcsState, ChatCall};
 use crate::wire::{message_page_response, ChatMessage, SendMessageRequest, UpdateMessageRequest};
 
 #[derive(Serialize)]
@@ -40,11 +40,8 @@ pub async fn send(
         metadata: request.metadata.unwrap_or_default(),
     };
     let sent = state.core.send_message(&call.caller, id, message).await?;
-    let location = format!(
-        "/chat/threads/{}/messages/{}",
-        path_segment(&id.to_acs()),
-        sent.id
-    );
+    let mut location = thread_path(id, "/messages/");
+    location.push_str(itoa::Buffer::new().format(sent.id.0));
     let body = Json(SendMessageResult {
         id: sent.id.to_string(),
     });
@@ -74,7 +71,7 @@ pub async fn list(
         .core
         .list_messages(&call.caller, id, since, call.params.page()?)
         .await?;
-    let path = format!("/chat/threads/{}/messages", path_segment(&id.to_acs()));
+    let path = thread_path(id, "/messages");
     let next_link = call.params.next_link(&path, page.next);
     message_page_response(&page.items, next_link.as_deref())
 }

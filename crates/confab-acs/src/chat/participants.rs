@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::participant_inputs;
 use crate::error::{AcsError, AcsResult, CommunicationError};
-use crate::extract::{path_segment, thread_id, AcsJson, AcsState, ChatCall};
+use crate::extract::{thread_id, thread_path, AcsJson, AcsState, ChatCall};
 use crate::wire::{AddParticipantsRequest, ChatParticipantOut, Collection, IdentifierModel};
 
 #[derive(Serialize)]
@@ -81,7 +81,7 @@ pub async fn list(
         .core
         .list_participants(&call.caller, id, call.params.page()?)
         .await?;
-    let path = format!("/chat/threads/{}/participants", path_segment(&id.to_acs()));
+    let path = thread_path(id, "/participants");
     Ok(Json(Collection {
         value: page
             .items

@@ -5,7 +5,7 @@ use axum::Json;
 
 use crate::error::AcsResult;
 use crate::extract::{
-    body_bytes, message_id, optional_json, path_segment, thread_id, AcsJson, AcsState, ChatCall,
+    body_bytes, message_id, optional_json, thread_id, thread_path, AcsJson, AcsState, ChatCall,
 };
 use crate::wire::{ChatMessageReadReceipt, Collection, SendReadReceiptRequest, TypingRequest};
 
@@ -33,7 +33,7 @@ pub async fn list(
         .core
         .list_read_receipts(&call.caller, id, call.params.page()?)
         .await?;
-    let path = format!("/chat/threads/{}/readReceipts", path_segment(&id.to_acs()));
+    let path = thread_path(id, "/readReceipts");
     Ok(Json(Collection {
         value: page
             .items

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::participant_inputs;
 use crate::error::{AcsResult, CommunicationError};
-use crate::extract::{path_segment, thread_id, AcsJson, AcsState, ChatCall};
+use crate::extract::{thread_id, thread_path, AcsJson, AcsState, ChatCall};
 use crate::wire::{
     retention_from_wire, ChatThreadItem, ChatThreadProperties, Collection, CreateThreadRequest,
     UpdateThreadRequest,
@@ -62,7 +62,7 @@ pub async fn create(
             },
         )
         .await?;
-    let location = format!("/chat/threads/{}", path_segment(&conversation.id.to_acs()));
+    let location = thread_path(conversation.id, "");
     let result = CreateThreadResult {
         chat_thread: ChatThreadProperties::new(&conversation, call.version),
         invalid_participants,

@@ -34,6 +34,26 @@ pub struct MessageRef {
     pub system: bool,
 }
 
+/// Appends `at_us` (µs since the epoch) as an RFC 3339 UTC time; nothing if it is out of range.
+fn push_rfc3339(out: &mut String, at_us: i64) {
+    let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1000) else {
+        return;
+    };
+    // Formatted on the stack (the longest form is 30 bytes), not into a String of its own.
+    let mut buffer = [0u8; 64];
+    let mut free = &mut buffer[..];
+    if at.format_into(&mut free, &Rfc3339).is_err() {
+        return;
+    }
+    let written = 64 - free.len();
+    if let Some(text) = buffer
+        .get(..written)
+        .and_then(|t| std::str::from_utf8(t).ok())
+    {
+        out.push_str(text);
+    }
+}
+
 /// One event, committed (or, without a position, ephemeral), with its wire form made once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommittedEvent {
@@ -50,11 +70,11 @@ pub struct CommittedEvent {
     pub audience: Audience,
     /// When it happened, µs since the epoch.
     pub at_us: i64,
-    /// The event's `data` object as JSON text (what the log row keeps as its payload).
-    pub data: Arc<str>,
     /// The wire form, `{"position":…,"conversation":…,"type":…,"at":…,"data":{…}}`: compact
     /// JSON on one line, shared by every stream that sends it.
     pub wire: Bytes,
+    /// Where [`data`](Self::data) sits in `wire` (empty for an event made without data).
+    data_span: std::ops::Range<usize>,
 }
 
 /// The parts of an event, before its wire form is made.
@@ -74,33 +94,34 @@ pub struct EventParts {
 impl CommittedEvent {
     /// Makes the event and its wire form. `data` must be a compact JSON object.
     pub fn new(parts: EventParts) -> Self {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(parts.at_us) * 1000)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default();
-        let mut wire = String::with_capacity(parts.data.len() + 128);
+        // One allocation: every field is written straight into the wire form, which also
+        // holds `data` (an event is made for every message, on the writer's thread).
+        let mut wire = String::with_capacity(parts.data.len() + 160);
         wire.push('{');
         if let Some(position) = parts.position {
             wire.push_str("\"position\":");
-            wire.push_str(&position.to_string());
+            wire.push_str(itoa::Buffer::new().format(position));
             wire.push(',');
         }
         if let Some(conversation) = parts.conversation {
             wire.push_str("\"conversation\":\"");
             // `19:<hex>@thread.v2`: nothing to escape.
-            wire.push_str(&conversation.to_acs());
+            conversation.push_acs(&mut wire);
             wire.push_str("\",");
         }
         wire.push_str("\"type\":\"");
         wire.push_str(parts.kind.name());
         wire.push_str("\",\"at\":\"");
-        wire.push_str(&at);
+        push_rfc3339(&mut wire, parts.at_us);
         wire.push_str("\",\"data\":");
-        wire.push_str(if parts.data.is_empty() {
-            "{}"
+        let data_span = if parts.data.is_empty() {
+            wire.push_str("{}");
+            wire.len()..wire.len()
         } else {
-            &parts.data
-        });
+            let start = wire.len();
+            wire.push_str(&parts.data);
+            start..wire.len()
+        };
         wire.push('}');
         Self {
             position: parts.position,
@@ -110,9 +131,18 @@ impl CommittedEvent {
             message: parts.message,
             audience: parts.audience,
             at_us: parts.at_us,
-            data: Arc::from(parts.data),
             wire: Bytes::from(wire),
+            data_span,
         }
+    }
+
+    /// The event's `data` object as JSON text (what the log row keeps as its payload), as the
+    /// event was given it: empty if it was made without.
+    pub fn data(&self) -> &str {
+        self.wire
+            .get(self.data_span.clone())
+            .and_then(|data| std::str::from_utf8(data).ok())
+            .unwrap_or_default()
     }
 
     /// A typing notification: ephemeral, never stored.
@@ -292,6 +322,7 @@ mod tests {
         assert_eq!(value["type"], "messageReceived");
         assert_eq!(value["at"], "2023-11-14T22:13:20.123456Z");
         assert_eq!(value["data"]["text"], "a\nb \"c\"");
+        assert_eq!(event.data(), r#"{"text":"a\nb \"c\""}"#);
 
         let typing = CommittedEvent::typing(
             conversation,
@@ -303,6 +334,26 @@ mod tests {
         assert!(value.get("position").is_none());
         assert_eq!(value["type"], "typing");
         assert_eq!(value["data"]["sender"], "8:acs:r_u");
+        assert_eq!(value["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(typing.data(), value["data"].to_string());
+    }
+
+    #[test]
+    fn an_event_without_data_shows_an_empty_object() {
+        let event = CommittedEvent::new(EventParts {
+            position: None,
+            kind: EventKind::Typing,
+            conversation: None,
+            identity: None,
+            message: None,
+            audience: Audience::Members,
+            at_us: 0,
+            data: String::new(),
+        });
+        assert_eq!(event.data(), "");
+        let value: serde_json::Value = serde_json::from_slice(&event.wire).expect("json");
+        assert_eq!(value["data"], serde_json::json!({}));
+        assert!(value.get("conversation").is_none());
     }
 
     #[tokio::test]
