@@ -322,7 +322,7 @@ pub(crate) fn events_after(
                     created_us: m.created_us,
                     system: MessageType::parse(&m.kind).is_none_or(MessageType::is_system),
                 };
-                (Some(message_ref), render(&facts, &change)?)
+                (Some(message_ref), render(&facts, &change_json(&change)?)?)
             }
             // Not a message event (the join found nothing): its row holds its data, maybe
             // shortened.
@@ -382,31 +382,23 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
 /// The data of a message event (received, edited, deleted): the whole message, so that a
 /// stream renders it without reading it back. A deleted message's shows when it was deleted and
 /// neither its content, its metadata nor an edit; an edited one's when it was edited.
-/// Serialized straight from the message (no `serde_json::Value` in between); the fields are in
-/// alphabetical order, as a JSON object map writes them.
+/// Written as these fields, serialized straight from the message (no `serde_json::Value` in
+/// between), followed by those of its [`MessageChange`] — the JSON its log row keeps, so that
+/// the message's text and metadata are escaped once for both.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MessageEventData<'a> {
     /// Who may read it besides the members: stream and webhook deliveries filter on the typed
     /// audience (`messages.audience`); the data names only its kind.
     audience: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a MessageContent>,
     conversation: String,
     created_on: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deleted_on: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    edited_on: Option<&'a str>,
     message_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Metadata>,
     sender: Option<&'a str>,
     sender_display_name: Option<&'a str>,
     sequence_id: i64,
     #[serde(rename = "type")]
     kind: &'a str,
-    version: &'a str,
 }
 
 /// What never changes in a message, as its event data shows it: the same in every event of the
@@ -441,24 +433,38 @@ struct MessageChange<'a> {
     version: String,
 }
 
-/// The event data of a message: its facts and the state the event is about.
-fn render(facts: &MessageFacts<'_>, change: &MessageChange<'_>) -> StoreResult<String> {
-    serde_json::to_string(&MessageEventData {
-        audience: facts.audience,
-        content: change.content.as_deref(),
-        conversation: facts.conversation.to_acs(),
-        created_on: rfc3339(facts.created_on),
-        deleted_on: change.deleted_on.as_deref(),
-        edited_on: change.edited_on.as_deref(),
-        message_id: facts.id.to_string(),
-        metadata: change.metadata.as_deref(),
-        sender: facts.sender,
-        sender_display_name: facts.sender_display_name,
-        sequence_id: facts.sequence_id,
-        kind: facts.kind,
-        version: &change.version,
-    })
-    .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))
+/// The event data of a message: its facts, then the fields of `change` (its JSON, as
+/// [`change_json`] writes it).
+fn render(facts: &MessageFacts<'_>, change: &str) -> StoreResult<String> {
+    let mut data = Vec::with_capacity(change.len() + 256);
+    serde_json::to_writer(
+        &mut data,
+        &MessageEventData {
+            audience: facts.audience,
+            conversation: facts.conversation.to_acs(),
+            created_on: rfc3339(facts.created_on),
+            message_id: facts.id.to_string(),
+            sender: facts.sender,
+            sender_display_name: facts.sender_display_name,
+            sequence_id: facts.sequence_id,
+            kind: facts.kind,
+        },
+    )
+    .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?;
+    // `{…facts}` + `{…change}` → `{…facts,…change}`: a change always has its version.
+    match (data.pop(), change.strip_prefix('{')) {
+        (Some(b'}'), Some(fields)) if fields.len() > 1 => {
+            data.push(b',');
+            data.extend_from_slice(fields.as_bytes());
+        }
+        _ => return Err(StoreError::Unavailable("event data: not an object".into())),
+    }
+    String::from_utf8(data).map_err(|e| StoreError::Unavailable(format!("event data: {e}")))
+}
+
+/// What a message event's row keeps, as JSON.
+fn change_json(change: &MessageChange<'_>) -> StoreResult<String> {
+    serde_json::to_string(change).map_err(|e| StoreError::Unavailable(format!("event data: {e}")))
 }
 
 /// A message event as it is published (the whole data) and as its log row keeps it (the
@@ -487,19 +493,19 @@ pub(crate) fn message_event_text(message: &Message) -> StoreResult<MessageEventT
         created_on: message.created_on,
         audience: audience_name(&message.audience),
     };
-    let data = render(&facts, &change)?;
+    let full = change_json(&change)?;
+    let data = render(&facts, &full)?;
     // A system message never changes (the core refuses to edit or delete one), so its row
     // keeps its content and metadata for its event too: the content lists participants and can
     // be long. A change with neither content nor a delete time is read back that way.
-    if message.kind.is_system() {
+    let logged = if message.kind.is_system() {
         change.content = None;
         change.metadata = None;
-    }
-    Ok(MessageEventText {
-        data,
-        logged: serde_json::to_string(&change)
-            .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?,
-    })
+        change_json(&change)?
+    } else {
+        full
+    };
+    Ok(MessageEventText { data, logged })
 }
 
 /// A message's audience as event data shows it: its kind only, so that subscribers do not
@@ -555,8 +561,7 @@ mod tests {
     use parking_lot::Mutex;
 
     /// The typed data of a message event is the JSON object each event carried before it was
-    /// typed: the same fields and values, in the same order (the stream and webhooks send it as
-    /// it is).
+    /// typed: the same fields and values.
     #[test]
     fn message_event_data_is_the_message_as_json() {
         let conversation = ConversationId::generate();
@@ -587,8 +592,9 @@ mod tests {
             let text = super::message_event_text(message).expect("data");
             let parsed: serde_json::Value = serde_json::from_str(&text.data).expect("JSON");
             assert_eq!(parsed, expected);
-            // Written in the order a JSON object map writes its keys.
-            assert_eq!(text.data, expected.to_string());
+            // The message's facts, then the fields its log row keeps, written once for both.
+            let change_fields = text.logged.strip_prefix('{').expect("an object");
+            assert!(text.data.ends_with(change_fields), "{}", text.data);
             // The log row keeps only what an edit or a delete changes.
             let logged: serde_json::Value = serde_json::from_str(&text.logged).expect("JSON");
             let changing = ["content", "metadata", "version", "editedOn", "deletedOn"];
