@@ -118,14 +118,9 @@ fn identifier<S: Serializer>(id: &IdentityId, serializer: S) -> Result<S::Ok, S:
 /// `serialize_with` for an RFC 3339 time: the same text as `time::serde::rfc3339`, formatted
 /// into a stack buffer instead of a fresh `String` per time.
 fn rfc3339<S: Serializer>(t: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    // The longest RFC 3339 text `time` writes, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM`, is 35
-    // bytes; years outside 0..=9999 fail to format rather than grow.
-    let mut buf = [0u8; 40];
-    let mut rest = &mut buf[..];
-    t.format_into(&mut rest, &Rfc3339)
-        .map_err(serde::ser::Error::custom)?;
-    let written = 40 - rest.len();
-    let text = std::str::from_utf8(&buf[..written]).map_err(serde::ser::Error::custom)?;
+    let mut buf = [0; 40];
+    let text = confab_core::model::rfc3339_text(*t, &mut buf)
+        .ok_or_else(|| serde::ser::Error::custom("a time out of RFC 3339's range"))?;
     serializer.serialize_str(text)
 }
 

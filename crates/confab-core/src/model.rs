@@ -7,6 +7,20 @@ use time::OffsetDateTime;
 
 use crate::ids::{ConversationId, IdentityId, MessageId};
 
+/// A time as RFC 3339 text (what `time::serde::rfc3339` writes), formatted into `buf` rather
+/// than a `String` of its own: times are written into every message and event on the wire.
+/// `None` for a year outside 0..=9999, which `time` does not format.
+pub fn rfc3339_text(t: OffsetDateTime, buf: &mut [u8; 40]) -> Option<&str> {
+    // The longest, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM`, is 35 bytes. What was written is
+    // measured from the slice: `format_into` answers a short count (`time` 0.3.55 leaves out
+    // the fraction's digits after the first).
+    let mut rest = &mut buf[..];
+    t.format_into(&mut rest, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let written = 40 - rest.len();
+    std::str::from_utf8(buf.get(..written)?).ok()
+}
+
 /// Name/value pairs attached to threads, participants and messages.
 pub type Metadata = BTreeMap<String, String>;
 
@@ -393,4 +407,26 @@ pub struct RefreshToken {
     pub scopes: Vec<String>,
     pub created_on: OffsetDateTime,
     pub expires_on: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_text_is_the_whole_time() {
+        let mut buf = [0; 40];
+        let t = time::macros::datetime!(2023-11-14 22:13:20.123456 UTC);
+        assert_eq!(
+            rfc3339_text(t, &mut buf),
+            Some("2023-11-14T22:13:20.123456Z")
+        );
+        let t = time::macros::datetime!(2023-11-14 22:13:20.123456789 +05:30);
+        assert_eq!(
+            rfc3339_text(t, &mut buf),
+            Some("2023-11-14T22:13:20.123456789+05:30")
+        );
+        let t = time::macros::datetime!(2023-11-14 22:13:20 UTC);
+        assert_eq!(rfc3339_text(t, &mut buf), Some("2023-11-14T22:13:20Z"));
+    }
 }

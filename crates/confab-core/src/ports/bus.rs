@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
@@ -39,17 +38,7 @@ fn push_rfc3339(out: &mut String, at_us: i64) {
     let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1000) else {
         return;
     };
-    // Formatted on the stack (the longest form is 30 bytes), not into a String of its own.
-    let mut buffer = [0u8; 64];
-    let mut free = &mut buffer[..];
-    if at.format_into(&mut free, &Rfc3339).is_err() {
-        return;
-    }
-    let written = 64 - free.len();
-    if let Some(text) = buffer
-        .get(..written)
-        .and_then(|t| std::str::from_utf8(t).ok())
-    {
+    if let Some(text) = crate::model::rfc3339_text(at, &mut [0; 40]) {
         out.push_str(text);
     }
 }
