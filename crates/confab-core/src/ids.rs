@@ -13,6 +13,18 @@ use uuid::Uuid;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConversationId(pub u128);
 
+/// A conversation id shown in its ACS wire form, `19:<32 lowercase hex>@thread.v2`.
+#[derive(Clone, Copy, Debug)]
+pub struct AcsForm(ConversationId);
+
+impl fmt::Display for AcsForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Simple` shows the 32 digits in lower case.
+        let hex = Uuid::from_u128(self.0 .0).simple();
+        write!(f, "{ACS_PREFIX}{hex}{ACS_SUFFIX}")
+    }
+}
+
 /// What surrounds a conversation id's hex digits in the ACS wire form.
 const ACS_PREFIX: &str = "19:";
 const ACS_SUFFIX: &str = "@thread.v2";
@@ -33,6 +45,12 @@ impl ConversationId {
         let mut acs = String::with_capacity(ACS_PREFIX.len() + 32 + ACS_SUFFIX.len());
         self.push_acs(&mut acs);
         acs
+    }
+
+    /// The ACS wire form as a `Display`, to write it into other text (a serializer's
+    /// `collect_str`, a `write!`) without a `String` of its own.
+    pub fn acs(self) -> AcsForm {
+        AcsForm(self)
     }
 
     /// Appends the ACS wire form to `out`, for text that holds it among other things.
@@ -68,7 +86,7 @@ impl ConversationId {
 
 impl fmt::Debug for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_acs())
+        write!(f, "{}", self.acs())
     }
 }
 
@@ -176,10 +194,9 @@ mod tests {
     #[test]
     fn the_acs_form_is_the_padded_lowercase_hex() {
         for value in [0, 1, 0xabc, u128::MAX, ConversationId::generate().0] {
-            assert_eq!(
-                ConversationId(value).to_acs(),
-                format!("19:{value:032x}@thread.v2")
-            );
+            let expected = format!("19:{value:032x}@thread.v2");
+            assert_eq!(ConversationId(value).to_acs(), expected);
+            assert_eq!(ConversationId(value).acs().to_string(), expected);
         }
     }
 

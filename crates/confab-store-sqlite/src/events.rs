@@ -391,14 +391,34 @@ struct MessageEventData<'a> {
     /// Who may read it besides the members: stream and webhook deliveries filter on the typed
     /// audience (`messages.audience`); the data names only its kind.
     audience: &'static str,
-    conversation: String,
-    created_on: String,
-    message_id: String,
+    conversation: AsText<confab_core::ids::AcsForm>,
+    created_on: Rfc3339Text,
+    message_id: AsText<i64>,
     sender: Option<&'a str>,
     sender_display_name: Option<&'a str>,
     sequence_id: i64,
     #[serde(rename = "type")]
     kind: &'a str,
+}
+
+/// Serializes as the text its `Display` writes, with no `String` in between.
+struct AsText<T>(T);
+
+impl<T: std::fmt::Display> Serialize for AsText<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// Serializes a time as [`rfc3339`] does, formatted on the stack.
+struct Rfc3339Text(OffsetDateTime);
+
+impl Serialize for Rfc3339Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0; 40];
+        serializer
+            .serialize_str(confab_core::model::rfc3339_text(self.0, &mut buf).unwrap_or_default())
+    }
 }
 
 /// What never changes in a message, as its event data shows it: the same in every event of the
@@ -441,9 +461,9 @@ fn render(facts: &MessageFacts<'_>, change: &str) -> StoreResult<String> {
         &mut data,
         &MessageEventData {
             audience: facts.audience,
-            conversation: facts.conversation.to_acs(),
-            created_on: rfc3339(facts.created_on),
-            message_id: facts.id.to_string(),
+            conversation: AsText(facts.conversation.acs()),
+            created_on: Rfc3339Text(facts.created_on),
+            message_id: AsText(facts.id),
             sender: facts.sender,
             sender_display_name: facts.sender_display_name,
             sequence_id: facts.sequence_id,
