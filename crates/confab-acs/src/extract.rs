@@ -145,8 +145,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// A thread's path, `/chat/threads/19%3A…%40thread.v2`, followed by `rest`, with room for
 /// a message id after it (a send's Location header).
 pub fn thread_path(id: ConversationId, rest: &str) -> String {
-    let mut acs = String::with_capacity(48);
-    id.push_acs(&mut acs);
+    let acs = id.to_acs();
     let mut path = String::with_capacity(THREADS.len() + acs.len() + 8 + rest.len() + 20);
     path.push_str(THREADS);
     path.extend(utf8_percent_encode(&acs, QUERY_VALUE));

@@ -12,6 +12,7 @@
 //! [`LocalBus`] is the in-process implementation (a bounded `tokio::sync::broadcast`); a NATS
 //! implementation carries the same events between nodes in the scale-out setup.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -95,7 +96,8 @@ impl CommittedEvent {
         if let Some(conversation) = parts.conversation {
             wire.push_str("\"conversation\":\"");
             // `19:<hex>@thread.v2`: nothing to escape.
-            conversation.push_acs(&mut wire);
+            // Writing into a String cannot fail.
+            let _ = write!(wire, "{}", conversation.acs());
             wire.push_str("\",");
         }
         wire.push_str("\"type\":\"");
