@@ -1,19 +1,28 @@
-//! Conversions between the model and SQLite values: times, ids, JSON columns, whole rows, and the
-//! opaque paging cursors.
+//! Conversions between the model and SQLite values: the column readers and whole rows, with the
+//! SQL that selects them, and the `meta` table. The conversions every store shares (times, ids,
+//! JSON columns, paging cursors) are `confab_store_common`'s, re-exported here so that the rest
+//! of the crate names one module.
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Audience, Conversation, ConversationKind, EventKind, GroupView, Identity, Member,
-    Message, MessageContent, MessageType, Metadata, Page, Participant, ReadReceipt, RefreshToken,
-    RetentionPolicy, Role, SubgroupLink,
+    Application, Conversation, ConversationKind, GroupView, Identity, Member, Message,
+    MessageContent, MessageType, Metadata, Participant, ReadReceipt, RefreshToken, RetentionPolicy,
+    Role, SubgroupLink,
 };
 use confab_core::ports::{StoreError, StoreResult};
+pub(crate) use confab_store_common::cursors::{
+    conversation_cursor, fetch_limit, group_cursor, into_page, message_cursor, name_cursor,
+    page_size, parse_conversation_cursor, parse_group_cursor, parse_message_cursor,
+    parse_name_cursor, parse_subscriber_cursor, subscriber_cursor,
+};
+pub(crate) use confab_store_common::stored::{
+    conv_key, conversation_from_key, decode_audience, decode_content, decode_metadata,
+    encode_audience, encode_content, encode_metadata, event_kind_name, expires_on, from_micros,
+    join_scopes, micros, micros_ceil, retention_days, split_scopes, truncate, ALL_SUBSCRIBERS,
+};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
-
-/// One day in microseconds.
-pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Maps a SQLite failure to the store's error. Constraint violations that mean something to the
 /// caller are mapped where they can happen; everything else is the store being unavailable.
@@ -40,122 +49,6 @@ pub(crate) fn is_constraint_violation(err: &rusqlite::Error) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Times: integer unix microseconds.
-
-/// The time in microseconds, rounded down.
-pub(crate) fn micros(t: OffsetDateTime) -> i64 {
-    let us = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// The time in microseconds, rounded up: for `column >= t` bounds, so that a stored value
-/// (always whole microseconds) passes exactly when the full-precision time would.
-pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
-    let us = (t.unix_timestamp_nanos() + 999).div_euclid(1000);
-    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
-}
-
-pub(crate) fn from_micros(us: i64) -> Option<OffsetDateTime> {
-    // Whole seconds and the microseconds past them, in i64: the i128 arithmetic of
-    // `from_unix_timestamp_nanos` was a fifth of decoding a time.
-    let micros = u32::try_from(us.rem_euclid(1_000_000)).ok()?;
-    OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000))
-        .ok()?
-        .replace_microsecond(micros)
-        .ok()
-}
-
-/// A time truncated to what the database keeps, with its microseconds: every time the store
-/// hands out is one it can read back unchanged.
-pub(crate) fn truncate(t: OffsetDateTime) -> StoreResult<(OffsetDateTime, i64)> {
-    let us = micros(t);
-    let exact = from_micros(us)
-        .ok_or_else(|| StoreError::Unavailable(format!("time out of range: {t}")))?;
-    Ok((exact, us))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ids and JSON columns.
-
-/// A conversation id as stored: 16 bytes big-endian, so BLOB order is numeric order.
-pub(crate) fn conv_key(id: ConversationId) -> [u8; 16] {
-    id.0.to_be_bytes()
-}
-
-/// Metadata as stored: a JSON object, NULL when empty (most messages carry none).
-pub(crate) fn encode_metadata(metadata: &Metadata) -> StoreResult<Option<String>> {
-    if metadata.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(metadata)
-        .map(Some)
-        .map_err(|e| StoreError::Unavailable(format!("metadata: {e}")))
-}
-
-pub(crate) fn encode_content(content: &MessageContent) -> StoreResult<String> {
-    serde_json::to_string(content).map_err(|e| StoreError::Unavailable(format!("content: {e}")))
-}
-
-pub(crate) fn decode_content(text: &str) -> Result<MessageContent, serde_json::Error> {
-    match plain_text(text) {
-        Some(plain) => Ok(MessageContent {
-            text: Some(plain.to_owned()),
-            ..MessageContent::default()
-        }),
-        None => serde_json::from_str(text),
-    }
-}
-
-/// The text of content stored as `{"text":"..."}` with nothing in the text to unescape — what
-/// `encode_content` writes for most user messages — read without the JSON parser, which took
-/// a fifth of the decoding of a page of messages. Anything else is left to the parser.
-fn plain_text(stored: &str) -> Option<&str> {
-    let text = stored.strip_prefix(r#"{"text":""#)?.strip_suffix(r#""}"#)?;
-    // A `"` or `\` inside would be (part of) an escape, or the end of the string; a control
-    // character is not JSON at all (the parser rejects it, and so must this).
-    (!text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)).then_some(text)
-}
-
-/// The `message_audience` identity that stands for every subscriber (no raw id is `*`).
-pub(crate) const ALL_SUBSCRIBERS: &str = "*";
-
-/// A message's audience as stored in `messages.audience`: NULL for the members, `*` for every
-/// subscriber, or a JSON array of raw ids.
-pub(crate) fn encode_audience(audience: &Audience) -> StoreResult<Option<String>> {
-    match audience {
-        Audience::Members => Ok(None),
-        Audience::AllSubscribers => Ok(Some(ALL_SUBSCRIBERS.to_owned())),
-        Audience::Subscribers(list) => serde_json::to_string(list)
-            .map(Some)
-            .map_err(|e| StoreError::Unavailable(format!("audience: {e}"))),
-    }
-}
-
-/// `messages.audience` read back: NULL for the members, `*` for every subscriber, or a JSON
-/// array of raw ids.
-pub(crate) fn decode_audience(text: Option<&str>) -> Result<Audience, serde_json::Error> {
-    match text {
-        None => Ok(Audience::Members),
-        Some(ALL_SUBSCRIBERS) => Ok(Audience::AllSubscribers),
-        Some(list) => serde_json::from_str(list).map(Audience::Subscribers),
-    }
-}
-
-pub(crate) fn retention_days(retention: Option<RetentionPolicy>) -> Option<u32> {
-    retention.map(|RetentionPolicy::ThreadCreationDate { delete_after_days }| delete_after_days)
-}
-
-/// When a conversation created at `created_on` expires under `days` of retention.
-pub(crate) fn expires_on(created_on: i64, days: Option<u32>) -> Option<i64> {
-    days.map(|days| created_on.saturating_add(i64::from(days).saturating_mul(DAY_MICROS)))
-}
-
-/// The event kind as written in `events.kind`: its serde name.
-pub(crate) fn event_kind_name(kind: &EventKind) -> &'static str {
-    kind.name()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Column readers. Decoding failures become rusqlite conversion errors so that row closures stay
 // plain `rusqlite::Result`s; they surface as `StoreError::Unavailable`.
 
@@ -175,8 +68,7 @@ pub(crate) fn opt_time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<
 }
 
 pub(crate) fn conversation_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<ConversationId> {
-    let bytes: [u8; 16] = row.get(idx)?;
-    Ok(ConversationId(u128::from_be_bytes(bytes)))
+    Ok(conversation_from_key(row.get(idx)?))
 }
 
 pub(crate) fn identity_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<IdentityId> {
@@ -207,11 +99,6 @@ fn opt_text_ref<'r>(row: &'r Row<'_>, idx: usize) -> rusqlite::Result<Option<&'r
 
 pub(crate) fn metadata_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Metadata> {
     decode_metadata(opt_text_ref(row, idx)?).map_err(|e| bad_value(idx, e))
-}
-
-/// A metadata column read back: NULL when empty, else a JSON object.
-pub(crate) fn decode_metadata(text: Option<&str>) -> Result<Metadata, serde_json::Error> {
-    text.map_or_else(|| Ok(Metadata::new()), serde_json::from_str)
 }
 
 pub(crate) fn content_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageContent> {
@@ -368,18 +255,6 @@ pub(crate) fn refresh_token_from_row(row: &Row<'_>) -> rusqlite::Result<RefreshT
     })
 }
 
-/// Permission lists as stored: comma-separated.
-pub(crate) fn join_scopes(scopes: &[String]) -> String {
-    scopes.join(",")
-}
-
-fn split_scopes(text: String) -> Vec<String> {
-    text.split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 pub(crate) const PARTICIPANT_COLUMNS: &str =
     "identity, display_name, share_history_time, metadata, role";
 
@@ -479,120 +354,6 @@ pub(crate) fn receipt_from_row(row: &Row<'_>) -> rusqlite::Result<ReadReceipt> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Paging. Cursors are opaque to callers but URL-safe (digits, hex, `_`), and each kind has its
-// own shape so that a cursor from another listing is rejected rather than misread.
-
-/// How many rows a page may hold: at least one, so that paging always progresses.
-pub(crate) fn page_size(limit: usize) -> usize {
-    limit.max(1)
-}
-
-/// The SQL LIMIT for a page: one more row than the page, to learn whether another page exists.
-pub(crate) fn fetch_limit(limit: usize) -> i64 {
-    i64::try_from(page_size(limit).saturating_add(1)).unwrap_or(i64::MAX)
-}
-
-/// Builds a page from up to `limit + 1` fetched rows; `cursor` names the last row kept.
-pub(crate) fn into_page<T>(
-    mut rows: Vec<T>,
-    limit: usize,
-    cursor: impl FnOnce(&T) -> String,
-) -> Page<T> {
-    let limit = page_size(limit);
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(cursor)
-    } else {
-        None
-    };
-    Page { items: rows, next }
-}
-
-/// Messages: the message id, in decimal.
-pub(crate) fn message_cursor(id: MessageId) -> String {
-    id.0.to_string()
-}
-
-pub(crate) fn parse_message_cursor(text: &str) -> StoreResult<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(StoreError::InvalidCursor);
-    }
-    text.parse::<i64>().map_err(|_| StoreError::InvalidCursor)
-}
-
-/// Conversations: last activity (microseconds) and id, `<activity>_<32 hex>`.
-pub(crate) fn conversation_cursor(activity: i64, id: ConversationId) -> String {
-    format!("{activity}_{:032x}", id.0)
-}
-
-pub(crate) fn parse_conversation_cursor(text: &str) -> StoreResult<(i64, [u8; 16])> {
-    let (activity, id) = text.split_once('_').ok_or(StoreError::InvalidCursor)?;
-    let digits = activity.strip_prefix('-').unwrap_or(activity);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(StoreError::InvalidCursor);
-    }
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::InvalidCursor);
-    }
-    let activity = activity
-        .parse::<i64>()
-        .map_err(|_| StoreError::InvalidCursor)?;
-    let id = u128::from_str_radix(id, 16).map_err(|_| StoreError::InvalidCursor)?;
-    Ok((activity, id.to_be_bytes()))
-}
-
-/// Groups of a member: `g` and the conversation id in hex.
-pub(crate) fn group_cursor(id: ConversationId) -> String {
-    format!("g{:032x}", id.0)
-}
-
-pub(crate) fn parse_group_cursor(text: &str) -> StoreResult<[u8; 16]> {
-    let hex = text.strip_prefix('g').ok_or(StoreError::InvalidCursor)?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::InvalidCursor);
-    }
-    let id = u128::from_str_radix(hex, 16).map_err(|_| StoreError::InvalidCursor)?;
-    Ok(id.to_be_bytes())
-}
-
-/// Subscribers: `s` and the identity's raw id, hex-encoded.
-pub(crate) fn subscriber_cursor(name: &IdentityId) -> String {
-    format!("s{}", name_cursor(name))
-}
-
-pub(crate) fn parse_subscriber_cursor(text: &str) -> StoreResult<String> {
-    parse_name_cursor(text.strip_prefix('s').ok_or(StoreError::InvalidCursor)?)
-}
-
-/// Participants and read receipts: the identity's raw id, hex-encoded (raw ids contain `:` and
-/// `+`, which are not URL-safe).
-pub(crate) fn name_cursor(name: &IdentityId) -> String {
-    name.as_str().bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn parse_name_cursor(text: &str) -> StoreResult<String> {
-    if text.is_empty() {
-        return Err(StoreError::InvalidCursor);
-    }
-    let bytes = text
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [high, low] => Some(hex_digit(*high)? << 4 | hex_digit(*low)?),
-            _ => None, // an odd length
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or(StoreError::InvalidCursor)?;
-    String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 /// A value of the `meta` table (the store's own settings: the id clock, the event purge
 /// watermark, whether a writer is open), if set.
 pub(crate) fn meta_value(conn: &Connection, key: &str) -> StoreResult<Option<i64>> {
@@ -613,127 +374,4 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: i64) -> StoreResult<
     .execute(rusqlite::params![key, value])
     .db()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_kind_names_are_the_serde_names() {
-        for kind in [
-            EventKind::ConversationCreated,
-            EventKind::ConversationUpdated,
-            EventKind::ConversationDeleted,
-            EventKind::ParticipantsAdded,
-            EventKind::ParticipantRemoved,
-            EventKind::MessageReceived,
-            EventKind::MessageEdited,
-            EventKind::MessageDeleted,
-            EventKind::ReadReceipt,
-            EventKind::ParticipantRoleChanged,
-            EventKind::ActionCreated,
-            EventKind::ActionResponse,
-        ] {
-            let serde = serde_json::to_value(&kind).expect("serialize");
-            assert_eq!(serde.as_str(), Some(event_kind_name(&kind)));
-        }
-    }
-
-    #[test]
-    fn content_reads_back_as_written_with_or_without_the_parser() {
-        let text = |t: &str| MessageContent {
-            text: Some(t.into()),
-            ..MessageContent::default()
-        };
-        let contents = [
-            text("hello"),
-            text(""),
-            text("héllo ✓ 👋"),
-            text(r#"say "hi""#),
-            text(r"back\slash"),
-            text("two\nlines\tand\u{1}control"),
-            text(r#"ends with "}"#),
-            MessageContent {
-                text: Some("t".into()),
-                topic: Some("topic".into()),
-                ..MessageContent::default()
-            },
-            MessageContent {
-                topic: Some("only a topic".into()),
-                ..MessageContent::default()
-            },
-            MessageContent::default(),
-        ];
-        for content in contents {
-            let stored = encode_content(&content).expect("encode");
-            assert_eq!(
-                decode_content(&stored).expect("decode"),
-                content,
-                "{stored}"
-            );
-        }
-        // The plain path takes only escape-free text-only content.
-        assert_eq!(plain_text(r#"{"text":"hello"}"#), Some("hello"));
-        assert_eq!(plain_text(r#"{"text":""}"#), Some(""));
-        assert_eq!(plain_text(r#"{"text":"a\"b"}"#), None);
-        assert_eq!(plain_text(r#"{"text":"a","topic":"b"}"#), None);
-        assert_eq!(plain_text("{\"text\":\"a\u{1}b\"}"), None);
-        // What the parser rejects stays rejected.
-        assert!(decode_content("{\"text\":\"a\u{1}b\"}").is_err());
-        assert!(decode_content(r#"{"text":"x"#).is_err());
-    }
-
-    #[test]
-    fn micros_round_down_and_up() {
-        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).expect("t");
-        assert_eq!(micros(t), 1_700_000_000_123_456);
-        assert_eq!(micros_ceil(t), 1_700_000_000_123_457);
-        let exact = from_micros(micros(t)).expect("exact");
-        assert_eq!(micros(exact), micros_ceil(exact));
-        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500).expect("t");
-        assert_eq!(micros(before), -2);
-        assert_eq!(micros_ceil(before), -1);
-        // Back from microseconds, before the epoch too; out of range is None.
-        for us in [
-            0, 1, 999_999, 1_000_000, -1, -2, -999_999, -1_000_000, -1_000_001,
-        ] {
-            let expected = OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok();
-            assert_eq!(from_micros(us), expected, "{us}");
-            assert_eq!(from_micros(us).map(micros), Some(us));
-        }
-        assert_eq!(from_micros(i64::MAX), None);
-        assert_eq!(from_micros(i64::MIN), None);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let id = ConversationId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
-        let cursor = conversation_cursor(-42, id);
-        assert_eq!(parse_conversation_cursor(&cursor), Ok((-42, conv_key(id))));
-        let who = IdentityId::parse("4:+14255550123").expect("id");
-        assert_eq!(
-            parse_name_cursor(&name_cursor(&who)).as_deref(),
-            Ok(who.as_str())
-        );
-        assert_eq!(parse_message_cursor(&message_cursor(MessageId(17))), Ok(17));
-        for bad in ["", "x", "-1", "1_", "_00", "12_zz", "1_0123"] {
-            assert_eq!(parse_message_cursor(bad).ok(), None, "{bad}");
-            assert_eq!(parse_conversation_cursor(bad).ok(), None, "{bad}");
-        }
-        for bad in ["", "a", "abc", "zz", "ff", "+1"] {
-            assert_eq!(parse_name_cursor(bad).ok(), None, "{bad}");
-        }
-        assert_eq!(parse_group_cursor(&group_cursor(id)), Ok(conv_key(id)));
-        for bad in ["", "g", "g12", "x0123456789abcdef0011223344556677", "gzz"] {
-            assert_eq!(parse_group_cursor(bad).ok(), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn expiry_saturates() {
-        assert_eq!(expires_on(10, None), None);
-        assert_eq!(expires_on(10, Some(1)), Some(10 + DAY_MICROS));
-        assert_eq!(expires_on(10, Some(u32::MAX)), Some(i64::MAX));
-    }
 }

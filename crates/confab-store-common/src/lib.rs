@@ -1,0 +1,9 @@
+//! What every confab store adapter shares.
+//!
+//! The stores (SQLite, PostgreSQL) must be interchangeable: the same paging cursors, the same
+//! JSON in their columns, the same event payloads and live events, the same webhook deliveries.
+//! Everything that decides those bytes without touching a database lives here, once, and each
+//! adapter keeps only its SQL and its row access.
+
+pub mod cursors;
+pub mod stored;
