@@ -1,17 +1,13 @@
 //! `MediaStore`: media records, and who a message carrying a file makes it visible to.
 
-use std::sync::Arc;
-
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{
     Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
 };
-use confab_core::ports::{
-    HierarchyStore, MediaKind, MediaRecord, MediaStore, NewConversation, NewMessage, Store,
-    StoreError, SystemClock,
-};
-use confab_store_sqlite::SqliteStore;
+use confab_core::ports::{MediaKind, MediaRecord, NewConversation, NewMessage, StoreError};
 use time::macros::datetime;
+
+use crate::Fixture;
 
 fn user(n: u32) -> IdentityId {
     IdentityId::parse(&format!("8:acs:res_{n:06}")).expect("identity")
@@ -71,9 +67,8 @@ fn message(conversation: ConversationId, from: u32, audience: Audience) -> NewMe
 const A: &str = "0123456789abcdef0123456789abcdef";
 const B: &str = "fedcba9876543210fedcba9876543210";
 
-#[tokio::test]
-async fn records_round_trip_and_ids_are_unique() {
-    let store = SqliteStore::in_memory(Arc::new(SystemClock)).expect("store");
+pub async fn records_round_trip_and_ids_are_unique(f: Fixture) {
+    let store = &*f.store;
     store.put_media(vec![record(A, 1)]).await.expect("put");
     assert_eq!(store.get_media(A).await.expect("get"), Some(record(A, 1)));
     assert_eq!(store.get_media(B).await.expect("get"), None);
@@ -86,9 +81,8 @@ async fn records_round_trip_and_ids_are_unique() {
     assert_eq!(store.get_media(A).await.expect("get"), Some(record(A, 1)));
 }
 
-#[tokio::test]
-async fn a_linked_message_makes_media_visible_to_its_readers() {
-    let store = SqliteStore::in_memory(Arc::new(SystemClock)).expect("store");
+pub async fn a_linked_message_makes_media_visible_to_its_readers(f: Fixture) {
+    let store = &*f.store;
     store.put_media(vec![record(A, 1)]).await.expect("put");
     store.put_media(vec![record(B, 1)]).await.expect("put");
     let group = store
@@ -97,9 +91,8 @@ async fn a_linked_message_makes_media_visible_to_its_readers() {
         .expect("group")
         .conversation
         .id;
-    let visible = |id: &'static str, n: u32| {
-        let store = &store;
-        async move { store.media_visible_to(id, &user(n)).await.expect("visible") }
+    let visible = |id: &'static str, n: u32| async move {
+        store.media_visible_to(id, &user(n)).await.expect("visible")
     };
     // Not linked yet: nobody but the uploader (which the core checks itself).
     assert!(!visible(A, 2).await);

@@ -1,275 +1,26 @@
-//! The `Store` contract, run against both a file store and an `in_memory` one.
+//! The `Store` contract: identities, conversations, participants, messages, read receipts, the
+//! event log, groups, subgroups, subscribers, message audiences and connector credentials.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Audience, ConversationKind, Identity, Message, MessageContent, MessageType,
-    Metadata, Participant, ParticipantRef, PinChallenge, RefreshToken, RetentionPolicy, Role,
-    SubscribeOutcome,
+    Application, Audience, ConversationKind, Identity, Message, MessageType, Metadata, Participant,
+    ParticipantRef, PinChallenge, RefreshToken, RetentionPolicy, Role, SubscribeOutcome,
 };
 use confab_core::ports::{
-    Clock, ConnectorStore, ConversationUpdate, HierarchyStore, ListQuery, MessageEdit,
-    MessageQuery, NewConversation, NewMessage, PinOutcome, PinRedemption, Store, StoreError,
+    Clock, ConversationUpdate, ListQuery, MessageEdit, MessageQuery, PinOutcome, PinRedemption,
+    StoreError,
 };
-use confab_store_sqlite::SqliteStore;
-use parking_lot::Mutex;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-// ---------------------------------------------------------------------------------------------
-// Harness.
+use crate::{
+    all_messages, create, list, member, meta, new_conversation, phone, query, text, user, Fixture,
+};
 
-/// A clock the test moves by hand.
-struct TestClock(Mutex<OffsetDateTime>);
-
-impl TestClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(datetime!(2024-01-01 00:00:00 UTC))))
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.0.lock() += by;
-    }
-
-    fn set(&self, to: OffsetDateTime) {
-        *self.0.lock() = to;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock()
-    }
-}
-
-/// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "confab-store-test-{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        Self(path)
-    }
-
-    fn db(&self) -> PathBuf {
-        // A missing parent directory: `open` must create it.
-        self.0.join("data").join("confab.sqlite")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Fixture {
-    store: SqliteStore,
-    clock: Arc<TestClock>,
-    /// Dropped after the store.
-    _dir: Option<TempDir>,
-}
-
-impl Fixture {
-    fn file() -> Self {
-        let dir = TempDir::new();
-        let clock = TestClock::new();
-        let store = SqliteStore::open(&dir.db(), clock.clone()).expect("open");
-        Self {
-            store,
-            clock,
-            _dir: Some(dir),
-        }
-    }
-
-    fn memory() -> Self {
-        let clock = TestClock::new();
-        let store = SqliteStore::in_memory(clock.clone()).expect("in_memory");
-        Self {
-            store,
-            clock,
-            _dir: None,
-        }
-    }
-
-    /// The event kinds logged so far, oldest first (read straight from the database).
-    fn events(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.store.path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open events");
-        let mut stmt = conn
-            .prepare("SELECT kind FROM events ORDER BY position")
-            .expect("prepare");
-        stmt.query_map([], |row| row.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    }
-}
-
-/// Runs a check against a file store and an in-memory store.
-macro_rules! both {
-    ($($check:ident),* $(,)?) => {
-        $(
-            mod $check {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn file() {
-                    super::$check(super::Fixture::file()).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn in_memory() {
-                    super::$check(super::Fixture::memory()).await
-                }
-            }
-        )*
-    };
-}
-
-both!(
-    identities,
-    create_and_get_conversation,
-    conversation_id_conflict,
-    repeatability_key,
-    update_conversation,
-    delete_conversation,
-    list_conversations,
-    retention_expiry,
-    participants,
-    membership,
-    membership_follows_every_change,
-    participant_limit,
-    participant_pages,
-    messages,
-    message_pages,
-    changed_since_and_created_from,
-    read_receipts,
-    concurrent_appends_are_gapless,
-    failures_in_a_batch_leave_no_gaps,
-    events_are_logged,
-    close_finishes_and_refuses_writes,
-    groups_and_members,
-    participant_roles,
-    subgroups,
-    subscribers,
-    message_audience,
-    applications,
-    pins,
-    refresh_tokens,
-);
-
-fn user(n: u32) -> IdentityId {
-    IdentityId::parse(&format!("8:acs:res_{n:06}")).expect("identity")
-}
-
-fn member(n: u32) -> Participant {
-    Participant {
-        identity: user(n),
-        display_name: Some(format!("User {n}")),
-        share_history_time: None,
-        metadata: Metadata::new(),
-        role: Role::Member,
-    }
-}
-
-fn meta(pairs: &[(&str, &str)]) -> Metadata {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn new_conversation(by: u32, members: &[u32]) -> NewConversation {
-    NewConversation {
-        id: ConversationId::generate(),
-        topic: "Topic".into(),
-        created_by: user(by),
-        metadata: Metadata::new(),
-        retention: None,
-        participants: members.iter().map(|n| member(*n)).collect(),
-        repeatability_key: None,
-        kind: Default::default(),
-        welcome_message: None,
-    }
-}
-
-fn text(conversation: ConversationId, from: u32, body: &str) -> NewMessage {
-    NewMessage {
-        conversation,
-        kind: MessageType::Text,
-        content: MessageContent {
-            text: Some(body.into()),
-            ..MessageContent::default()
-        },
-        sender: Some(user(from)),
-        sender_display_name: Some(format!("User {from}")),
-        metadata: Metadata::new(),
-        audience: Audience::Members,
-    }
-}
-
-fn query(limit: usize) -> MessageQuery {
-    MessageQuery {
-        limit,
-        ..MessageQuery::default()
-    }
-}
-
-fn list(limit: usize) -> ListQuery {
-    ListQuery {
-        limit,
-        ..ListQuery::default()
-    }
-}
-
-async fn create(f: &Fixture, by: u32, members: &[u32]) -> ConversationId {
-    let created = f
-        .store
-        .create_conversation(new_conversation(by, members))
-        .await
-        .expect("create");
-    assert!(created.created);
-    created.conversation.id
-}
-
-/// Every message of a conversation, newest first, through the pager.
-async fn all_messages(
-    f: &Fixture,
-    conversation: ConversationId,
-    mut q: MessageQuery,
-) -> Vec<Message> {
-    let mut out = Vec::new();
-    loop {
-        let page = f
-            .store
-            .list_messages(conversation, q.clone())
-            .await
-            .expect("page");
-        assert!(page.items.len() <= q.limit.max(1));
-        out.extend(page.items);
-        match page.next {
-            Some(next) => q.after = Some(next),
-            None => return out,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Checks.
-
-async fn identities(f: Fixture) {
+pub async fn identities(f: Fixture) {
     let id = user(1);
     let identity = Identity {
         id: id.clone(),
@@ -307,7 +58,7 @@ async fn identities(f: Fixture) {
     assert_eq!(f.store.get_identity(&phone.id).await, Ok(Some(phone)));
 }
 
-async fn create_and_get_conversation(f: Fixture) {
+pub async fn create_and_get_conversation(f: Fixture) {
     let now = f.clock.now();
     let mut new = new_conversation(1, &[1, 2]);
     new.metadata = meta(&[("k", "v")]);
@@ -382,7 +133,7 @@ async fn create_and_get_conversation(f: Fixture) {
     );
 }
 
-async fn conversation_id_conflict(f: Fixture) {
+pub async fn conversation_id_conflict(f: Fixture) {
     let new = new_conversation(1, &[1]);
     f.store
         .create_conversation(new.clone())
@@ -392,7 +143,7 @@ async fn conversation_id_conflict(f: Fixture) {
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }
 
-async fn repeatability_key(f: Fixture) {
+pub async fn repeatability_key(f: Fixture) {
     let mut first = new_conversation(1, &[1, 2]);
     first.repeatability_key = Some("key-1".into());
     let created = f
@@ -437,7 +188,7 @@ async fn repeatability_key(f: Fixture) {
     );
 }
 
-async fn update_conversation(f: Fixture) {
+pub async fn update_conversation(f: Fixture) {
     let id = create(&f, 1, &[1]).await;
     f.clock.advance(Duration::seconds(1));
 
@@ -547,7 +298,7 @@ async fn update_conversation(f: Fixture) {
     );
 }
 
-async fn delete_conversation(f: Fixture) {
+pub async fn delete_conversation(f: Fixture) {
     let id = create(&f, 1, &[1, 2]).await;
     let message = f
         .store
@@ -644,7 +395,7 @@ async fn delete_conversation(f: Fixture) {
     assert_eq!(listed.items[0].deleted_on, Some(f.clock.now()));
 }
 
-async fn list_conversations(f: Fixture) {
+pub async fn list_conversations(f: Fixture) {
     // Ten conversations, one a second; then a message moves the second-oldest to the top.
     let mut ids = Vec::new();
     for _ in 0..10 {
@@ -762,7 +513,7 @@ async fn list_conversations(f: Fixture) {
     assert!(!after_removal.items.iter().any(|s| s.id == ids[0]));
 }
 
-async fn retention_expiry(f: Fixture) {
+pub async fn retention_expiry(f: Fixture) {
     let mut one = new_conversation(1, &[1]);
     one.retention = Some(RetentionPolicy::ThreadCreationDate {
         delete_after_days: 1,
@@ -808,6 +559,7 @@ async fn retention_expiry(f: Fixture) {
     assert_eq!(kept.deleted_on, None);
     assert!(
         f.events()
+            .await
             .iter()
             .filter(|k| *k == "conversationDeleted")
             .count()
@@ -834,7 +586,7 @@ async fn retention_expiry(f: Fixture) {
     );
 }
 
-async fn participants(f: Fixture) {
+pub async fn participants(f: Fixture) {
     let id = create(&f, 1, &[1, 2]).await;
     f.clock.advance(Duration::seconds(1));
 
@@ -931,7 +683,7 @@ async fn participants(f: Fixture) {
     );
 }
 
-async fn participant_limit(f: Fixture) {
+pub async fn participant_limit(f: Fixture) {
     let id = create(&f, 1, &[1, 2, 3]).await;
     // 3 + 2 new > 4: refused, nothing changes (not even the update of 1).
     let mut one = member(1);
@@ -966,7 +718,7 @@ async fn participant_limit(f: Fixture) {
         .expect("duplicates");
 }
 
-async fn participant_pages(f: Fixture) {
+pub async fn participant_pages(f: Fixture) {
     let members: Vec<u32> = (1..=25).collect();
     let id = create(&f, 1, &members).await;
     let mut seen = Vec::new();
@@ -1011,7 +763,7 @@ async fn participant_pages(f: Fixture) {
     assert!(empty.items.is_empty() && empty.next.is_none());
 }
 
-async fn messages(f: Fixture) {
+pub async fn messages(f: Fixture) {
     let id = create(&f, 1, &[1, 2]).await;
     let other = create(&f, 1, &[1]).await;
     f.clock.advance(Duration::seconds(1));
@@ -1149,7 +901,7 @@ async fn messages(f: Fixture) {
     );
 }
 
-async fn message_pages(f: Fixture) {
+pub async fn message_pages(f: Fixture) {
     let id = create(&f, 1, &[1]).await;
     let mut sent = Vec::new();
     for i in 0..1000 {
@@ -1213,7 +965,7 @@ async fn message_pages(f: Fixture) {
     }
 }
 
-async fn changed_since_and_created_from(f: Fixture) {
+pub async fn changed_since_and_created_from(f: Fixture) {
     let id = create(&f, 1, &[1]).await;
     let mut old = Vec::new();
     for i in 0..20 {
@@ -1326,7 +1078,7 @@ async fn changed_since_and_created_from(f: Fixture) {
     assert_eq!(around.len(), 8);
 }
 
-async fn read_receipts(f: Fixture) {
+pub async fn read_receipts(f: Fixture) {
     let id = create(&f, 1, &[1, 2, 3]).await;
     let other = create(&f, 1, &[1]).await;
     let first = f.store.append_message(text(id, 1, "a")).await.expect("a");
@@ -1456,8 +1208,8 @@ async fn read_receipts(f: Fixture) {
     );
 }
 
-async fn concurrent_appends_are_gapless(f: Fixture) {
-    let store = Arc::new(f.store);
+pub async fn concurrent_appends_are_gapless(f: Fixture) {
+    let store = Arc::clone(&f.store);
     let mut conversations = Vec::new();
     for _ in 0..4 {
         let created = store
@@ -1516,8 +1268,8 @@ async fn concurrent_appends_are_gapless(f: Fixture) {
     }
 }
 
-async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
-    let store = Arc::new(f.store);
+pub async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
+    let store = Arc::clone(&f.store);
     let good = store
         .create_conversation(new_conversation(1, &[1]))
         .await
@@ -1556,7 +1308,7 @@ async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
     assert_eq!(sequences, (1..=267).collect::<Vec<i64>>());
 }
 
-async fn events_are_logged(f: Fixture) {
+pub async fn events_are_logged(f: Fixture) {
     let id = create(&f, 1, &[1, 2]).await;
     f.store
         .update_conversation(
@@ -1605,7 +1357,7 @@ async fn events_are_logged(f: Fixture) {
     // A failed write logs nothing.
     let _ = f.store.delete_conversation(id, None).await;
     assert_eq!(
-        f.events(),
+        f.events().await,
         vec![
             "conversationCreated",
             "messageReceived",
@@ -1624,172 +1376,10 @@ async fn events_are_logged(f: Fixture) {
     );
 }
 
-async fn close_finishes_and_refuses_writes(f: Fixture) {
-    let store = Arc::new(f.store);
-    let id = store
-        .create_conversation(new_conversation(1, &[1]))
-        .await
-        .expect("create")
-        .conversation
-        .id;
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            store.append_message(text(id, 1, "x")).await
-        }));
-    }
-    // Let the appends queue up, then close: each is either committed or refused, never lost.
-    tokio::task::yield_now().await;
-    store.close().await;
-    let mut committed = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(_) => committed += 1,
-            Err(err) => assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}"),
-        }
-    }
-    assert!(matches!(
-        store.append_message(text(id, 1, "late")).await,
-        Err(StoreError::Unavailable(_))
-    ));
-    // Reads still work and see exactly the committed appends.
-    let listed = store.list_messages(id, query(1000)).await.expect("list");
-    assert_eq!(listed.items.len(), committed + 1);
-    store.close().await; // twice is fine
-}
-
-// ---------------------------------------------------------------------------------------------
-// File store only.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reopening_keeps_data_and_continues_ids_and_sequences() {
-    let dir = TempDir::new();
-    let clock = TestClock::new();
-    let (id, last_version, last_id) = {
-        let store = SqliteStore::open(&dir.db(), clock.clone()).expect("open");
-        let created = store
-            .create_conversation(new_conversation(1, &[1, 2]))
-            .await
-            .expect("create");
-        let id = created.conversation.id;
-        let mut last = None;
-        for i in 0..5 {
-            last = Some(
-                store
-                    .append_message(text(id, 1, &format!("{i}")))
-                    .await
-                    .expect("append"),
-            );
-        }
-        let last = last.expect("sent");
-        // An edit moves the id clock past every message id.
-        clock.advance(Duration::hours(1));
-        let edited = store
-            .edit_message(
-                id,
-                last.id,
-                MessageEdit {
-                    text: Some("edited".into()),
-                    ..MessageEdit::default()
-                },
-            )
-            .await
-            .expect("edit");
-        store
-            .create_identity(&Identity {
-                id: user(9),
-                created_on: clock.now(),
-                token_generation: 1,
-            })
-            .await
-            .expect("identity");
-        (id, edited.version, last.id)
-    }; // dropped: the writer finishes and stops
-
-    // The clock went back (a restart on a machine with a slower clock).
-    clock.set(datetime!(2023-01-01 00:00:00 UTC));
-    let store = SqliteStore::open(&dir.db(), clock.clone()).expect("reopen");
-    assert!(store.get_identity(&user(9)).await.expect("get").is_some());
-    let conversation = store
-        .get_conversation(id)
-        .await
-        .expect("get")
-        .expect("kept");
-    assert_eq!(conversation.topic, "Topic");
-    let next = store
-        .append_message(text(id, 2, "again"))
-        .await
-        .expect("append");
-    assert_eq!(next.sequence_id, 7);
-    assert!(next.id > last_id);
-    assert!(next.id.0 > last_version, "ids stay above every version");
-    let listed = store.list_messages(id, query(100)).await.expect("list");
-    assert_eq!(listed.items.len(), 7);
-    assert_eq!(
-        listed.items[1].content.text.as_deref(),
-        Some("edited"),
-        "the edit survived"
-    );
-    drop(store);
-
-    // A third open with no changes in between migrates nothing and still works.
-    let store = SqliteStore::open(&dir.db(), clock).expect("third open");
-    assert_eq!(
-        store
-            .list_participants(id, list(10))
-            .await
-            .expect("list")
-            .items
-            .len(),
-        2
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_memory_stores_are_separate_and_leave_no_files() {
-    let clock = TestClock::new();
-    let a = SqliteStore::in_memory(clock.clone()).expect("a");
-    let b = SqliteStore::in_memory(clock.clone()).expect("b");
-    assert_ne!(a.path(), b.path());
-    let created = a
-        .create_conversation(new_conversation(1, &[1]))
-        .await
-        .expect("create");
-    assert_eq!(b.get_conversation(created.conversation.id).await, Ok(None));
-    let path = a.path().to_path_buf();
-    assert!(path.exists());
-    drop(a);
-    assert!(!path.exists());
-    let mut wal = path.into_os_string();
-    wal.push("-wal");
-    assert!(!PathBuf::from(wal).exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_schema_is_refused() {
-    let dir = TempDir::new();
-    let clock = TestClock::new();
-    drop(SqliteStore::open(&dir.db(), clock.clone()).expect("open"));
-    {
-        let conn = rusqlite::Connection::open(dir.db()).expect("raw");
-        conn.execute_batch("PRAGMA user_version = 999")
-            .expect("bump");
-    }
-    assert!(matches!(
-        SqliteStore::open(&dir.db(), clock),
-        Err(StoreError::Unavailable(_))
-    ));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Groups and connector credentials (the Kaizala face).
 
-fn phone(n: u32) -> IdentityId {
-    IdentityId::phone(&format!("+1425555{n:04}")).expect("phone")
-}
-
-async fn groups_and_members(f: Fixture) {
+pub async fn groups_and_members(f: Fixture) {
     // A Kaizala group of two phone numbers, one of which has logged in (has an identity row).
     let mut new = new_conversation(1, &[]);
     new.kind = ConversationKind::ConnectGroup;
@@ -1932,9 +1522,9 @@ async fn groups_and_members(f: Fixture) {
     );
 }
 
-async fn participant_roles(f: Fixture) {
+pub async fn participant_roles(f: Fixture) {
     let id = create(&f, 1, &[2]).await;
-    let before = f.events().len();
+    let before = f.events().await.len();
     f.store
         .set_participant_role(id, &user(2), Role::Admin, &user(1))
         .await
@@ -1951,7 +1541,7 @@ async fn participant_roles(f: Fixture) {
         .set_participant_role(id, &user(2), Role::Admin, &user(1))
         .await
         .expect("same");
-    let events = f.events();
+    let events = f.events().await;
     assert_eq!(events.len(), before + 1);
     assert_eq!(
         events.last().map(String::as_str),
@@ -1975,7 +1565,7 @@ async fn participant_roles(f: Fixture) {
 // ---------------------------------------------------------------------------------------------
 // Subgroups, subscribers and message audiences.
 
-async fn subgroups(f: Fixture) {
+pub async fn subgroups(f: Fixture) {
     let a = create(&f, 1, &[]).await;
     let b = create(&f, 1, &[]).await;
     let c = create(&f, 1, &[]).await;
@@ -2065,7 +1655,7 @@ async fn subgroups(f: Fixture) {
         .expect("a");
     assert_eq!(view.subgroup_count, 1);
 
-    let before = f.events().len();
+    let before = f.events().await.len();
     f.store
         .remove_subgroup(a, b, &user(1))
         .await
@@ -2074,13 +1664,13 @@ async fn subgroups(f: Fixture) {
         f.store.remove_subgroup(a, b, &user(1)).await,
         Err(StoreError::NotFound)
     );
-    assert_eq!(f.events().len(), before + 1);
+    assert_eq!(f.events().await.len(), before + 1);
     assert_eq!(f.store.list_subgroups(a, false, 100).await, Ok(vec![]));
     // Detached, b may now hold a.
     assert_eq!(f.store.add_subgroup(b, a, &user(1)).await, Ok(true));
 }
 
-async fn subscribers(f: Fixture) {
+pub async fn subscribers(f: Fixture) {
     let mut new = new_conversation(1, &[2]);
     new.kind = ConversationKind::ConnectGroup;
     let id = f
@@ -2090,7 +1680,7 @@ async fn subscribers(f: Fixture) {
         .expect("create")
         .conversation
         .id;
-    let before = f.events().len();
+    let before = f.events().await.len();
     let outcomes = f
         .store
         .add_subscribers(id, vec![phone(1), user(2), phone(2), phone(1)], &user(1))
@@ -2105,7 +1695,7 @@ async fn subscribers(f: Fixture) {
             (phone(1), SubscribeOutcome::AlreadySubscribed),
         ]
     );
-    assert_eq!(f.events()[before..], ["participantsAdded".to_owned()]);
+    assert_eq!(f.events().await[before..], ["participantsAdded".to_owned()]);
     // Subscribers are not participants: not listed, not counted, no system message.
     let participants = f.store.list_participants(id, list(10)).await.expect("list");
     assert_eq!(participants.items.len(), 1);
@@ -2176,20 +1766,23 @@ async fn subscribers(f: Fixture) {
     );
 
     // Removing: each answered; an event only when something changed.
-    let before = f.events().len();
+    let before = f.events().await.len();
     assert_eq!(
         f.store
             .remove_subscribers(id, vec![phone(1), phone(3)], &user(1))
             .await,
         Ok(vec![(phone(1), true), (phone(3), false)])
     );
-    assert_eq!(f.events()[before..], ["participantRemoved".to_owned()]);
+    assert_eq!(
+        f.events().await[before..],
+        ["participantRemoved".to_owned()]
+    );
     assert_eq!(f.store.get_participant(id, &phone(1)).await, Ok(None));
     f.store
         .remove_subscribers(id, vec![phone(3)], &user(1))
         .await
         .expect("none");
-    assert_eq!(f.events().len(), before + 1);
+    assert_eq!(f.events().await.len(), before + 1);
 
     // A subscriber added as a member is a subscriber no more.
     f.store
@@ -2224,7 +1817,7 @@ async fn subscribers(f: Fixture) {
     );
 }
 
-async fn message_audience(f: Fixture) {
+pub async fn message_audience(f: Fixture) {
     let mut new = new_conversation(1, &[]);
     new.kind = ConversationKind::ConnectGroup;
     let id = f
@@ -2365,7 +1958,7 @@ fn refresh(hash: u8, app: &str, who: IdentityId, now: OffsetDateTime) -> Refresh
     }
 }
 
-async fn applications(f: Fixture) {
+pub async fn applications(f: Fixture) {
     let a = application("a");
     let mut b = application("b");
     b.created_on += Duration::seconds(1);
@@ -2407,7 +2000,7 @@ async fn applications(f: Fixture) {
     );
 }
 
-async fn pins(f: Fixture) {
+pub async fn pins(f: Fixture) {
     f.store
         .create_application(&application("a"))
         .await
@@ -2519,7 +2112,7 @@ async fn pins(f: Fixture) {
     );
 }
 
-async fn refresh_tokens(f: Fixture) {
+pub async fn refresh_tokens(f: Fixture) {
     let now = f.clock.now();
     let token = refresh(1, "a", phone(1), now);
     f.store.add_refresh_token(&token).await.expect("add");
@@ -2555,7 +2148,7 @@ async fn refresh_tokens(f: Fixture) {
 }
 
 /// `get_membership` answers what `get_conversation` and `get_participant` answer, in one read.
-async fn membership(f: Fixture) {
+pub async fn membership(f: Fixture) {
     let store = &f.store;
     let new = new_conversation(1, &[1, 2]);
     let id = new.id;
@@ -2604,7 +2197,7 @@ async fn membership(f: Fixture) {
 
 /// Every change of who is in a conversation shows in `get_membership` as soon as the write
 /// that made it has returned, however often it was answered before (from memory or not).
-async fn membership_follows_every_change(f: Fixture) {
+pub async fn membership_follows_every_change(f: Fixture) {
     let store = &f.store;
     let mut new = new_conversation(1, &[1, 2]);
     new.kind = ConversationKind::ConnectGroup;

@@ -1,96 +1,24 @@
 //! The `ActionStore` contract: actions beside their messages, responses (new, update, the
 //! one-response rule), keyset pages by kind, package, time and subscriber, and the events.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use confab_core::actions::{ActionBody, ActionKind, Answer, Question, QuestionType, ResponseBody};
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
+    Audience, ConversationKind, EventKind, MessageContent, MessageType, Metadata, Participant, Role,
 };
 use confab_core::ports::{
-    ActionQuery, ActionStore, Clock, HierarchyStore, MediaStore, NewAction, NewActionResponse,
-    NewConversation, NewMessage, Store, StoreError,
+    ActionQuery, Clock, NewAction, NewActionResponse, NewConversation, NewMessage, Store,
+    StoreError,
 };
-use confab_store_sqlite::SqliteStore;
-use parking_lot::Mutex;
-use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-struct TestClock(Mutex<OffsetDateTime>);
-
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock()
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Fixture {
-    store: SqliteStore,
-    clock: Arc<TestClock>,
-    _dir: Option<TempDir>,
-}
-
-impl Fixture {
-    fn new(file: bool) -> Self {
-        let clock = Arc::new(TestClock(Mutex::new(datetime!(2024-01-01 00:00:00 UTC))));
-        if !file {
-            let store = SqliteStore::in_memory(clock.clone()).expect("in_memory");
-            return Self {
-                store,
-                clock,
-                _dir: None,
-            };
-        }
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = TempDir(std::env::temp_dir().join(format!(
-            "confab-actions-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        )));
-        let store = SqliteStore::open(&dir.0.join("confab.sqlite"), clock.clone()).expect("open");
-        Self {
-            store,
-            clock,
-            _dir: Some(dir),
-        }
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.clock.0.lock() += by;
-    }
-
-    fn events(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.store.path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open events");
-        let mut stmt = conn
-            .prepare("SELECT kind FROM events ORDER BY position")
-            .expect("prepare");
-        stmt.query_map([], |row| row.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    }
-}
+use crate::Fixture;
 
 fn user(n: u32) -> IdentityId {
     IdentityId::phone(&format!("+1425555{n:04}")).expect("phone")
 }
 
-async fn group(store: &SqliteStore, kind: ConversationKind) -> ConversationId {
+async fn group(store: &dyn Store, kind: ConversationKind) -> ConversationId {
     let id = ConversationId::generate();
     store
         .create_conversation(NewConversation {
@@ -186,8 +114,8 @@ fn response(
     }
 }
 
-async fn actions_and_responses(f: Fixture) {
-    let store = &f.store;
+pub async fn actions_and_responses(f: Fixture) {
+    let store = &*f.store;
     let g = group(store, ConversationKind::Group).await;
     let survey = store
         .create_action(new_action(
@@ -236,7 +164,7 @@ async fn actions_and_responses(f: Fixture) {
     let mut again = response(g, survey.id, 2, "r-2", false, 1);
     again.allow_multiple = true;
     store.put_action_response(again).await.expect("second");
-    f.advance(Duration::seconds(5));
+    f.clock.advance(Duration::seconds(5));
     let updated = store
         .put_action_response(response(g, survey.id, 2, "r-1", true, 1))
         .await
@@ -292,19 +220,17 @@ async fn actions_and_responses(f: Fixture) {
         .expect("read")
         .is_none());
 
-    if f._dir.is_some() {
-        let events = f.events();
-        assert_eq!(
-            events.iter().filter(|e| *e == "actionCreated").count(),
-            1,
-            "{events:?}"
-        );
-        assert_eq!(events.iter().filter(|e| *e == "actionResponse").count(), 3);
-    }
+    let events = f.events().await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "actionCreated").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(events.iter().filter(|e| *e == "actionResponse").count(), 3);
 }
 
-async fn action_pages(f: Fixture) {
-    let store = &f.store;
+pub async fn action_pages(f: Fixture) {
+    let store = &*f.store;
     let g = group(store, ConversationKind::ConnectGroup).await;
     store
         .add_subscribers(g, vec![user(10), user(11)], &user(1))
@@ -331,7 +257,7 @@ async fn action_pages(f: Fixture) {
             .await
             .expect("create");
         ids.push(action.id);
-        f.advance(Duration::minutes(1));
+        f.clock.advance(Duration::minutes(1));
     }
     let titles = |page: &confab_core::model::Page<confab_core::actions::Action>| {
         page.items
@@ -413,8 +339,8 @@ async fn action_pages(f: Fixture) {
 
 /// A media action links its files to its message in the same write, and its creation event
 /// says it is an attachment.
-async fn media_actions(f: Fixture) {
-    let store = &f.store;
+pub async fn media_actions(f: Fixture) {
+    let store = &*f.store;
     let g = group(store, ConversationKind::Group).await;
     const FILE: &str = "0123456789abcdef0123456789abcdef";
     assert!(!store
@@ -448,42 +374,14 @@ async fn media_actions(f: Fixture) {
         .await
         .expect("visible"));
 
-    if f._dir.is_some() {
-        let conn = rusqlite::Connection::open_with_flags(
-            f.store.path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open events");
-        let payload: String = conn
-            .query_row(
-                "SELECT payload FROM events WHERE kind = 'actionCreated'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("event");
-        let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON");
-        assert_eq!(payload["actionType"], "Image");
-        assert_eq!(payload["isAttachment"], true);
-        assert_eq!(payload["media"], serde_json::json!([FILE]));
-    }
+    // The first actionCreated event in the log.
+    let logged = f.logged_events().await;
+    let created = logged
+        .iter()
+        .find(|e| e.kind == EventKind::ActionCreated)
+        .expect("event");
+    let payload: serde_json::Value = serde_json::from_str(created.data()).expect("JSON");
+    assert_eq!(payload["actionType"], "Image");
+    assert_eq!(payload["isAttachment"], true);
+    assert_eq!(payload["media"], serde_json::json!([FILE]));
 }
-
-macro_rules! both {
-    ($($check:ident),* $(,)?) => {
-        $(
-            mod $check {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn file() {
-                    super::$check(super::Fixture::new(true)).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn in_memory() {
-                    super::$check(super::Fixture::new(false)).await
-                }
-            }
-        )*
-    };
-}
-
-both!(actions_and_responses, action_pages, media_actions);

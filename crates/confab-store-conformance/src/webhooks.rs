@@ -2,8 +2,6 @@
 //! subscription, written with the event), due deliveries first in line per webhook and
 //! conversation, attempts, disabling after the last one, resuming, redelivery and purging.
 
-use std::sync::Arc;
-
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{
     Audience, ConversationKind, MessageContent, MessageType, Metadata, Participant, Role,
@@ -11,31 +9,27 @@ use confab_core::model::{
 use confab_core::ports::webhooks::{
     DeliveryAttempt, DeliveryStatus, EventSchema, Webhook, WebhookObject,
 };
-use confab_core::ports::{Clock, NewConversation, NewMessage, Store, WebhookStore};
-use confab_store_sqlite::SqliteStore;
-use parking_lot::Mutex;
+use confab_core::ports::{Clock, NewConversation, NewMessage, Store};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-struct TestClock(Mutex<OffsetDateTime>);
+use crate::Fixture;
 
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock()
-    }
-}
-
+/// Numbers the webhooks' ids.
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-fn alice() -> IdentityId {
+/// The admin of [`conversation`]: a phone number.
+pub fn alice() -> IdentityId {
     IdentityId::phone("+14255550101").expect("id")
 }
 
-fn now() -> OffsetDateTime {
+/// The time the webhook checks start at ([`TestClock`](crate::TestClock)'s start).
+pub fn now() -> OffsetDateTime {
     datetime!(2024-01-01 00:00:00 UTC)
 }
 
-async fn conversation(store: &SqliteStore) -> ConversationId {
+/// A conversation of one admin, Alice.
+pub async fn conversation(store: &dyn Store) -> ConversationId {
     let id = ConversationId::generate();
     store
         .create_conversation(NewConversation {
@@ -60,7 +54,8 @@ async fn conversation(store: &SqliteStore) -> ConversationId {
     id
 }
 
-async fn send(store: &SqliteStore, conversation: ConversationId, text: &str) {
+/// Alice sends `text`.
+pub async fn send(store: &dyn Store, conversation: ConversationId, text: &str) {
     store
         .append_message(NewMessage {
             conversation,
@@ -78,7 +73,8 @@ async fn send(store: &SqliteStore, conversation: ConversationId, text: &str) {
         .expect("send");
 }
 
-fn webhook(conversation: ConversationId, types: &[&str]) -> Webhook {
+/// A Kaizala group webhook of Alice's for `types`, valid for a day from [`now`].
+pub fn webhook(conversation: ConversationId, types: &[&str]) -> Webhook {
     Webhook {
         id: format!(
             "hook-{}",
@@ -102,14 +98,13 @@ fn webhook(conversation: ConversationId, types: &[&str]) -> Webhook {
     }
 }
 
-#[tokio::test]
-async fn the_outbox_follows_the_subscriptions() {
-    let clock = Arc::new(TestClock(Mutex::new(now())));
-    let store = SqliteStore::in_memory(clock.clone()).expect("store");
-    let one = conversation(&store).await;
-    let two = conversation(&store).await;
+pub async fn the_outbox_follows_the_subscriptions(f: Fixture) {
+    let store = &*f.store;
+    assert_eq!(f.clock.now(), now());
+    let one = conversation(store).await;
+    let two = conversation(store).await;
     // No subscription: no delivery.
-    send(&store, one, "before").await;
+    send(store, one, "before").await;
     let hook = webhook(one, &["TextMessageCreated"]);
     store.create_webhook(hook.clone()).await.expect("create");
     let other = webhook(one, &["MemberAdded"]);
@@ -122,9 +117,9 @@ async fn the_outbox_follows_the_subscriptions() {
             .len(),
         2
     );
-    send(&store, one, "a").await;
-    send(&store, one, "b").await;
-    send(&store, two, "elsewhere").await;
+    send(store, one, "a").await;
+    send(store, one, "b").await;
+    send(store, two, "elsewhere").await;
     let log = store
         .list_deliveries(&hook.id, None, 10)
         .await
@@ -193,7 +188,7 @@ async fn the_outbox_follows_the_subscriptions() {
         .disabled_reason
         .expect("reason")
         .contains("timed out"));
-    send(&store, one, "while disabled").await;
+    send(store, one, "while disabled").await;
     assert_eq!(
         store
             .list_deliveries(&hook.id, None, 10)
@@ -275,48 +270,12 @@ async fn the_outbox_follows_the_subscriptions() {
         .await
         .expect("log")
         .is_empty());
-    send(&store, one, "after delete").await;
+    send(store, one, "after delete").await;
     assert!(store
         .due_deliveries(retry_at, 10)
         .await
         .expect("due")
         .is_empty());
-}
-
-#[tokio::test]
-async fn subscriptions_and_pending_deliveries_survive_a_reopen() {
-    let path = std::env::temp_dir().join(format!(
-        "confab-webhooks-store-{}-{}.sqlite",
-        std::process::id(),
-        OffsetDateTime::now_utc().unix_timestamp_nanos()
-    ));
-    let clock = Arc::new(TestClock(Mutex::new(now())));
-    let (conversation_id, hook) = {
-        let store = SqliteStore::open(&path, clock.clone()).expect("open");
-        let c = conversation(&store).await;
-        let hook = webhook(c, &["TextMessageCreated"]);
-        store.create_webhook(hook.clone()).await.expect("create");
-        send(&store, c, "one").await;
-        (c, hook)
-    };
-    let store = SqliteStore::open(&path, clock.clone()).expect("reopen");
-    assert_eq!(store.due_deliveries(now(), 10).await.expect("due").len(), 1);
-    // The writer loaded the subscription: new events are recorded too.
-    send(&store, conversation_id, "two").await;
-    assert_eq!(
-        store
-            .list_deliveries(&hook.id, None, 10)
-            .await
-            .expect("log")
-            .len(),
-        2
-    );
-    drop(store);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 fn bob() -> IdentityId {
@@ -351,12 +310,11 @@ fn payloads(
     list
 }
 
-#[tokio::test]
-async fn acs_subscriptions_get_thread_and_user_level_events() {
-    let clock = Arc::new(TestClock(Mutex::new(now())));
-    let store = SqliteStore::in_memory(clock.clone()).expect("store");
-    let one = conversation(&store).await;
-    let two = conversation(&store).await;
+pub async fn acs_subscriptions_get_thread_and_user_level_events(f: Fixture) {
+    let store = &*f.store;
+    assert_eq!(f.clock.now(), now());
+    let one = conversation(store).await;
+    let two = conversation(store).await;
     let all = event_subscription(
         EventSchema::EventGrid,
         &[
@@ -392,8 +350,8 @@ async fn acs_subscriptions_get_thread_and_user_level_events() {
         )
         .await
         .expect("add");
-    send(&store, one, "hello").await;
-    send(&store, two, "hi two").await;
+    send(store, one, "hello").await;
+    send(store, two, "hi two").await;
 
     let events = payloads(
         &store
