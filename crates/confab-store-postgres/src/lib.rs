@@ -1,0 +1,176 @@
+//! confab's scale-out store: PostgreSQL, for when one machine is not enough. Several confab
+//! nodes share one database.
+//!
+//! * Writes go to the node's one writer thread (`writer.rs`), which commits whatever is queued
+//!   in one transaction and answers only after the commit: an `Ok` from a write means
+//!   committed. The writers of all nodes take turns through an advisory lock, which keeps the
+//!   event log in commit order.
+//! * Reads run on a small pool of connections (`READ_POOL_SIZE`), on tokio's blocking threads:
+//!   the client is synchronous, and a read waits for the network.
+//! * The schema is versioned (`schema.rs`, `migrations/`); its tables are the SQLite store's,
+//!   so that both share their row encodings.
+//!
+//! This crate grows the [`confab_core::ports::Store`] contract a domain at a time; what it
+//! serves so far: identities, the connector login's storage
+//! ([`confab_core::ports::ConnectorStore`]) and media records
+//! ([`confab_core::ports::MediaStore`]). Until it serves all of it, confab runs on SQLite.
+//!
+//! The client runs its own small runtime per connection, so a connection must never be used
+//! or dropped on an async worker: the writer thread and the blocking pool own them, and the
+//! pool's idle connections are dropped on a thread of their own.
+
+mod connectors;
+mod db;
+mod identities;
+mod media;
+mod schema;
+mod writer;
+
+use std::sync::{Arc, OnceLock};
+
+use confab_core::ports::{EventSink, StoreError, StoreResult};
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+pub use postgres::Config;
+
+use crate::db::Conn;
+use crate::writer::WriterHandle;
+
+/// Connections for reads, and so reads running at once. Further reads wait for one.
+const READ_POOL_SIZE: usize = 8;
+
+/// Where the writer hands committed events (set once).
+pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`; every method may be called
+/// concurrently.
+pub struct PostgresStore {
+    writer: WriterHandle,
+    sink: SinkSlot,
+    reads: Arc<ReadPool>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`, or the key=value
+    /// form), bringing its schema up to date.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let config = url
+            .parse::<Config>()
+            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        Self::connect(config).await
+    }
+
+    /// [`PostgresStore::open`] with a parsed configuration (say, with `options` setting a
+    /// `search_path`, to keep confab's tables in a schema of their own).
+    pub async fn connect(config: Config) -> StoreResult<Self> {
+        let sink = SinkSlot::default();
+        let writer = WriterHandle::start(config.clone(), sink.clone()).await?;
+        Ok(Self {
+            writer,
+            sink,
+            reads: Arc::new(ReadPool {
+                config,
+                idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
+                permits: Arc::new(Semaphore::new(READ_POOL_SIZE)),
+            }),
+        })
+    }
+
+    /// Sets where committed events go: after every COMMIT, the writer hands the batch's
+    /// events to `sink` (one call per batch). Set once; answers false if one was set already.
+    pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) -> bool {
+        self.sink.set(sink).is_ok()
+    }
+
+    /// Stops taking writes, waits until every queued write has committed (or failed), and stops
+    /// the writer thread. Later writes answer `Unavailable`; reads still work.
+    pub async fn close(&self) {
+        if let Some(thread) = self.writer.shut() {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the store writer thread did not stop cleanly");
+            }
+        }
+    }
+
+    /// Runs a read on a pooled connection, on the blocking pool.
+    async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.reads);
+        // Wait here, on the async side, so that waiting reads hold no blocking thread.
+        let permit = Arc::clone(&pool.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = pool.run(read);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(thread) = self.writer.shut() {
+            if thread.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Read connections, reused; at most [`READ_POOL_SIZE`], opened on first need.
+struct ReadPool {
+    config: postgres::Config,
+    idle: Mutex<Vec<Conn>>,
+    /// One per connection: a read holds one from before it takes a connection until after it
+    /// gives it back, so a read finds an idle connection or may open one within the cap.
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    /// Runs `read` on an idle connection (or a new one) and gives it back, unless the read
+    /// panicked or the connection broke. Blocks: on the blocking pool only.
+    fn run<T>(&self, read: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let idle = self.idle.lock().pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => Conn::new(schema::connect(&self.config)?),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut conn)));
+        match result {
+            Ok(result) => {
+                if !conn.is_closed() {
+                    self.idle.lock().push(conn);
+                }
+                result
+            }
+            Err(_) => Err(StoreError::Unavailable("a read panicked".into())),
+        }
+    }
+}
+
+impl Drop for ReadPool {
+    /// The idle connections close on a thread of their own: closing one blocks on the client's
+    /// runtime, which must not happen on an async worker (where the last store handle is often
+    /// dropped).
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        if idle.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("confab-postgres-close".into())
+            .spawn(move || drop(idle));
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "cannot close the read connections");
+        }
+    }
+}

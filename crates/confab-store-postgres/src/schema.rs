@@ -1,0 +1,59 @@
+//! Connecting, and the versioned migrations.
+
+use confab_core::ports::{StoreError, StoreResult};
+use postgres::{Client, Config, NoTls};
+
+use crate::db::DbResult;
+
+/// The migrations, in order. Migration `i` (0-based) takes the schema from version `i` to
+/// `i + 1`. Append only: never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens one connection.
+pub(crate) fn connect(config: &Config) -> StoreResult<Client> {
+    config.connect(NoTls).db()
+}
+
+/// Applies the migrations the database lacks, each in its own transaction together with the
+/// version bump. Several nodes may start at once against a new database: the transaction
+/// takes an advisory lock (keyed by the schema, so that stores in other schemas of the same
+/// database are not held up) before it reads the version, so only one applies a migration
+/// and the others then find it applied.
+pub(crate) fn migrate(client: &mut Client) -> StoreResult<()> {
+    loop {
+        let mut tx = client.transaction().db()?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.confab_schema'));
+             CREATE TABLE IF NOT EXISTS confab_schema (version BIGINT NOT NULL);",
+        )
+        .db()?;
+        let current: i64 = tx
+            .query_opt("SELECT version FROM confab_schema", &[])
+            .db()?
+            .map_or(Ok(0), |row| row.try_get(0))
+            .db()?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "database schema version {current} is newer than this build's ({SCHEMA_VERSION})"
+            )));
+        }
+        let Some(sql) = usize::try_from(current)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+        else {
+            return Ok(()); // up to date; dropping `tx` rolls the empty transaction back
+        };
+        tx.batch_execute(sql).db()?;
+        tx.execute("DELETE FROM confab_schema", &[]).db()?;
+        tx.execute(
+            "INSERT INTO confab_schema (version) VALUES ($1)",
+            &[&(current + 1)],
+        )
+        .db()?;
+        tx.commit().db()?;
+        tracing::info!(version = current + 1, "postgres schema migrated");
+    }
+}
