@@ -5,5 +5,9 @@
 //! Everything that decides those bytes without touching a database lives here, once, and each
 //! adapter keeps only its SQL and its row access.
 
+pub mod creation;
 pub mod cursors;
+pub mod event_payloads;
+pub mod memberships;
+pub mod message_events;
 pub mod stored;

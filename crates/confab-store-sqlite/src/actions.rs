@@ -6,8 +6,8 @@ use confab_core::actions::{Action, ActionBody, ActionResponse, ResponseBody, ACT
 use confab_core::ids::{ConversationId, MessageId};
 use confab_core::model::{EventKind, Page};
 use confab_core::ports::{ActionQuery, NewAction, NewActionResponse, StoreError, StoreResult};
+use confab_store_common::event_payloads;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::json;
 
 use crate::codec::{self, conv_key, DbResult, M_MESSAGE_COLUMNS};
 use crate::writer::Writer;
@@ -218,19 +218,8 @@ impl Writer {
         if !new.media.is_empty() {
             self.link_message_media(message.conversation, message.id, &new.media)?;
         }
-        let mut payload = json!({
-            "conversation": message.conversation.to_acs(),
-            "actionId": message.id.to_string(),
-            "actionType": new.body.type_name(),
-            "title": new.body.title,
-        });
-        if new.body.kind.is_media() {
-            // A media action is an attachment (Kaizala webhooks: AttachmentCreated).
-            payload["isAttachment"] = json!(true);
-        }
-        if !new.media.is_empty() {
-            payload["media"] = json!(new.media);
-        }
+        let payload =
+            event_payloads::action_created(message.conversation, message.id, &new.body, &new.media);
         self.event(
             EventKind::ActionCreated,
             Some(message.conversation),
@@ -328,13 +317,13 @@ impl Writer {
             Some(new.conversation),
             Some(new.action.0),
             responder,
-            json!({
-                "conversation": new.conversation.to_acs(),
-                "actionId": new.action.to_string(),
-                "responseId": response.id,
-                "updated": new.update,
-                "responder": responder.map(|r| r.as_str()),
-            }),
+            event_payloads::action_response(
+                new.conversation,
+                new.action,
+                &response.id,
+                new.update,
+                responder,
+            ),
             now_us,
         )?;
         Ok(response)

@@ -17,9 +17,9 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::codec::{self, conv_key, DbResult};
-use crate::events::rfc3339;
 use crate::webhooks::CachedHook;
 use crate::writer::Writer;
+use confab_store_common::event_payloads::rfc3339;
 
 /// The cache key of ACS event subscriptions.
 pub(crate) fn resource_key() -> (WebhookObject, String) {

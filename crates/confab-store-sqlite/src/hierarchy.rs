@@ -5,12 +5,12 @@
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{Conversation, EventKind, SubscribeOutcome};
 use confab_core::ports::{StoreError, StoreResult};
+use confab_store_common::creation::Creation;
+use confab_store_common::event_payloads;
 use rusqlite::{params, OptionalExtension};
-use serde_json::json;
 
 use crate::codec::{conv_key, DbResult};
 use crate::writer::Writer;
-use crate::writes::Creation;
 
 impl Writer {
     /// Whether `descendant` is `ancestor` or lies below it (through any links, deleted groups
@@ -68,11 +68,7 @@ impl Writer {
             Some(parent),
             None,
             Some(by),
-            json!({
-                "conversation": parent.to_acs(),
-                "changed": ["subGroups"],
-                "subGroupAdded": child.to_acs(),
-            }),
+            event_payloads::subgroup_changed(parent, child, true),
             now_us,
         )?;
         Ok(true)
@@ -135,11 +131,7 @@ impl Writer {
             Some(parent),
             None,
             Some(by),
-            json!({
-                "conversation": parent.to_acs(),
-                "changed": ["subGroups"],
-                "subGroupRemoved": child.to_acs(),
-            }),
+            event_payloads::subgroup_changed(parent, child, false),
             now_us,
         )
     }
@@ -183,11 +175,7 @@ impl Writer {
                 Some(conversation),
                 None,
                 Some(by),
-                json!({
-                    "conversation": conversation.to_acs(),
-                    "subscribers": added,
-                    "by": by.as_str(),
-                }),
+                event_payloads::subscribers_changed(conversation, &added, by),
                 now_us,
             )?;
         }
@@ -223,11 +211,7 @@ impl Writer {
                 Some(conversation),
                 None,
                 Some(by),
-                json!({
-                    "conversation": conversation.to_acs(),
-                    "subscribers": removed,
-                    "by": by.as_str(),
-                }),
+                event_payloads::subscribers_changed(conversation, &removed, by),
                 now_us,
             )?;
         }

@@ -408,7 +408,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_conversation(&self, new: NewConversation) -> StoreResult<CreatedConversation> {
-        let creation = writes::Creation::new(new);
+        let creation = confab_store_common::creation::Creation::new(new);
         self.writer
             .call(move |w| w.create_conversation(&creation))
             .await
@@ -726,7 +726,7 @@ impl HierarchyStore for SqliteStore {
         new: NewConversation,
         parent: ConversationId,
     ) -> StoreResult<Conversation> {
-        let creation = writes::Creation::new(new);
+        let creation = confab_store_common::creation::Creation::new(new);
         self.writer
             .call(move |w| w.create_subgroup(&creation, parent))
             .await

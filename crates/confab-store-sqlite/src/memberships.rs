@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::EventKind;
 use confab_core::ports::MemberAccess;
+use confab_store_common::memberships::changes_membership;
 use parking_lot::Mutex;
 
 use crate::writer::Writer;
@@ -103,28 +104,6 @@ impl Writer {
         if let Some(conversation) = conversation.filter(|_| changes_membership(kind)) {
             self.membership_changes.borrow_mut().push(conversation);
         }
-    }
-}
-
-/// Whether an event of this kind may change what `get_membership` answers for its
-/// conversation: who is in it, with which role, whether it is deleted. Every write that changes
-/// those logs such an event (no wildcard here, so that a new kind needs a decision).
-pub(crate) fn changes_membership(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::ConversationCreated
-        | EventKind::ConversationDeleted
-        | EventKind::ParticipantsAdded
-        | EventKind::ParticipantRemoved
-        | EventKind::ParticipantRoleChanged => true,
-        EventKind::ConversationUpdated
-        | EventKind::MessageReceived
-        | EventKind::MessageEdited
-        | EventKind::MessageDeleted
-        | EventKind::ReadReceipt
-        | EventKind::Typing
-        | EventKind::CredentialsChanged
-        | EventKind::ActionCreated
-        | EventKind::ActionResponse => false,
     }
 }
 

@@ -499,7 +499,7 @@ pub(crate) mod tests {
             kind: Default::default(),
             welcome_message: None,
         };
-        let creation = crate::writes::Creation::new(new);
+        let creation = confab_store_common::creation::Creation::new(new);
         let created = run_jobs(w, vec![Box::new(move |w| w.create_conversation(&creation))]);
         assert!(created[0].is_ok(), "created");
         id

@@ -3,8 +3,6 @@
 //! Each checks everything that can fail before its first write (see `writer.rs` on why), stamps
 //! times and ids from the writer's clock, and logs its events in the same transaction.
 
-use std::collections::HashMap;
-
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
     Application, Audience, Conversation, EventKind, Identity, Message, MessageContent, MessageType,
@@ -12,15 +10,16 @@ use confab_core::model::{
 };
 use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
-    ConversationUpdate, CreatedConversation, MessageEdit, NewConversation, NewMessage, PinOutcome,
-    PinRedemption, StoreError, StoreResult,
+    ConversationUpdate, CreatedConversation, MessageEdit, NewMessage, PinOutcome, PinRedemption,
+    StoreError, StoreResult,
 };
+use confab_store_common::creation::{dedupe, participant_ref, Creation};
+use confab_store_common::event_payloads::{self, EventRow};
+use confab_store_common::message_events::{message_event_text, MessageHints};
 use rusqlite::{params, OptionalExtension};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::codec::{self, conv_key, encode_metadata, DbResult, MESSAGE_COLUMNS};
-use crate::events::{self, EventRow, MessageHints};
 use crate::reads;
 use crate::writer::Writer;
 
@@ -140,7 +139,7 @@ impl Writer {
     /// Logs a message event (received, edited, deleted) with the whole message as its data, so
     /// that a stream renders it without reading it back.
     fn log_message_event(&self, kind: EventKind, message: &Message, at: i64) -> StoreResult<()> {
-        let text = events::message_event_text(message)?;
+        let text = message_event_text(message)?;
         self.log_event(
             kind,
             Some(message.conversation),
@@ -607,14 +606,7 @@ impl Writer {
             Some(id),
             None,
             Some(by),
-            json!({
-                "conversation": id.to_acs(),
-                "changed": changed,
-                "topic": new_topic,
-                "metadata": update.metadata,
-                "retentionPolicy": update.retention.map(|r| r.map(events::retention_json)),
-                "by": by.as_str(),
-            }),
+            event_payloads::conversation_updated(id, &changed, new_topic, update, by),
             now_us,
         )?;
         if let Some(topic) = new_topic {
@@ -661,11 +653,7 @@ impl Writer {
             Some(id),
             None,
             None,
-            json!({
-                "conversation": id.to_acs(),
-                "reason": reason,
-                "by": by.map(IdentityId::as_str),
-            }),
+            event_payloads::conversation_deleted(id, reason, by),
             now_us,
         )
     }
@@ -732,21 +720,12 @@ impl Writer {
                 ])
                 .db()?;
         }
-        let ids = |list: &[&Participant]| -> Vec<String> {
-            list.iter().map(|p| p.identity.to_string()).collect()
-        };
         self.event(
             EventKind::ParticipantsAdded,
             Some(conversation),
             None,
             Some(by),
-            json!({
-                "conversation": conversation.to_acs(),
-                "added": ids(&added),
-                "updated": ids(&updated),
-                "members": events::member_details(participants.iter()),
-                "by": by.as_str(),
-            }),
+            event_payloads::participants_added(conversation, &added, &updated, &participants, by),
             now_us,
         )?;
         if !added.is_empty() {
@@ -792,12 +771,7 @@ impl Writer {
             Some(conversation),
             None,
             Some(identity),
-            json!({
-                "conversation": conversation.to_acs(),
-                "removed": identity.as_str(),
-                "displayName": removed.0,
-                "by": by.as_str(),
-            }),
+            event_payloads::participant_removed(conversation, identity, removed.0.as_deref(), by),
             now_us,
         )?;
         let content = MessageContent {
@@ -939,11 +913,7 @@ impl Writer {
             Some(conversation),
             Some(message.0),
             Some(reader),
-            json!({
-                "conversation": conversation.to_acs(),
-                "reader": reader.as_str(),
-                "messageId": message.to_string(),
-            }),
+            event_payloads::read_receipt(conversation, reader, message),
             now_us,
         )
     }
@@ -982,12 +952,7 @@ impl Writer {
             Some(conversation),
             None,
             Some(identity),
-            json!({
-                "conversation": conversation.to_acs(),
-                "identity": identity.as_str(),
-                "role": role.as_str(),
-                "by": by.as_str(),
-            }),
+            event_payloads::role_changed(conversation, identity, role, by),
             now_us,
         )
     }
@@ -1163,71 +1128,6 @@ impl Writer {
     }
 }
 
-/// A conversation to create, with what its creation writes that needs no database made
-/// beforehand: its participants without repeats, its event's text, its first message's content.
-/// [`Creation::new`] runs on the caller's task, so that the writer, the one thread every write
-/// waits on, does not spend its time on JSON (a tenth of its time on a thread with ten members).
-pub(crate) struct Creation {
-    new: NewConversation,
-    participants: Vec<Participant>,
-    event_data: String,
-    event_row: EventRow,
-    first_message: MessageContent,
-}
-
-impl Creation {
-    pub(crate) fn new(new: NewConversation) -> Self {
-        let participants = dedupe(new.participants.clone());
-        let (event_data, event_row) = events::creation_event(json!({
-            "conversation": new.id.to_acs(),
-            "createdBy": new.created_by.as_str(),
-            "topic": new.topic,
-            "members": events::member_details(participants.iter()),
-        }));
-        let first_message = MessageContent {
-            participants: participants.iter().map(participant_ref).collect(),
-            initiator: Some(new.created_by.clone()),
-            ..MessageContent::default()
-        };
-        Self {
-            new,
-            participants,
-            event_data,
-            event_row,
-            first_message,
-        }
-    }
-}
-
-/// Participants with one entry per identity: the last given wins, in the place of the first.
-/// Their times are truncated to what the database keeps, so that the system message records
-/// exactly what a read gives back.
-fn dedupe(participants: Vec<Participant>) -> Vec<Participant> {
-    let mut out: Vec<Participant> = Vec::with_capacity(participants.len());
-    let mut index: HashMap<IdentityId, usize> = HashMap::with_capacity(participants.len());
-    for mut participant in participants {
-        participant.share_history_time = participant
-            .share_history_time
-            .and_then(|t| codec::from_micros(codec::micros(t)));
-        match index.get(&participant.identity) {
-            Some(&at) => out[at] = participant,
-            None => {
-                index.insert(participant.identity.clone(), out.len());
-                out.push(participant);
-            }
-        }
-    }
-    out
-}
-
-fn participant_ref(participant: &Participant) -> ParticipantRef {
-    ParticipantRef {
-        identity: participant.identity.clone(),
-        display_name: participant.display_name.clone(),
-        share_history_time: participant.share_history_time,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
@@ -1235,7 +1135,8 @@ mod tests {
     use confab_core::ports::{MessageEdit, MessageQuery, NewConversation};
     use rusqlite::OptionalExtension;
 
-    use super::Creation;
+    use confab_store_common::creation::Creation;
+
     use crate::events::events_after;
     use crate::reads;
     use crate::writer::tests::{conversation, run_jobs, text, writer};
