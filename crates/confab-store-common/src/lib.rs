@@ -7,7 +7,10 @@
 
 pub mod creation;
 pub mod cursors;
+pub mod event_grid;
 pub mod event_payloads;
+pub mod kaizala;
 pub mod memberships;
 pub mod message_events;
+pub mod outbox;
 pub mod stored;

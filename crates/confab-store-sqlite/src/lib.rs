@@ -19,7 +19,6 @@
 mod actions;
 mod checkpoint;
 mod codec;
-mod event_grid;
 mod events;
 mod hierarchy;
 mod media;

@@ -3,47 +3,24 @@
 //! The writer keeps the active subscriptions in memory, by object ([`HookCache`]): loaded when
 //! it starts and reloaded by every subscription write (which runs on the writer too) and after
 //! a rollback that undid one. Where an event row is inserted (`Writer::log_event`), the outbox
+//! (`confab_store_common::outbox`, which matches the subscriptions and builds the envelopes)
 //! adds one delivery row per matching subscription in the same transaction — with no
-//! subscription at all that costs one `is_empty` check. The envelope is built there, from the
-//! event's data (and, for actions, the action row the same transaction wrote).
+//! subscription at all that costs one `is_empty` check. What it reads and writes here is the
+//! writer's [`OutboxStore`] implementation, at the end of this file.
 
-use std::collections::HashMap;
-
-use confab_core::actions::{ActionBody, Answer, ResponseBody, ACTION_TYPE_KEY};
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
-use confab_core::model::EventKind;
 use confab_core::ports::webhooks::{
     DeliveryAttempt, DeliveryStatus, EventSchema, Webhook, WebhookDelivery, WebhookObject,
 };
 use confab_core::ports::{StoreError, StoreResult};
-use confab_core::webhooks::{
-    action_event_types, event_id, kaizala_member_id, kaizala_reference_id, subscribed_as,
-};
+use confab_store_common::event_grid::Thread;
+use confab_store_common::outbox::{hook_cache, Delivery, HookCache, OutboxStore};
+use confab_store_common::stored;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::codec::{self, conv_key, DbResult};
-use crate::event_grid::resource_key;
 use crate::writer::Writer;
-
-/// An active subscription as the outbox needs it.
-#[derive(Clone, Debug)]
-pub(crate) struct CachedHook {
-    pub(crate) id: String,
-    /// Who registered it: it gets events only of conversations it is a participant of. `None`
-    /// (an admin's ACS subscription): every conversation.
-    owner: Option<IdentityId>,
-    pub(crate) event_types: Vec<String>,
-    context: Option<String>,
-    pub(crate) validity_us: i64,
-    pub(crate) schema: EventSchema,
-    /// Only these conversations; empty: all.
-    pub(crate) threads: Vec<ConversationId>,
-}
-
-/// Active subscriptions by (object type, object id).
-pub(crate) type HookCache = HashMap<(WebhookObject, String), Vec<CachedHook>>;
 
 const WEBHOOK_COLUMNS: &str = "id, object_type, object_id, event_types, callback_url, \
      callback_token, callback_context, secret, owner, validity, active, created_on, \
@@ -95,11 +72,6 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     })
 }
 
-/// The JSON array of a subscription's threads, as stored.
-fn threads_text(threads: &[ConversationId]) -> String {
-    serde_json::Value::from(threads.iter().map(|t| t.to_acs()).collect::<Vec<String>>()).to_string()
-}
-
 fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookDelivery> {
     let status: String = row.get(6)?;
     let attempts: i64 = row.get(7)?;
@@ -134,22 +106,7 @@ pub(crate) fn load_cache(conn: &Connection) -> StoreResult<HookCache> {
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
-    let mut cache = HookCache::new();
-    for hook in hooks {
-        cache
-            .entry((hook.object, hook.object_id))
-            .or_default()
-            .push(CachedHook {
-                id: hook.id,
-                owner: hook.owner,
-                event_types: hook.event_types,
-                context: hook.callback_context,
-                validity_us: codec::micros(hook.validity),
-                schema: hook.schema,
-                threads: hook.threads,
-            });
-    }
-    Ok(cache)
+    Ok(hook_cache(hooks))
 }
 
 pub(crate) fn get_webhook(conn: &Connection, id: &str) -> StoreResult<Option<Webhook>> {
@@ -270,14 +227,6 @@ pub(crate) fn action_conversation(
     }))
 }
 
-/// One webhook event an outbox entry is made of, before matching.
-struct Outgoing {
-    /// The specific event type, and the generic one it also counts as.
-    specific: &'static str,
-    generic: Option<&'static str>,
-    data: Value,
-}
-
 impl Writer {
     /// Reloads the subscription cache (after a subscription write, or a rollback of one).
     pub(crate) fn reload_webhooks(&mut self) -> StoreResult<()> {
@@ -314,7 +263,7 @@ impl Writer {
                 webhook.disabled_reason,
                 webhook.schema.as_str(),
                 webhook.name,
-                threads_text(&webhook.threads),
+                stored::threads_text(&webhook.threads),
             ])
             .db()?;
         self.reload_webhooks()
@@ -349,7 +298,7 @@ impl Writer {
                 webhook.active,
                 webhook.disabled_reason,
                 webhook.name,
-                threads_text(&webhook.threads),
+                stored::threads_text(&webhook.threads),
             ])
             .db()?;
         if resume {
@@ -491,230 +440,40 @@ impl Writer {
             .query_row([delivery], delivery_from_row)
             .db()
     }
+}
 
-    /// The outbox: one delivery row per subscription the event matches. Called for every
-    /// logged event, after its row is inserted (at `position`), when any subscription exists.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn outbox(
-        &self,
-        position: i64,
-        kind: &EventKind,
-        conversation: Option<ConversationId>,
-        message: Option<i64>,
-        identity: Option<&IdentityId>,
-        payload: &Value,
-        at: i64,
-    ) -> StoreResult<()> {
-        let Some(conversation) = conversation else {
-            return Ok(());
-        };
-        if self.webhooks.contains_key(&resource_key()) {
-            self.acs_outbox(position, kind, conversation, identity, payload, at)?;
-        }
-        self.kaizala_outbox(position, kind, conversation, message, identity, payload, at)
-    }
-
-    /// The deliveries of an event to Kaizala webhooks (on its group, action or package).
-    #[allow(clippy::too_many_arguments)]
-    fn kaizala_outbox(
-        &self,
-        position: i64,
-        kind: &EventKind,
-        conversation: ConversationId,
-        message: Option<i64>,
-        identity: Option<&IdentityId>,
-        payload: &Value,
-        at: i64,
-    ) -> StoreResult<()> {
-        let group = conversation.to_guid();
-        let group_key = (WebhookObject::Group, group.clone());
-        // Objects whose subscriptions may match, with the objectId the envelope shows.
-        let mut objects: Vec<((WebhookObject, String), String)> = Vec::new();
-        if self.webhooks.contains_key(&group_key) {
-            objects.push((group_key, group.clone()));
-        }
-        let outgoing: Vec<Outgoing> = match kind {
-            EventKind::MessageReceived => {
-                if objects.is_empty() || !matches!(payload["type"].as_str(), Some("text" | "html"))
-                {
-                    return Ok(());
-                }
-                // An action's message: its `ActionCreated` event stands for it.
-                if payload["metadata"].get(ACTION_TYPE_KEY).is_some() {
-                    return Ok(());
-                }
-                vec![Outgoing {
-                    specific: "TextMessageCreated",
-                    generic: None,
-                    data: json!({ "text": payload["content"]["text"] }),
-                }]
-            }
-            EventKind::ActionCreated | EventKind::ActionResponse => {
-                let Some(action) = message else {
-                    return Ok(());
-                };
-                let action_key = (WebhookObject::Action, action.to_string());
-                let any_package = self
-                    .webhooks
-                    .keys()
-                    .any(|(o, _)| *o == WebhookObject::ActionPackage);
-                if self.webhooks.contains_key(&action_key) {
-                    objects.push((action_key, kaizala_reference_id(action)));
-                }
-                if objects.is_empty() && !any_package {
-                    return Ok(());
-                }
-                let Some((body, package)) = self.action_row(action)? else {
-                    return Ok(());
-                };
-                if let Some(package) = package {
-                    let key = (WebhookObject::ActionPackage, package.to_ascii_lowercase());
-                    if self.webhooks.contains_key(&key) {
-                        objects.push((key, package));
-                    }
-                }
-                if objects.is_empty() {
-                    return Ok(());
-                }
-                let response = *kind == EventKind::ActionResponse;
-                let (specific, generic) = action_event_types(body.type_name(), response);
-                let data = if response {
-                    let Some(id) = payload["responseId"].as_str() else {
-                        return Ok(());
-                    };
-                    self.response_data(conversation, action, &body, id, identity, payload)?
-                } else {
-                    let mut data = action_data(conversation, action, &body);
-                    if specific == "AttachmentCreated" {
-                        data["media"] = payload["media"].clone();
-                        data["caption"] = json!(body.message.as_deref().unwrap_or(&body.title));
-                    }
-                    data
-                };
-                vec![Outgoing {
-                    specific,
-                    generic,
-                    data,
-                }]
-            }
-            EventKind::ParticipantsAdded | EventKind::ParticipantRemoved => {
-                if objects.is_empty() {
-                    return Ok(());
-                }
-                let added = *kind == EventKind::ParticipantsAdded;
-                let ids: Vec<String> = if added {
-                    payload["added"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                } else {
-                    payload["removed"]
-                        .as_str()
-                        .map(|s| vec![s.to_owned()])
-                        .unwrap_or_default()
-                };
-                ids.iter()
-                    .filter_map(|id| IdentityId::parse(id))
-                    .map(|member| {
-                        let details = payload["members"].as_array().and_then(|list| {
-                            list.iter().find(|m| m["id"].as_str() == Some(member.as_str()))
-                        });
-                        Outgoing {
-                            specific: if added { "MemberAdded" } else { "MemberRemoved" },
-                            generic: None,
-                            data: json!({
-                                "member": member.phone_number().unwrap_or(member.as_str()),
-                                "memberId": kaizala_member_id(&member),
-                                "memberName": details.map_or(Value::Null, |d| d["displayName"].clone()),
-                                "memberProfilePic": "",
-                                "type": details.and_then(|d| d["role"].as_str()).map_or("Member", role_name),
-                            }),
-                        }
-                    })
-                    .collect()
-            }
-            EventKind::ConversationUpdated => {
-                if objects.is_empty() {
-                    return Ok(());
-                }
-                let (specific, child) = if let Some(c) = payload["subGroupAdded"].as_str() {
-                    ("GroupAdded", c)
-                } else if let Some(c) = payload["subGroupRemoved"].as_str() {
-                    ("GroupRemoved", c)
-                } else {
-                    return Ok(());
-                };
-                let child = ConversationId::parse(child).map(ConversationId::to_guid);
-                vec![Outgoing {
-                    specific,
-                    generic: None,
-                    data: json!({ "groupId": group, "subGroupId": child }),
-                }]
-            }
-            _ => return Ok(()),
-        };
-        let from_name = match identity {
-            Some(id) => self.display_name(conversation, id)?,
-            None => None,
-        };
-        for (index, out) in outgoing.iter().enumerate() {
-            let eid = event_id(position, u16::try_from(index).unwrap_or(u16::MAX));
-            for (key, wire_id) in &objects {
-                let Some(hooks) = self.webhooks.get(key) else {
-                    continue;
-                };
-                for hook in hooks {
-                    // Expired, or its owner has left the conversation (or was never in it:
-                    // a package webhook hears only of its owner's groups).
-                    let Some(owner) = &hook.owner else {
-                        continue;
-                    };
-                    if hook.validity_us < at || !self.is_participant(conversation, owner)? {
-                        continue;
-                    }
-                    let Some(event_type) =
-                        subscribed_as(&hook.event_types, out.specific, out.generic)
-                    else {
-                        continue;
-                    };
-                    let envelope = json!({
-                        "objectId": wire_id,
-                        "objectType": key.0.as_str(),
-                        "eventType": event_type,
-                        "eventId": eid,
-                        "data": out.data,
-                        "context": hook.context,
-                        "fromUser": identity.map(|id| id.phone_number().unwrap_or(id.as_str())),
-                        "fromUserId": identity.map(kaizala_member_id),
-                        "fromUserName": from_name,
-                        "fromUserProfilePic": "",
-                    });
-                    self.insert_delivery(
-                        &hook.id, position, &eid, event_type, &group, &envelope, at,
-                    )?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn action_row(&self, action: i64) -> StoreResult<Option<(ActionBody, Option<String>)>> {
-        let row: Option<(String, Option<String>)> = self
-            .conn
-            .prepare_cached("SELECT body, package FROM actions WHERE message_id = ?1")
+/// What the outbox (`confab_store_common::outbox`) reads and writes: in the writer's
+/// transaction, the one that logged the event.
+impl OutboxStore for Writer {
+    fn thread_facts(&self, conversation: ConversationId) -> StoreResult<Option<Thread>> {
+        self.conn
+            .prepare_cached("SELECT created_on, topic, metadata FROM conversations WHERE id = ?1")
             .db()?
-            .query_row([action], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row([conv_key(conversation)], |row| {
+                Ok(Thread::from_stored(row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .optional()
+            .db()
+    }
+
+    fn participant_ids(&self, conversation: ConversationId) -> StoreResult<Vec<IdentityId>> {
+        let ids = self
+            .conn
+            .prepare_cached("SELECT identity FROM participants WHERE conversation = ?1")
+            .db()?
+            .query_map([conv_key(conversation)], |row| row.get::<_, String>(0))
+            .db()?
+            .collect::<rusqlite::Result<Vec<String>>>()
             .db()?;
-        Ok(row.and_then(|(body, package)| {
-            serde_json::from_str::<ActionBody>(&body)
-                .ok()
-                .map(|b| (b, package))
-        }))
+        Ok(ids.iter().filter_map(|id| IdentityId::parse(id)).collect())
+    }
+
+    fn is_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<bool> {
+        Writer::is_participant(self, conversation, identity)
     }
 
     fn display_name(
@@ -736,111 +495,43 @@ impl Writer {
             .flatten())
     }
 
-    fn response_data(
-        &self,
-        conversation: ConversationId,
-        action: i64,
-        body: &ActionBody,
-        response_id: &str,
-        responder: Option<&IdentityId>,
-        payload: &Value,
-    ) -> StoreResult<Value> {
-        let stored: Option<String> = self
-            .conn
+    fn action_row(&self, action: i64) -> StoreResult<Option<(String, Option<String>)>> {
+        self.conn
+            .prepare_cached("SELECT body, package FROM actions WHERE message_id = ?1")
+            .db()?
+            .query_row([action], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .db()
+    }
+
+    fn action_response_body(&self, action: i64, response_id: &str) -> StoreResult<Option<String>> {
+        self.conn
             .prepare_cached("SELECT body FROM action_responses WHERE id = ?1 AND action_id = ?2")
             .db()?
             .query_row(params![response_id, action], |row| row.get(0))
             .optional()
+            .db()
+    }
+
+    fn insert_delivery(&self, delivery: &Delivery<'_>) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO webhook_deliveries (webhook, event_position, event_id, event_type,
+                     order_key, payload, status, next_attempt_on, created_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+            )
+            .db()?
+            .execute(params![
+                delivery.webhook,
+                delivery.event_position,
+                delivery.event_id,
+                delivery.event_type,
+                delivery.order_key,
+                delivery.envelope.to_string(),
+                delivery.at
+            ])
             .db()?;
-        let response: ResponseBody = stored
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        let name = match responder {
-            Some(id) => self.display_name(conversation, id)?,
-            None => None,
-        };
-        let phone = responder.map(|r| r.phone_number().unwrap_or(r.as_str()).to_owned());
-        let details = if body.kind == confab_core::actions::ActionKind::Job {
-            json!({ "response": {
-                "assignee": phone,
-                "assigneeName": name,
-                "assigneeProfilePic": "",
-                "isCompleted": response.completed.unwrap_or(false),
-            }})
-        } else {
-            let answers: Vec<Value> = body
-                .questions
-                .iter()
-                .enumerate()
-                .map(|(i, q)| {
-                    json!({
-                        "title": q.title,
-                        "type": serde_json::to_value(q.kind).unwrap_or(Value::Null),
-                        "options": q.options.iter().map(|o| json!({ "title": o })).collect::<Vec<_>>(),
-                        "isInvisible": q.invisible,
-                        "answer": response.answers.get(i).map_or(Value::Null, |a| answer_value(a, &q.options)),
-                    })
-                })
-                .collect();
-            json!({ "responseWithQuestions": answers })
-        };
-        Ok(json!({
-            "actionId": kaizala_reference_id(action),
-            "groupId": conversation.to_guid(),
-            "responseId": response_id,
-            "isUpdateResponse": payload["updated"].as_bool().unwrap_or(false),
-            "responder": phone,
-            "responderName": name,
-            "responderProfilePic": "",
-            "isAnonymous": body.anonymous || responder.is_none(),
-            "responseDetails": details,
-        }))
+        self.deliveries_recorded.set(true);
+        Ok(())
     }
-}
-
-fn role_name(role: &str) -> &'static str {
-    match role.to_ascii_lowercase().as_str() {
-        "admin" => "Admin",
-        "subscriber" => "Subscriber",
-        _ => "Member",
-    }
-}
-
-fn answer_value(answer: &Answer, options: &[String]) -> Value {
-    let option = |i: &usize| options.get(*i).cloned().map_or(json!(i), Value::String);
-    match answer {
-        Answer::Text(t) => json!(t),
-        Answer::Option(i) => option(i),
-        Answer::Options(list) => Value::Array(list.iter().map(option).collect()),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_object().and_then(|o| o.values().next().cloned()))
-            .unwrap_or(Value::Null),
-    }
-}
-
-fn action_data(conversation: ConversationId, action: i64, body: &ActionBody) -> Value {
-    let questions: Vec<Value> = body
-        .questions
-        .iter()
-        .map(|q| {
-            json!({
-                "title": q.title,
-                "type": serde_json::to_value(q.kind).unwrap_or(Value::Null),
-                "options": q.options.iter().map(|o| json!({ "title": o })).collect::<Vec<_>>(),
-                "isInvisible": q.invisible,
-            })
-        })
-        .collect();
-    json!({
-        "actionId": kaizala_reference_id(action),
-        "groupId": conversation.to_guid(),
-        "actionType": body.type_name(),
-        "title": body.title,
-        "text": body.message,
-        "questions": questions,
-        "dueDate": body.due.and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok()),
-        "assignedTo": body.assignees.iter().map(|a| a.phone_number().unwrap_or(a.as_str()).to_owned()).collect::<Vec<_>>(),
-        "isAnonymous": body.anonymous,
-    })
 }

@@ -32,7 +32,9 @@ use crate::codec::{meta_value, set_meta, DbResult};
 use crate::events::SinkSlot;
 use crate::memberships::Memberships;
 use crate::schema::{self, Durability};
-use crate::webhooks::{self, HookCache};
+use confab_store_common::outbox::HookCache;
+
+use crate::webhooks;
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
 /// in its batch, and the work lost to a failed commit.

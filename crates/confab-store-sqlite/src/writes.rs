@@ -16,6 +16,7 @@ use confab_core::ports::{
 use confab_store_common::creation::{dedupe, participant_ref, Creation};
 use confab_store_common::event_payloads::{self, EventRow};
 use confab_store_common::message_events::{message_event_text, MessageHints};
+use confab_store_common::outbox;
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 
@@ -118,7 +119,9 @@ impl Writer {
         if !self.webhooks.is_empty() {
             let payload: serde_json::Value = serde_json::from_str(&data)
                 .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?;
-            self.outbox(
+            outbox::outbox(
+                self,
+                &self.webhooks,
                 position,
                 &kind,
                 conversation,

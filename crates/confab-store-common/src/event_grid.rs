@@ -6,61 +6,70 @@
 //! Like the Kaizala outbox, it runs where the event row is inserted, in the same transaction,
 //! and writes one delivery row per event and matching subscription; the delivery worker posts
 //! them in order per subscription and thread.
+//!
+//! Shared because every store must send the same events: the envelopes, their ids and
+//! subjects, and who gets a user-level one.
 
 use confab_core::event_subscriptions::{EVENT_TYPE_PREFIX as PREFIX, TOPIC};
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::EventKind;
-use confab_core::ports::webhooks::{EventSchema, WebhookObject};
+use confab_core::ports::webhooks::EventSchema;
 use confab_core::ports::StoreResult;
 use confab_core::webhooks::acs_event_id;
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::codec::{self, conv_key, DbResult};
-use crate::webhooks::CachedHook;
-use crate::writer::Writer;
-use confab_store_common::event_payloads::rfc3339;
-
-/// The cache key of ACS event subscriptions.
-pub(crate) fn resource_key() -> (WebhookObject, String) {
-    (WebhookObject::Resource, String::new())
-}
+use crate::event_payloads::rfc3339;
+use crate::outbox::{resource_key, CachedHook, Delivery, HookCache, OutboxStore};
+use crate::stored;
 
 /// One change, before it is addressed: its thread-level type, its user-level type, the part
 /// of the subject after `thread/{id}/`, and its data.
-struct Change {
-    thread_type: &'static str,
-    user_type: &'static str,
-    subject: String,
-    data: Value,
+pub struct Change {
+    pub thread_type: &'static str,
+    pub user_type: &'static str,
+    pub subject: String,
+    pub data: Value,
 }
 
 /// The facts about a thread every thread event carries.
-struct Thread {
-    created_on_us: i64,
-    topic: String,
-    metadata: Value,
+pub struct Thread {
+    pub created_on_us: i64,
+    pub topic: String,
+    pub metadata: Value,
+}
+
+impl Thread {
+    /// The facts from a conversation's stored creation time, topic and metadata column.
+    pub fn from_stored(created_on_us: i64, topic: String, metadata: Option<String>) -> Self {
+        Self {
+            created_on_us,
+            topic,
+            metadata: metadata
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or_else(|| json!({})),
+        }
+    }
 }
 
 /// `CommunicationIdentifierModel` of an identity.
-fn identifier(id: &IdentityId) -> Value {
+pub fn identifier(id: &IdentityId) -> Value {
     match id.phone_number() {
         Some(number) => json!({ "rawId": id.as_str(), "phoneNumber": { "value": number } }),
         None => json!({ "rawId": id.as_str(), "communicationUser": { "id": id.as_str() } }),
     }
 }
 
-fn identifier_of(raw: Option<&str>) -> Value {
+pub fn identifier_of(raw: Option<&str>) -> Value {
     raw.and_then(IdentityId::parse)
         .map_or(Value::Null, |id| identifier(&id))
 }
 
-fn time_of(us: i64) -> Value {
-    codec::from_micros(us).map_or(Value::Null, |t| json!(rfc3339(t)))
+pub fn time_of(us: i64) -> Value {
+    stored::from_micros(us).map_or(Value::Null, |t| json!(rfc3339(t)))
 }
 
 /// A version as Event Grid shows it: a number.
-fn version(value: &Value) -> Value {
+pub fn version(value: &Value) -> Value {
     value
         .as_str()
         .and_then(|v| v.parse::<i64>().ok())
@@ -69,7 +78,7 @@ fn version(value: &Value) -> Value {
 
 /// Message type as Event Grid shows it (`Text`, `Html`); `None` for system messages, which
 /// have no events.
-fn message_type(kind: Option<&str>) -> Option<&'static str> {
+pub fn message_type(kind: Option<&str>) -> Option<&'static str> {
     match kind {
         Some("text") => Some("Text"),
         Some("html") => Some("Html"),
@@ -77,177 +86,118 @@ fn message_type(kind: Option<&str>) -> Option<&'static str> {
     }
 }
 
-impl Writer {
-    /// Writes the deliveries of one logged event to the ACS subscriptions it matches.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn acs_outbox(
-        &self,
-        position: i64,
-        kind: &EventKind,
-        conversation: ConversationId,
-        identity: Option<&IdentityId>,
-        payload: &Value,
-        at: i64,
-    ) -> StoreResult<()> {
-        // Only these kinds make chat events; the others cost nothing here.
-        if !matches!(
-            kind,
-            EventKind::MessageReceived
-                | EventKind::MessageEdited
-                | EventKind::MessageDeleted
-                | EventKind::ConversationCreated
-                | EventKind::ConversationUpdated
-                | EventKind::ConversationDeleted
-                | EventKind::ParticipantsAdded
-                | EventKind::ParticipantRemoved
-        ) {
-            return Ok(());
-        }
-        let Some(hooks) = self.webhooks.get(&resource_key()) else {
-            return Ok(());
-        };
-        let hooks: Vec<&CachedHook> = hooks
+/// Writes the deliveries of one logged event to the ACS subscriptions it matches.
+#[allow(clippy::too_many_arguments)]
+pub fn acs_outbox(
+    store: &impl OutboxStore,
+    hooks: &HookCache,
+    position: i64,
+    kind: &EventKind,
+    conversation: ConversationId,
+    identity: Option<&IdentityId>,
+    payload: &Value,
+    at: i64,
+) -> StoreResult<()> {
+    // Only these kinds make chat events; the others cost nothing here.
+    if !matches!(
+        kind,
+        EventKind::MessageReceived
+            | EventKind::MessageEdited
+            | EventKind::MessageDeleted
+            | EventKind::ConversationCreated
+            | EventKind::ConversationUpdated
+            | EventKind::ConversationDeleted
+            | EventKind::ParticipantsAdded
+            | EventKind::ParticipantRemoved
+    ) {
+        return Ok(());
+    }
+    let Some(hooks) = hooks.get(&resource_key()) else {
+        return Ok(());
+    };
+    let hooks: Vec<&CachedHook> = hooks
+        .iter()
+        .filter(|h| {
+            h.validity_us >= at && (h.threads.is_empty() || h.threads.contains(&conversation))
+        })
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let Some(thread) = store.thread_facts(conversation)? else {
+        return Ok(());
+    };
+    let (changes, actor, extra_recipient) = match changes(kind, identity, payload, &thread, at) {
+        Some(found) => found,
+        None => return Ok(()),
+    };
+    let wants_user_level = hooks.iter().any(|h| {
+        changes
             .iter()
-            .filter(|h| {
-                h.validity_us >= at && (h.threads.is_empty() || h.threads.contains(&conversation))
-            })
-            .collect();
-        if hooks.is_empty() {
-            return Ok(());
-        }
-        let Some(thread) = self.thread_facts(conversation)? else {
-            return Ok(());
-        };
-        let (changes, actor, extra_recipient) = match changes(kind, identity, payload, &thread, at)
-        {
-            Some(found) => found,
-            None => return Ok(()),
-        };
-        let wants_user_level = hooks.iter().any(|h| {
-            changes
-                .iter()
-                .any(|c| h.event_types.iter().any(|t| t == c.user_type))
-        });
-        let recipients = if wants_user_level {
-            let mut list = self.participant_ids(conversation)?;
-            if let Some(extra) = extra_recipient {
-                if !list.contains(&extra) {
-                    list.push(extra);
-                }
-            }
-            list.retain(|r| Some(r) != actor.as_ref());
-            list
-        } else {
-            Vec::new()
-        };
-        let thread_id = conversation.to_acs();
-        for (index, change) in changes.iter().enumerate() {
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let mut common = change.data.clone();
-            common["threadId"] = json!(thread_id);
-            common["createTime"] = time_of(thread.created_on_us);
-            let transaction = acs_event_id(position, index, 0);
-            common["transactionId"] = json!(transaction);
-            let subject = format!("thread/{thread_id}/{}", change.subject);
-            // The thread-level event, then one per recipient.
-            let mut events = vec![(
-                change.thread_type,
-                transaction.clone(),
-                subject.clone(),
-                common.clone(),
-            )];
-            for (ordinal, recipient) in recipients.iter().enumerate() {
-                let mut data = common.clone();
-                data["recipientCommunicationIdentifier"] = identifier(recipient);
-                let ordinal = u16::try_from(ordinal + 1).unwrap_or(u16::MAX);
-                events.push((
-                    change.user_type,
-                    acs_event_id(position, index, ordinal),
-                    format!("{subject}/recipient/{}", recipient.as_str()),
-                    data,
-                ));
-            }
-            for (event_type, id, subject, data) in events {
-                for hook in &hooks {
-                    if !hook.event_types.iter().any(|t| t == event_type) {
-                        continue;
-                    }
-                    let envelope = envelope(hook.schema, event_type, &id, &subject, &data, at);
-                    self.insert_delivery(
-                        &hook.id, position, &id, event_type, &thread_id, &envelope, at,
-                    )?;
-                }
+            .any(|c| h.event_types.iter().any(|t| t == c.user_type))
+    });
+    let recipients = if wants_user_level {
+        let mut list = store.participant_ids(conversation)?;
+        if let Some(extra) = extra_recipient {
+            if !list.contains(&extra) {
+                list.push(extra);
             }
         }
-        Ok(())
+        list.retain(|r| Some(r) != actor.as_ref());
+        list
+    } else {
+        Vec::new()
+    };
+    let thread_id = conversation.to_acs();
+    for (index, change) in changes.iter().enumerate() {
+        let index = u16::try_from(index).unwrap_or(u16::MAX);
+        let mut common = change.data.clone();
+        common["threadId"] = json!(thread_id);
+        common["createTime"] = time_of(thread.created_on_us);
+        let transaction = acs_event_id(position, index, 0);
+        common["transactionId"] = json!(transaction);
+        let subject = format!("thread/{thread_id}/{}", change.subject);
+        // The thread-level event, then one per recipient.
+        let mut events = vec![(
+            change.thread_type,
+            transaction.clone(),
+            subject.clone(),
+            common.clone(),
+        )];
+        for (ordinal, recipient) in recipients.iter().enumerate() {
+            let mut data = common.clone();
+            data["recipientCommunicationIdentifier"] = identifier(recipient);
+            let ordinal = u16::try_from(ordinal + 1).unwrap_or(u16::MAX);
+            events.push((
+                change.user_type,
+                acs_event_id(position, index, ordinal),
+                format!("{subject}/recipient/{}", recipient.as_str()),
+                data,
+            ));
+        }
+        for (event_type, id, subject, data) in events {
+            for hook in &hooks {
+                if !hook.event_types.iter().any(|t| t == event_type) {
+                    continue;
+                }
+                let envelope = envelope(hook.schema, event_type, &id, &subject, &data, at);
+                store.insert_delivery(&Delivery {
+                    webhook: &hook.id,
+                    event_position: position,
+                    event_id: &id,
+                    event_type,
+                    order_key: &thread_id,
+                    envelope: &envelope,
+                    at,
+                })?;
+            }
+        }
     }
-
-    fn thread_facts(&self, conversation: ConversationId) -> StoreResult<Option<Thread>> {
-        self.conn
-            .prepare_cached("SELECT created_on, topic, metadata FROM conversations WHERE id = ?1")
-            .db()?
-            .query_row([conv_key(conversation)], |row| {
-                let metadata: Option<String> = row.get(2)?;
-                Ok(Thread {
-                    created_on_us: row.get(0)?,
-                    topic: row.get(1)?,
-                    metadata: metadata
-                        .and_then(|m| serde_json::from_str(&m).ok())
-                        .unwrap_or_else(|| json!({})),
-                })
-            })
-            .optional()
-            .db()
-    }
-
-    fn participant_ids(&self, conversation: ConversationId) -> StoreResult<Vec<IdentityId>> {
-        let ids = self
-            .conn
-            .prepare_cached("SELECT identity FROM participants WHERE conversation = ?1")
-            .db()?
-            .query_map([conv_key(conversation)], |row| row.get::<_, String>(0))
-            .db()?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .db()?;
-        Ok(ids.iter().filter_map(|id| IdentityId::parse(id)).collect())
-    }
-
-    /// One outbox row.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn insert_delivery(
-        &self,
-        webhook: &str,
-        position: i64,
-        event_id: &str,
-        event_type: &str,
-        order_key: &str,
-        envelope: &Value,
-        at: i64,
-    ) -> StoreResult<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO webhook_deliveries (webhook, event_position, event_id, event_type,
-                     order_key, payload, status, next_attempt_on, created_on)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
-            )
-            .db()?
-            .execute(params![
-                webhook,
-                position,
-                event_id,
-                event_type,
-                order_key,
-                envelope.to_string(),
-                at
-            ])
-            .db()?;
-        self.deliveries_recorded.set(true);
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The Event Grid event or the CloudEvent.
-fn envelope(
+pub fn envelope(
     schema: EventSchema,
     event_type: &str,
     id: &str,
@@ -284,7 +234,7 @@ fn envelope(
 /// The changes a logged event makes, who made it (not a recipient of its user-level events),
 /// and a recipient who is no participant any more (a removed participant hears of it).
 #[allow(clippy::type_complexity)]
-fn changes(
+pub fn changes(
     kind: &EventKind,
     identity: Option<&IdentityId>,
     payload: &Value,
@@ -454,7 +404,7 @@ fn changes(
     }
 }
 
-fn metadata_or_empty(value: &Value) -> Value {
+pub fn metadata_or_empty(value: &Value) -> Value {
     if value.is_object() {
         value.clone()
     } else {
@@ -463,7 +413,7 @@ fn metadata_or_empty(value: &Value) -> Value {
 }
 
 /// `AcsChatThreadParticipant` from a member of an event's `members` list.
-fn participant(member: &Value) -> Value {
+pub fn participant(member: &Value) -> Value {
     json!({
         "displayName": member["displayName"],
         "participantCommunicationIdentifier": identifier_of(member["id"].as_str()),
