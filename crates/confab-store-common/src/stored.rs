@@ -125,9 +125,20 @@ pub fn decode_audience(text: Option<&str>) -> Result<Audience, serde_json::Error
     }
 }
 
+/// A value of a JSON column (an action's body, a response's), as stored; `what` names it in
+/// the error.
+pub fn encode_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(format!("{what}: {e}")))
+}
+
 /// A retention policy as stored: its days, NULL without one.
 pub fn retention_days(retention: Option<RetentionPolicy>) -> Option<u32> {
     retention.map(|RetentionPolicy::ThreadCreationDate { delete_after_days }| delete_after_days)
+}
+
+/// A retention policy read back from [`retention_days`].
+pub fn retention_policy(days: Option<u32>) -> Option<RetentionPolicy> {
+    days.map(|delete_after_days| RetentionPolicy::ThreadCreationDate { delete_after_days })
 }
 
 /// When a conversation created at `created_on` expires under `days` of retention.
@@ -153,9 +164,25 @@ pub fn split_scopes(text: String) -> Vec<String> {
         .collect()
 }
 
+/// A webhook subscription's event types, as stored: a JSON array.
+pub fn event_types_text(types: &[String]) -> StoreResult<String> {
+    serde_json::to_string(types).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// The event types of a subscription read back from [`event_types_text`].
+pub fn parse_event_types(text: &str) -> Option<Vec<String>> {
+    serde_json::from_str(text).ok()
+}
+
 /// The JSON array of a webhook subscription's threads, as stored.
 pub fn threads_text(threads: &[ConversationId]) -> String {
     serde_json::Value::from(threads.iter().map(|t| t.to_acs()).collect::<Vec<String>>()).to_string()
+}
+
+/// A subscription's threads read back from [`threads_text`]; `None` if any is not a thread id.
+pub fn parse_threads(text: &str) -> Option<Vec<ConversationId>> {
+    let threads: Vec<String> = serde_json::from_str(text).ok()?;
+    threads.iter().map(|t| ConversationId::parse(t)).collect()
 }
 
 #[cfg(test)]
@@ -254,6 +281,26 @@ mod tests {
         assert_eq!(expires_on(10, None), None);
         assert_eq!(expires_on(10, Some(1)), Some(10 + DAY_MICROS));
         assert_eq!(expires_on(10, Some(u32::MAX)), Some(i64::MAX));
+    }
+
+    #[test]
+    fn webhook_columns_round_trip() {
+        let threads = [ConversationId(1), ConversationId(u128::MAX)];
+        assert_eq!(
+            parse_threads(&threads_text(&threads)).as_deref(),
+            Some(&threads[..])
+        );
+        assert_eq!(parse_threads(r#"["not a thread"]"#), None);
+        let types = vec!["ChatMessageReceived".to_owned()];
+        assert_eq!(
+            parse_event_types(&event_types_text(&types).expect("text")),
+            Some(types)
+        );
+        assert_eq!(retention_policy(retention_days(None)), None);
+        let policy = RetentionPolicy::ThreadCreationDate {
+            delete_after_days: 30,
+        };
+        assert_eq!(retention_policy(retention_days(Some(policy))), Some(policy));
     }
 
     #[test]

@@ -7,14 +7,11 @@ use confab_core::ids::{ConversationId, MessageId};
 use confab_core::model::{EventKind, Page};
 use confab_core::ports::{ActionQuery, NewAction, NewActionResponse, StoreError, StoreResult};
 use confab_store_common::event_payloads;
+use confab_store_common::stored::encode_json;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::codec::{self, conv_key, DbResult, M_MESSAGE_COLUMNS};
 use crate::writer::Writer;
-
-fn encoding(what: &str) -> impl FnOnce(serde_json::Error) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{what}: {e}"))
-}
 
 fn bad(idx: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -182,7 +179,7 @@ pub(crate) fn list_action_responses(
 
 impl Writer {
     pub(crate) fn create_action(&mut self, new: &NewAction) -> StoreResult<Action> {
-        let body = serde_json::to_string(&new.body).map_err(encoding("action body"))?;
+        let body = encode_json(&new.body, "action body")?;
         let mut message = self.append_message(&new.message)?;
         // The action id is the message id, known only now.
         message
@@ -249,7 +246,7 @@ impl Writer {
         if get_action(&self.conn, new.conversation, new.action)?.is_none() {
             return Err(StoreError::NotFound);
         }
-        let body = serde_json::to_string(&new.body).map_err(encoding("response body"))?;
+        let body = encode_json(&new.body, "response body")?;
         let (now, now_us) = self.now()?;
         let completed = new.body.completed.map(i64::from);
         let response = if new.update {

@@ -6,8 +6,8 @@
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
     Application, Conversation, ConversationKind, GroupView, Identity, Member, Message,
-    MessageContent, MessageType, Metadata, Participant, ReadReceipt, RefreshToken, RetentionPolicy,
-    Role, SubgroupLink,
+    MessageContent, MessageType, Metadata, Participant, ReadReceipt, RefreshToken, Role,
+    SubgroupLink,
 };
 use confab_core::ports::{StoreError, StoreResult};
 pub(crate) use confab_store_common::cursors::{
@@ -18,7 +18,8 @@ pub(crate) use confab_store_common::cursors::{
 pub(crate) use confab_store_common::stored::{
     conv_key, conversation_from_key, decode_audience, decode_content, decode_metadata,
     encode_audience, encode_content, encode_metadata, event_kind_name, expires_on, from_micros,
-    join_scopes, micros, micros_ceil, retention_days, split_scopes, truncate, ALL_SUBSCRIBERS,
+    join_scopes, micros, micros_ceil, retention_days, retention_policy, split_scopes, truncate,
+    ALL_SUBSCRIBERS,
 };
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -157,10 +158,10 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversat
 /// `CONVERSATION_COLUMNS` starting at column `at`.
 pub(crate) fn conversation_from_offset(row: &Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
     let days: Option<i64> = row.get(at + 6)?;
-    let retention = days
-        .map(|d| u32::try_from(d).map_err(|e| bad_value(at + 6, e)))
-        .transpose()?
-        .map(|delete_after_days| RetentionPolicy::ThreadCreationDate { delete_after_days });
+    let retention = retention_policy(
+        days.map(|d| u32::try_from(d).map_err(|e| bad_value(at + 6, e)))
+            .transpose()?,
+    );
     Ok(Conversation {
         id: conversation_at(row, at)?,
         topic: row.get(at + 1)?,

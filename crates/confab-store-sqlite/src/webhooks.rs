@@ -44,12 +44,11 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let owner: String = row.get(8)?;
     let schema: String = row.get(13)?;
     let threads: String = row.get(15)?;
-    let threads: Vec<String> = serde_json::from_str(&threads).map_err(|_| bad("threads"))?;
     Ok(Webhook {
         id: row.get(0)?,
         object: WebhookObject::parse(&object).ok_or_else(|| bad("object_type"))?,
         object_id: row.get(2)?,
-        event_types: serde_json::from_str(&types).map_err(|_| bad("event_types"))?,
+        event_types: stored::parse_event_types(&types).ok_or_else(|| bad("event_types"))?,
         callback_url: row.get(4)?,
         callback_token: row.get(5)?,
         callback_context: row.get(6)?,
@@ -65,10 +64,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         disabled_reason: row.get(12)?,
         schema: EventSchema::parse(&schema).ok_or_else(|| bad("schema"))?,
         name: row.get(14)?,
-        threads: threads
-            .iter()
-            .map(|t| ConversationId::parse(t).ok_or_else(|| bad("threads")))
-            .collect::<rusqlite::Result<_>>()?,
+        threads: stored::parse_threads(&threads).ok_or_else(|| bad("threads"))?,
     })
 }
 
@@ -235,8 +231,7 @@ impl Writer {
     }
 
     pub(crate) fn create_webhook(&mut self, webhook: &Webhook) -> StoreResult<()> {
-        let types = serde_json::to_string(&webhook.event_types)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let types = stored::event_types_text(&webhook.event_types)?;
         self.webhooks_touched = true;
         self.conn
             .prepare_cached(
@@ -270,8 +265,7 @@ impl Writer {
     }
 
     pub(crate) fn update_webhook(&mut self, webhook: &Webhook, resume: bool) -> StoreResult<()> {
-        let types = serde_json::to_string(&webhook.event_types)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let types = stored::event_types_text(&webhook.event_types)?;
         if get_webhook(&self.conn, &webhook.id)?.is_none() {
             return Err(StoreError::NotFound);
         }
