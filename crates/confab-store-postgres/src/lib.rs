@@ -35,7 +35,8 @@ use tokio::sync::Semaphore;
 pub use postgres::Config;
 
 use crate::db::Conn;
-use crate::writer::WriterHandle;
+use crate::writer::Writer;
+use confab_store_common::write_queue::WriteQueue;
 
 /// Connections for reads, and so reads running at once. Further reads wait for one.
 const READ_POOL_SIZE: usize = 8;
@@ -46,7 +47,7 @@ pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
 /// The PostgreSQL store. Cheap to share behind an `Arc`; every method may be called
 /// concurrently.
 pub struct PostgresStore {
-    writer: WriterHandle,
+    writer: WriteQueue<Writer>,
     sink: SinkSlot,
     reads: Arc<ReadPool>,
 }
@@ -65,7 +66,7 @@ impl PostgresStore {
     /// `search_path`, to keep confab's tables in a schema of their own).
     pub async fn connect(config: Config) -> StoreResult<Self> {
         let sink = SinkSlot::default();
-        let writer = WriterHandle::start(config.clone(), sink.clone()).await?;
+        let writer = writer::start(config.clone(), sink.clone()).await?;
         Ok(Self {
             writer,
             sink,
@@ -86,12 +87,7 @@ impl PostgresStore {
     /// Stops taking writes, waits until every queued write has committed (or failed), and stops
     /// the writer thread. Later writes answer `Unavailable`; reads still work.
     pub async fn close(&self) {
-        if let Some(thread) = self.writer.shut() {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                tracing::error!("the store writer thread did not stop cleanly");
-            }
-        }
+        self.writer.close().await;
     }
 
     /// Runs a read on a pooled connection, on the blocking pool.
@@ -118,11 +114,7 @@ impl PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        if let Some(thread) = self.writer.shut() {
-            if thread.join().is_err() {
-                tracing::error!("the store writer thread panicked");
-            }
-        }
+        self.writer.close_now();
     }
 }
 

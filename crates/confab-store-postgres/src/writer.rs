@@ -18,14 +18,11 @@
 //! (jobs are re-runnable closures for that reason, and nothing is answered before the commit).
 //! Batches without failures, nearly all of them, pay for no savepoint.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use confab_core::ports::{CommittedEvent, StoreError, StoreResult};
-use parking_lot::{Mutex, RwLock};
+use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 use postgres::Config;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::db::Conn;
@@ -46,118 +43,30 @@ const BEGIN_BATCH: &str =
 const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $1)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/// A unit of work for the writer thread.
-pub(crate) trait Job: Send {
-    /// Runs the job inside the batch transaction and keeps its outcome (replacing that of an
-    /// earlier, rolled-back run). Answers whether it succeeded.
-    fn run(&mut self, writer: &mut Writer) -> bool;
-    /// Sends the kept outcome, or `batch_error` if the batch did not commit.
-    fn finish(self: Box<Self>, batch_error: Option<&str>);
-}
-
-/// A job made of a closure, answering through a oneshot.
-struct Call<T, F> {
-    work: F,
-    outcome: Option<StoreResult<T>>,
-    reply: oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T, F> Job for Call<T, F>
-where
-    T: Send,
-    F: FnMut(&mut Writer) -> StoreResult<T> + Send,
-{
-    fn run(&mut self, writer: &mut Writer) -> bool {
-        let work = &mut self.work;
-        // A panic must not take the writer thread (and every later write) down with it.
-        let outcome = catch_unwind(AssertUnwindSafe(|| work(writer))).unwrap_or_else(|_| {
-            tracing::error!("a store write panicked");
-            Err(StoreError::Unavailable("store write failed".into()))
+/// Starts the writer thread, which connects and brings the schema up to date; answers its
+/// queue once it has (or why it could not). Connecting blocks, so it runs there rather than on
+/// the caller's task.
+pub(crate) async fn start(config: Config, sink: SinkSlot) -> StoreResult<WriteQueue<Writer>> {
+    let (ready, started) = oneshot::channel::<StoreResult<()>>();
+    let queue = WriteQueue::start("confab-postgres-writer", move |jobs| {
+        let writer = schema::connect(&config).and_then(|mut client| {
+            schema::migrate(&mut client)?;
+            Ok(Writer::new(Conn::new(client), sink))
         });
-        let ok = outcome.is_ok();
-        self.outcome = Some(outcome);
-        ok
-    }
-
-    fn finish(self: Box<Self>, batch_error: Option<&str>) {
-        let answer = match (self.outcome, batch_error) {
-            // A job's own error stands: it left no change (its savepoint undone).
-            (Some(Err(err)), _) => Err(err),
-            (_, Some(err)) => Err(StoreError::Unavailable(err.to_owned())),
-            (Some(Ok(value)), None) => Ok(value),
-            (None, None) => Err(StoreError::Unavailable("store write did not run".into())),
-        };
-        // The caller may have gone away (a cancelled request); the write stands regardless.
-        let _ = self.reply.send(answer);
-    }
-}
-
-/// The async side's handle on the writer thread.
-pub(crate) struct WriterHandle {
-    /// `None` once closed. Behind a lock only so that `close` can drop it through `&self`.
-    sender: RwLock<Option<UnboundedSender<Box<dyn Job>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl WriterHandle {
-    /// Starts the thread, which connects and brings the schema up to date; answers once it has
-    /// (or could not). Connecting blocks, so it runs there rather than on the caller's task.
-    pub(crate) async fn start(config: Config, sink: SinkSlot) -> StoreResult<Self> {
-        let (ready, started) = oneshot::channel::<StoreResult<()>>();
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
-            .name("confab-postgres-writer".into())
-            .spawn(move || {
-                let writer = schema::connect(&config).and_then(|mut client| {
-                    schema::migrate(&mut client)?;
-                    Ok(Writer::new(Conn::new(client), sink))
-                });
-                match writer {
-                    Ok(writer) => {
-                        let _ = ready.send(Ok(()));
-                        writer.run(receiver);
-                    }
-                    Err(err) => {
-                        let _ = ready.send(Err(err));
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        let handle = Self {
-            sender: RwLock::new(Some(sender)),
-            thread: Mutex::new(Some(thread)),
-        };
-        match started.await {
-            Ok(Ok(())) => Ok(handle),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(StoreError::Unavailable("the writer did not start".into())),
+        match writer {
+            Ok(writer) => {
+                let _ = ready.send(Ok(()));
+                writer.run(jobs);
+            }
+            Err(err) => {
+                let _ = ready.send(Err(err));
+            }
         }
-    }
-
-    /// Runs `work` on the writer thread; answers once its batch has committed.
-    pub(crate) async fn call<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Writer) -> StoreResult<T> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Call {
-            work,
-            outcome: None,
-            reply,
-        });
-        {
-            let sender = self.sender.read();
-            let sender = sender.as_ref().ok_or_else(closed)?;
-            sender.send(job).map_err(|_| closed())?;
-        }
-        answer.await.map_err(|_| closed())?
-    }
-
-    /// Closes the queue and returns the thread to join: it finishes the queued jobs first.
-    pub(crate) fn shut(&self) -> Option<JoinHandle<()>> {
-        drop(self.sender.write().take());
-        self.thread.lock().take()
+    })?;
+    match started.await {
+        Ok(Ok(())) => Ok(queue),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(StoreError::Unavailable("the writer did not start".into())),
     }
 }
 
@@ -168,10 +77,6 @@ enum Pass {
     Replay,
     /// The whole batch failed, for this reason.
     Failed(String),
-}
-
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
 }
 
 /// The writer thread's state: the connection, the id clock and the batch's events.
@@ -200,30 +105,12 @@ impl Writer {
         }
     }
 
-    fn run(mut self, mut jobs: UnboundedReceiver<Box<dyn Job>>) {
-        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-        // `blocking_recv` ends only once the queue is both closed and empty: queued work is
-        // finished.
-        while let Some(first) = jobs.blocking_recv() {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let failure = self.run_batch(&mut batch);
-            if let Some(err) = &failure {
-                tracing::error!(error = %err, jobs = batch.len(), "store batch failed");
-            }
-            for job in batch.drain(..) {
-                job.finish(failure.as_deref());
-            }
-        }
+    fn run(mut self, mut jobs: Jobs<Writer>) {
+        serve(&mut jobs, MAX_BATCH, |batch| self.run_batch(batch));
     }
 
     /// Runs the jobs in one transaction. Answers the error that failed the whole batch, if any.
-    pub(crate) fn run_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Option<String> {
+    pub(crate) fn run_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>]) -> Option<String> {
         match self.try_batch(batch, false) {
             Pass::Committed => None,
             Pass::Failed(err) => Some(err),
@@ -240,7 +127,7 @@ impl Writer {
 
     /// One attempt at a batch: without savepoints (asking for a replay if a job fails), or
     /// with one savepoint per job.
-    fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
+    fn try_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
         self.pending.clear();
         if let Err(err) = self.begin() {

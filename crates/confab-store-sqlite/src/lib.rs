@@ -57,7 +57,8 @@ use tokio::sync::Semaphore;
 
 use crate::memberships::Memberships;
 use crate::schema::Durability;
-use crate::writer::WriterHandle;
+use crate::writer::Writer;
+use confab_store_common::write_queue::WriteQueue;
 
 /// Read connections, and so reads running at once. Further reads wait for a connection rather
 /// than open one: opening costs far more than a read (file, pragmas, a cold statement cache),
@@ -66,7 +67,9 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The SQLite store. Cheap to share behind an `Arc`; every method may be called concurrently.
 pub struct SqliteStore {
-    writer: WriterHandle,
+    writer: WriteQueue<Writer>,
+    /// Woken after each commit that recorded webhook deliveries.
+    delivery_wakeup: Arc<tokio::sync::Notify>,
     /// Where the writer hands committed events (see [`SqliteStore::set_event_sink`]).
     sink: events::SinkSlot,
     reads: Arc<ReadPool>,
@@ -110,8 +113,8 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let sink = events::SinkSlot::default();
         let memberships = Arc::new(Memberships::default());
-        let writer =
-            WriterHandle::start(&path, durability, clock, sink.clone(), memberships.clone())?;
+        let (writer, delivery_wakeup) =
+            writer::start(&path, durability, clock, sink.clone(), memberships.clone())?;
         let reads = Arc::new(ReadPool {
             path: path.clone(),
             idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
@@ -119,6 +122,7 @@ impl SqliteStore {
         });
         Ok(Self {
             writer,
+            delivery_wakeup,
             sink,
             reads,
             memberships,
@@ -141,12 +145,7 @@ impl SqliteStore {
     /// Stops taking writes, waits until every queued write has committed (or failed), and stops
     /// the writer thread. Later writes answer `Unavailable`; reads still work.
     pub async fn close(&self) {
-        if let Some(thread) = self.writer.shut() {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                tracing::error!("the store writer thread did not stop cleanly");
-            }
-        }
+        self.writer.close().await;
     }
 
     /// Runs a read on a pooled read-only connection: on the calling async worker while reads
@@ -211,11 +210,7 @@ const OFFLOAD_WINDOW: Duration = Duration::from_secs(1);
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        if let Some(thread) = self.writer.shut() {
-            if thread.join().is_err() {
-                tracing::error!("the store writer thread panicked");
-            }
-        }
+        self.writer.close_now();
     }
 }
 
@@ -983,7 +978,7 @@ impl confab_core::ports::WebhookStore for SqliteStore {
     }
 
     fn delivery_wakeup(&self) -> Arc<tokio::sync::Notify> {
-        self.writer.delivery_wakeup.clone()
+        self.delivery_wakeup.clone()
     }
 }
 

@@ -15,17 +15,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use confab_core::ids::ConversationId;
-use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
-use parking_lot::{Mutex, RwLock};
+use confab_core::ports::{Clock, CommittedEvent, StoreResult};
 use rusqlite::Connection;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
 
 use crate::checkpoint::Checkpointer;
 use crate::codec::{meta_value, set_meta, DbResult};
@@ -33,6 +28,7 @@ use crate::events::SinkSlot;
 use crate::memberships::Memberships;
 use crate::schema::{self, Durability};
 use confab_store_common::outbox::HookCache;
+use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 
 use crate::webhooks;
 
@@ -40,123 +36,23 @@ use crate::webhooks;
 /// in its batch, and the work lost to a failed commit.
 pub(crate) const MAX_BATCH: usize = 1024;
 
-/// A unit of work for the writer thread.
-pub(crate) trait Job: Send {
-    /// Runs the job inside the batch transaction and keeps its outcome (replacing that of an
-    /// earlier, rolled-back run). Answers whether it succeeded.
-    fn run(&mut self, writer: &mut Writer) -> bool;
-    /// Sends the kept outcome, or `batch_error` if the batch did not commit.
-    fn finish(self: Box<Self>, batch_error: Option<&str>);
-}
-
-/// A job made of a closure, answering through a oneshot.
-struct Call<T, F> {
-    work: F,
-    outcome: Option<StoreResult<T>>,
-    reply: oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T, F> Job for Call<T, F>
-where
-    T: Send,
-    F: FnMut(&mut Writer) -> StoreResult<T> + Send,
-{
-    fn run(&mut self, writer: &mut Writer) -> bool {
-        let work = &mut self.work;
-        // A panic must not take the writer thread (and every later write) down with it.
-        let outcome = catch_unwind(AssertUnwindSafe(|| work(writer))).unwrap_or_else(|_| {
-            tracing::error!("a store write panicked");
-            Err(StoreError::Unavailable("store write failed".into()))
-        });
-        let ok = outcome.is_ok();
-        self.outcome = Some(outcome);
-        ok
-    }
-
-    fn finish(self: Box<Self>, batch_error: Option<&str>) {
-        let answer = match (self.outcome, batch_error) {
-            // A job's own error stands: it left no change (none made, or its savepoint undone).
-            (Some(Err(err)), _) => Err(err),
-            (_, Some(err)) => Err(StoreError::Unavailable(err.to_owned())),
-            (Some(Ok(value)), None) => Ok(value),
-            (None, None) => Err(StoreError::Unavailable("store write did not run".into())),
-        };
-        // The caller may have gone away (a cancelled request); the write stands regardless.
-        let _ = self.reply.send(answer);
-    }
-}
-
-/// The async side's handle on the writer thread.
-pub(crate) struct WriterHandle {
-    /// `None` once closed. Behind a lock only so that `close` can drop it through `&self`.
-    sender: RwLock<Option<UnboundedSender<Box<dyn Job>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    /// Woken after each commit that recorded webhook deliveries.
-    pub(crate) delivery_wakeup: Arc<tokio::sync::Notify>,
-}
-
-impl WriterHandle {
-    /// Opens the write connection (migrating the schema) and starts the thread.
-    pub(crate) fn start(
-        path: &Path,
-        durability: Durability,
-        clock: Arc<dyn Clock>,
-        sink: SinkSlot,
-        memberships: Arc<Memberships>,
-    ) -> StoreResult<Self> {
-        let conn = schema::open_writer(path, durability)?;
-        let mut writer = Writer::new(conn, clock)?;
-        writer.sink = sink;
-        writer.memberships = memberships;
-        writer.checkpointer = Some(Checkpointer::start(path, durability)?);
-        let delivery_wakeup = writer.delivery_wakeup.clone();
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Box<dyn Job>>();
-        let thread = std::thread::Builder::new()
-            .name("confab-sqlite-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        Ok(Self {
-            sender: RwLock::new(Some(sender)),
-            thread: Mutex::new(Some(thread)),
-            delivery_wakeup,
-        })
-    }
-
-    /// Runs `work` on the writer thread; answers once its batch has committed.
-    pub(crate) async fn call<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Writer) -> StoreResult<T> + Send + 'static,
-    {
-        let (job, answer) = job(work);
-        {
-            let sender = self.sender.read();
-            let sender = sender.as_ref().ok_or_else(closed)?;
-            sender.send(job).map_err(|_| closed())?;
-        }
-        answer.await.map_err(|_| closed())?
-    }
-
-    /// Closes the queue and returns the thread to join: it finishes the queued jobs first.
-    pub(crate) fn shut(&self) -> Option<JoinHandle<()>> {
-        drop(self.sender.write().take());
-        self.thread.lock().take()
-    }
-}
-
-/// Wraps `work` as a job, with the receiver of its answer.
-pub(crate) fn job<T, F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<T>>)
-where
-    T: Send + 'static,
-    F: FnMut(&mut Writer) -> StoreResult<T> + Send + 'static,
-{
-    let (reply, answer) = oneshot::channel();
-    let job = Box::new(Call {
-        work,
-        outcome: None,
-        reply,
-    });
-    (job, answer)
+/// Opens the write connection (migrating the schema) and starts the writer thread; answers
+/// its queue and the notification woken after each commit that recorded webhook deliveries.
+pub(crate) fn start(
+    path: &Path,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    sink: SinkSlot,
+    memberships: Arc<Memberships>,
+) -> StoreResult<(WriteQueue<Writer>, Arc<tokio::sync::Notify>)> {
+    let conn = schema::open_writer(path, durability)?;
+    let mut writer = Writer::new(conn, clock)?;
+    writer.sink = sink;
+    writer.memberships = memberships;
+    writer.checkpointer = Some(Checkpointer::start(path, durability)?);
+    let delivery_wakeup = writer.delivery_wakeup.clone();
+    let queue = WriteQueue::start("confab-sqlite-writer", move |jobs| writer.run(jobs))?;
+    Ok((queue, delivery_wakeup))
 }
 
 /// How an attempt at a batch ended.
@@ -166,10 +62,6 @@ enum Pass {
     Replay,
     /// The whole batch failed, for this reason.
     Failed(String),
-}
-
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
 }
 
 /// The writer thread's state: the connection and the message id clock.
@@ -286,28 +178,8 @@ impl Writer {
         })
     }
 
-    fn run(mut self, mut jobs: UnboundedReceiver<Box<dyn Job>>) {
-        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-        // `blocking_recv` ends only once the queue is both closed and empty: queued work is
-        // finished. (tokio's queue parks the thread at once when it is empty; crossbeam's spun
-        // and yielded first, ~2 % of a send's server time taken from the cores the requests
-        // need.)
-        while let Some(first) = jobs.blocking_recv() {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let failure = self.run_batch(&mut batch);
-            if let Some(err) = &failure {
-                tracing::error!(error = %err, jobs = batch.len(), "store batch failed");
-            }
-            for job in batch.drain(..) {
-                job.finish(failure.as_deref());
-            }
-        }
+    fn run(mut self, mut jobs: Jobs<Writer>) {
+        serve(&mut jobs, MAX_BATCH, |batch| self.run_batch(batch));
         self.close();
     }
 
@@ -329,7 +201,7 @@ impl Writer {
     }
 
     /// Runs the jobs in one transaction. Answers the error that failed the whole batch, if any.
-    pub(crate) fn run_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Option<String> {
+    pub(crate) fn run_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>]) -> Option<String> {
         match self.try_batch(batch, false) {
             Pass::Committed => None,
             Pass::Failed(err) => Some(err),
@@ -346,7 +218,7 @@ impl Writer {
 
     /// One attempt at a batch: without savepoints (asking for a replay if a job fails after
     /// writing), or with one savepoint per job.
-    fn try_batch(&mut self, batch: &mut [Box<dyn Job>], savepoints: bool) -> Pass {
+    fn try_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
         self.pending.get_mut().clear();
         self.membership_changes.get_mut().clear();
@@ -457,7 +329,8 @@ const WRITER_OPEN: &str = "writer_open";
 pub(crate) mod tests {
     use confab_core::ids::{ConversationId, IdentityId, MessageId};
     use confab_core::model::{Message, MessageContent, MessageType, Metadata, Participant, Role};
-    use confab_core::ports::{NewConversation, NewMessage, SystemClock};
+    use confab_core::ports::{NewConversation, NewMessage, StoreError, SystemClock};
+    use confab_store_common::write_queue::job;
 
     use super::*;
     use crate::codec::conv_key;
