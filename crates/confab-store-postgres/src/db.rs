@@ -1,10 +1,11 @@
 //! A connection with its prepared statements, and PostgreSQL errors as the store's.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use confab_core::ids::IdentityId;
+use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::ports::{StoreError, StoreResult};
-use confab_store_common::stored::from_micros;
+use confab_store_common::stored::{conversation_from_key, from_micros};
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use time::OffsetDateTime;
@@ -31,61 +32,64 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// A connection that prepares each statement once. Without it every query would be parsed and
 /// planned again, in an extra round trip (the client prepares an unnamed statement per call).
+///
+/// Its methods take `&self`, like a rusqlite connection's, so that the writer's helpers (and
+/// the shared outbox, which reads through `&self`) can query while holding other parts of the
+/// writer. A connection is only ever used by one thread at a time, and every call ends its
+/// borrow before it returns (rows are owned), so the cells never see a second borrow.
 pub(crate) struct Conn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
+    client: RefCell<Client>,
+    statements: RefCell<HashMap<String, Statement>>,
 }
 
 impl Conn {
     pub(crate) fn new(client: Client) -> Self {
         Self {
-            client,
-            statements: HashMap::new(),
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.borrow().is_closed()
     }
 
     /// The prepared form of `sql` (prepared on first use).
-    fn prepared(&mut self, sql: &'static str) -> StoreResult<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
+    fn prepared(&self, sql: &str) -> StoreResult<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql).db()?;
-        self.statements.insert(sql, statement.clone());
+        let statement = self.client.borrow_mut().prepare(sql).db()?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 
-    pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+    pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let statement = self.prepared(sql)?;
-        self.client.query(&statement, params).db()
+        self.client.borrow_mut().query(&statement, params).db()
     }
 
-    pub(crate) fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> StoreResult<Option<Row>> {
+    pub(crate) fn query_opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
         let statement = self.prepared(sql)?;
-        self.client.query_opt(&statement, params).db()
+        self.client.borrow_mut().query_opt(&statement, params).db()
     }
 
-    pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Row> {
+    pub(crate) fn query_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
         let statement = self.prepared(sql)?;
-        self.client.query_one(&statement, params).db()
+        self.client.borrow_mut().query_one(&statement, params).db()
     }
 
     /// Runs a statement; answers the rows it changed.
-    pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<u64> {
+    pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
         let statement = self.prepared(sql)?;
-        self.client.execute(&statement, params).db()
+        self.client.borrow_mut().execute(&statement, params).db()
     }
 
     /// Runs statements without parameters (transaction control, schema changes).
-    pub(crate) fn batch(&mut self, sql: &str) -> StoreResult<()> {
-        self.client.batch_execute(sql).db()
+    pub(crate) fn batch(&self, sql: &str) -> StoreResult<()> {
+        self.client.borrow_mut().batch_execute(sql).db()
     }
 }
 
@@ -113,4 +117,21 @@ pub(crate) fn hash_at(row: &Row, idx: usize) -> StoreResult<[u8; 32]> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Unavailable(format!("stored hash of {} bytes", bytes.len())))
+}
+
+/// Column `idx` of `row`: a conversation id (its 16 bytes).
+pub(crate) fn conversation_at(row: &Row, idx: usize) -> StoreResult<ConversationId> {
+    let bytes: &[u8] = get(row, idx)?;
+    let key: [u8; 16] = bytes.try_into().map_err(|_| {
+        StoreError::Unavailable(format!("stored conversation id of {} bytes", bytes.len()))
+    })?;
+    Ok(conversation_from_key(key))
+}
+
+/// Column `idx` of `row`: a conversation id, or NULL.
+pub(crate) fn opt_conversation_at(row: &Row, idx: usize) -> StoreResult<Option<ConversationId>> {
+    match get::<Option<&[u8]>>(row, idx)? {
+        Some(_) => conversation_at(row, idx).map(Some),
+        None => Ok(None),
+    }
 }

@@ -3,12 +3,11 @@
 use confab_core::ids::IdentityId;
 use confab_core::model::Identity;
 use confab_core::ports::{StoreError, StoreResult};
+use confab_store_common::stored::micros;
 use postgres::Row;
 
-use confab_store_common::stored::micros;
-
-use crate::db::{get, identity_at, time_at};
-use crate::PostgresStore;
+use crate::db::{get, identity_at, time_at, Conn};
+use crate::writer::Writer;
 
 fn identity_from_row(row: &Row) -> StoreResult<Identity> {
     let generation: i64 = get(row, 2)?;
@@ -20,78 +19,61 @@ fn identity_from_row(row: &Row) -> StoreResult<Identity> {
     })
 }
 
-impl PostgresStore {
-    /// Creates an identity (`Conflict` if it exists).
-    pub async fn create_identity(&self, identity: &Identity) -> StoreResult<()> {
-        let identity = identity.clone();
-        self.writer
-            .call(move |w| {
-                let inserted = w.db.execute(
-                    "INSERT INTO identities (id, created_on, token_generation)
-                     VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-                    &[
-                        &identity.id.as_str(),
-                        &micros(identity.created_on),
-                        &i64::from(identity.token_generation),
-                    ],
-                )?;
-                if inserted == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "identity {} already exists",
-                        identity.id
-                    )));
-                }
-                Ok(())
-            })
-            .await
-    }
+pub(crate) fn get_identity(db: &Conn, id: &IdentityId) -> StoreResult<Option<Identity>> {
+    db.query_opt(
+        "SELECT id, created_on, token_generation FROM identities WHERE id = $1",
+        &[&id.as_str()],
+    )?
+    .as_ref()
+    .map(identity_from_row)
+    .transpose()
+}
 
-    pub async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>> {
-        let id = id.clone();
-        self.read(move |db| {
-            db.query_opt(
-                "SELECT id, created_on, token_generation FROM identities WHERE id = $1",
-                &[&id.as_str()],
-            )?
-            .as_ref()
-            .map(identity_from_row)
-            .transpose()
-        })
-        .await
+impl Writer {
+    /// Creates an identity (`Conflict` if it exists).
+    pub(crate) fn create_identity(&mut self, identity: &Identity) -> StoreResult<()> {
+        let inserted = self.db.execute(
+            "INSERT INTO identities (id, created_on, token_generation)
+             VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            &[
+                &identity.id.as_str(),
+                &micros(identity.created_on),
+                &i64::from(identity.token_generation),
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "identity {} already exists",
+                identity.id
+            )));
+        }
+        Ok(())
     }
 
     /// Invalidates every token minted so far; answers the new generation (`NotFound` if
     /// unknown).
-    pub async fn bump_token_generation(&self, id: &IdentityId) -> StoreResult<u32> {
-        let id = id.clone();
-        self.writer
-            .call(move |w| {
-                let row =
-                    w.db.query_opt(
-                        "UPDATE identities SET token_generation = token_generation + 1
-                         WHERE id = $1 RETURNING token_generation",
-                        &[&id.as_str()],
-                    )?
-                    .ok_or(StoreError::NotFound)?;
-                let generation: i64 = get(&row, 0)?;
-                u32::try_from(generation)
-                    .map_err(|_| StoreError::Conflict("token generation exhausted".into()))
-            })
-            .await
+    pub(crate) fn bump_token_generation(&mut self, id: &IdentityId) -> StoreResult<u32> {
+        let row = self
+            .db
+            .query_opt(
+                "UPDATE identities SET token_generation = token_generation + 1
+                 WHERE id = $1 RETURNING token_generation",
+                &[&id.as_str()],
+            )?
+            .ok_or(StoreError::NotFound)?;
+        let generation: i64 = get(&row, 0)?;
+        u32::try_from(generation)
+            .map_err(|_| StoreError::Conflict("token generation exhausted".into()))
     }
 
     /// Deletes the identity (`NotFound` if unknown).
-    pub async fn delete_identity(&self, id: &IdentityId) -> StoreResult<()> {
-        let id = id.clone();
-        self.writer
-            .call(move |w| {
-                let deleted =
-                    w.db.execute("DELETE FROM identities WHERE id = $1", &[&id.as_str()])?;
-                if deleted == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
-            })
-            .await
+    pub(crate) fn delete_identity(&mut self, id: &IdentityId) -> StoreResult<()> {
+        let deleted = self
+            .db
+            .execute("DELETE FROM identities WHERE id = $1", &[&id.as_str()])?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }

@@ -19,16 +19,23 @@
 //! or dropped on an async worker: the writer thread and the blocking pool own them, and the
 //! pool's idle connections are dropped on a thread of their own.
 
+mod actions;
 mod connectors;
 mod db;
+mod events;
+mod hierarchy;
 mod identities;
 mod media;
+mod reads;
 mod schema;
+mod store;
+mod webhooks;
 mod writer;
+mod writes;
 
 use std::sync::{Arc, OnceLock};
 
-use confab_core::ports::{EventSink, StoreError, StoreResult};
+use confab_core::ports::{Clock, EventSink, StoreError, StoreResult};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
@@ -41,6 +48,11 @@ use confab_store_common::write_queue::WriteQueue;
 /// Connections for reads, and so reads running at once. Further reads wait for one.
 const READ_POOL_SIZE: usize = 8;
 
+/// The error of what this store does not serve yet.
+pub(crate) fn not_yet(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("the PostgreSQL store does not serve {what} yet"))
+}
+
 /// Where the writer hands committed events (set once).
 pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
 
@@ -48,6 +60,8 @@ pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
 /// concurrently.
 pub struct PostgresStore {
     writer: WriteQueue<Writer>,
+    /// Woken after each commit that recorded webhook deliveries.
+    delivery_wakeup: Arc<tokio::sync::Notify>,
     sink: SinkSlot,
     reads: Arc<ReadPool>,
 }
@@ -55,20 +69,23 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or the key=value
     /// form), bringing its schema up to date.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Self> {
         let config = url
             .parse::<Config>()
             .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
-        Self::connect(config).await
+        Self::connect(config, clock).await
     }
 
     /// [`PostgresStore::open`] with a parsed configuration (say, with `options` setting a
     /// `search_path`, to keep confab's tables in a schema of their own).
-    pub async fn connect(config: Config) -> StoreResult<Self> {
+    pub async fn connect(config: Config, clock: Arc<dyn Clock>) -> StoreResult<Self> {
         let sink = SinkSlot::default();
-        let writer = writer::start(config.clone(), sink.clone()).await?;
+        let delivery_wakeup = Arc::new(tokio::sync::Notify::new());
+        let writer =
+            writer::start(config.clone(), clock, sink.clone(), delivery_wakeup.clone()).await?;
         Ok(Self {
             writer,
+            delivery_wakeup,
             sink,
             reads: Arc::new(ReadPool {
                 config,
@@ -94,7 +111,7 @@ impl PostgresStore {
     async fn read<T, F>(&self, read: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Conn) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> StoreResult<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.reads);
         // Wait here, on the async side, so that waiting reads hold no blocking thread.
@@ -130,13 +147,13 @@ struct ReadPool {
 impl ReadPool {
     /// Runs `read` on an idle connection (or a new one) and gives it back, unless the read
     /// panicked or the connection broke. Blocks: on the blocking pool only.
-    fn run<T>(&self, read: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+    fn run<T>(&self, read: impl FnOnce(&Conn) -> StoreResult<T>) -> StoreResult<T> {
         let idle = self.idle.lock().pop();
-        let mut conn = match idle {
+        let conn = match idle {
             Some(conn) => conn,
             None => Conn::new(schema::connect(&self.config)?),
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut conn)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&conn)));
         match result {
             Ok(result) => {
                 if !conn.is_closed() {

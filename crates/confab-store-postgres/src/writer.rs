@@ -20,25 +20,41 @@
 
 use std::sync::Arc;
 
-use confab_core::ports::{CommittedEvent, StoreError, StoreResult};
+use std::cell::{Cell, RefCell};
+
+use confab_core::ids::{ConversationId, IdentityId};
+use confab_core::model::{Audience, EventKind, Message};
+use confab_core::ports::bus::EventParts;
+use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
+use confab_store_common::event_payloads::EventRow;
+use confab_store_common::message_events::{message_event_text, MessageHints};
+use confab_store_common::outbox::{self, HookCache};
+use confab_store_common::stored::{conv_key, event_kind_name, truncate};
 use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 use postgres::Config;
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
+use tokio::sync::Notify;
 
-use crate::db::Conn;
-use crate::schema;
-use crate::SinkSlot;
+use crate::db::{get, Conn};
+use crate::{schema, webhooks, SinkSlot};
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
 /// in its batch, and the work lost to a failed commit.
 pub(crate) const MAX_BATCH: usize = 1024;
 
-/// Takes the writers' lock for the transaction and reads the id clock, in one round trip. The
-/// lock is keyed by the schema, so that stores in other schemas of one database (tests) do not
-/// wait for each other.
+/// Takes the writers' lock for the transaction and reads the id clock and the webhook
+/// subscriptions' version, in one round trip. The lock is keyed by the schema, so that stores
+/// in other schemas of one database (tests) do not wait for each other.
 const BEGIN_BATCH: &str =
     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.confab_writes'))::text,
-        (SELECT value FROM meta WHERE key = 'id_clock')";
+        (SELECT value FROM meta WHERE key = 'id_clock'),
+        (SELECT value FROM meta WHERE key = 'webhooks_version')";
+
+/// Bumped by every change to a webhook subscription, so that every node's writer reloads its
+/// copy of the active subscriptions at the start of its next batch.
+const BUMP_WEBHOOKS_VERSION: &str = "INSERT INTO meta (key, value) VALUES ('webhooks_version', 1)
+     ON CONFLICT (key) DO UPDATE SET value = meta.value + 1";
 
 const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $1)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -46,12 +62,29 @@ const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $
 /// Starts the writer thread, which connects and brings the schema up to date; answers its
 /// queue once it has (or why it could not). Connecting blocks, so it runs there rather than on
 /// the caller's task.
-pub(crate) async fn start(config: Config, sink: SinkSlot) -> StoreResult<WriteQueue<Writer>> {
+pub(crate) async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    sink: SinkSlot,
+    delivery_wakeup: Arc<Notify>,
+) -> StoreResult<WriteQueue<Writer>> {
     let (ready, started) = oneshot::channel::<StoreResult<()>>();
     let queue = WriteQueue::start("confab-postgres-writer", move |jobs| {
         let writer = schema::connect(&config).and_then(|mut client| {
             schema::migrate(&mut client)?;
-            Ok(Writer::new(Conn::new(client), sink))
+            Ok(Writer {
+                db: Conn::new(client),
+                clock,
+                last_id: 0,
+                saved_id: 0,
+                replays: 0,
+                pending: RefCell::new(Vec::new()),
+                sink,
+                webhooks: HookCache::new(),
+                webhooks_version: None,
+                deliveries_recorded: Cell::new(false),
+                delivery_wakeup,
+            })
         });
         match writer {
             Ok(writer) => {
@@ -79,32 +112,31 @@ enum Pass {
     Failed(String),
 }
 
-/// The writer thread's state: the connection, the id clock and the batch's events.
+/// The writer thread's state: the connection, the id clock, the batch's events and the
+/// active webhook subscriptions.
 pub(crate) struct Writer {
     pub(crate) db: Conn,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The last value the id clock handed out (a message id or a version).
     pub(crate) last_id: i64,
     /// The id clock as the database held it when the batch began.
     saved_id: i64,
     /// Batches that had to be run again with savepoints.
     pub(crate) replays: u64,
-    /// The events the current batch logged, handed to `sink` once it commits.
-    pending: Vec<Arc<CommittedEvent>>,
+    /// The events the current batch logged, handed to `sink` once it commits. (A `RefCell` so
+    /// that logging an event needs only `&self`, like the rest of a write.)
+    pending: RefCell<Vec<Arc<CommittedEvent>>>,
     sink: SinkSlot,
+    /// The active webhook subscriptions, by object, as of `webhooks_version`.
+    pub(crate) webhooks: HookCache,
+    /// The `meta.webhooks_version` `webhooks` was loaded at (`None`: not loaded yet).
+    webhooks_version: Option<i64>,
+    /// The batch recorded (or re-queued) webhook deliveries: wake the workers after COMMIT.
+    pub(crate) deliveries_recorded: Cell<bool>,
+    delivery_wakeup: Arc<Notify>,
 }
 
 impl Writer {
-    fn new(db: Conn, sink: SinkSlot) -> Self {
-        Self {
-            db,
-            last_id: 0,
-            saved_id: 0,
-            replays: 0,
-            pending: Vec::new(),
-            sink,
-        }
-    }
-
     fn run(mut self, mut jobs: Jobs<Writer>) {
         serve(&mut jobs, MAX_BATCH, |batch| self.run_batch(batch));
     }
@@ -129,7 +161,8 @@ impl Writer {
     /// with one savepoint per job.
     fn try_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
-        self.pending.clear();
+        self.pending.get_mut().clear();
+        self.deliveries_recorded.set(false);
         if let Err(err) = self.begin() {
             return Pass::Failed(self.abort(format!("cannot begin: {err}")));
         }
@@ -139,14 +172,14 @@ impl Writer {
                     return Pass::Failed(self.abort(format!("cannot open a savepoint: {err}")));
                 }
             }
-            let logged = self.pending.len();
+            let logged = self.pending.get_mut().len();
             let ok = job.run(self);
             if savepoints {
                 let end = if ok {
                     self.db.batch("RELEASE job")
                 } else {
                     // The job's events are undone with its savepoint.
-                    self.pending.truncate(logged);
+                    self.pending.get_mut().truncate(logged);
                     self.db.batch("ROLLBACK TO job; RELEASE job")
                 };
                 if let Err(err) = end {
@@ -165,19 +198,40 @@ impl Writer {
         if let Err(err) = self.db.batch("COMMIT") {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
+        if self.deliveries_recorded.take() {
+            self.delivery_wakeup.notify_one();
+        }
         // After COMMIT, never before: what goes on the bus is committed.
         self.publish_committed();
         Pass::Committed
     }
 
-    /// Opens the batch's transaction under the writers' lock and catches the id clock up with
-    /// what other nodes handed out.
+    /// Opens the batch's transaction under the writers' lock, catches the id clock up with
+    /// what other nodes handed out, and reloads the webhook subscriptions if any node changed
+    /// them.
     fn begin(&mut self) -> StoreResult<()> {
         self.db.batch("BEGIN")?;
         let row = self.db.query_one(BEGIN_BATCH, &[])?;
-        let saved: Option<i64> = row.try_get(1).map_err(crate::db::db_err)?;
+        let saved: Option<i64> = get(&row, 1)?;
         self.saved_id = saved.unwrap_or(0);
         self.last_id = self.last_id.max(self.saved_id);
+        let version: Option<i64> = get(&row, 2)?;
+        let version = version.unwrap_or(0);
+        if self.webhooks_version != Some(version) {
+            self.webhooks = webhooks::load_cache(&self.db)?;
+            self.webhooks_version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// Marks the webhook subscriptions changed: every node's writer (this one included)
+    /// reloads them at its next batch. Within this batch the change is already in `webhooks`
+    /// or the caller reloads them itself.
+    pub(crate) fn webhooks_changed(&mut self) -> StoreResult<()> {
+        self.db.execute(BUMP_WEBHOOKS_VERSION, &[])?;
+        // Forget the version: a rollback undoes the bump, and this writer's copy must then be
+        // reloaded too.
+        self.webhooks_version = None;
         Ok(())
     }
 
@@ -193,9 +247,168 @@ impl Writer {
         }
     }
 
+    // -----------------------------------------------------------------------------------------
+    // What every write uses.
+
+    /// The clock's now, truncated to what the database keeps.
+    pub(crate) fn now(&self) -> StoreResult<(OffsetDateTime, i64)> {
+        truncate(self.clock.now())
+    }
+
+    /// The next value of the id clock: the time in µs, bumped to stay strictly increasing.
+    pub(crate) fn next_id(&mut self, now_us: i64) -> i64 {
+        self.last_id = now_us.max(self.last_id.saturating_add(1));
+        self.last_id
+    }
+
+    /// Fails with `NotFound` unless the conversation exists and is not deleted.
+    pub(crate) fn ensure_open(&self, conversation: ConversationId) -> StoreResult<()> {
+        self.db
+            .query_opt(
+                "SELECT 1 FROM conversations WHERE id = $1 AND deleted_on IS NULL",
+                &[&conv_key(conversation).as_slice()],
+            )?
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Appends one row to the event log.
+    pub(crate) fn event(
+        &self,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        payload: serde_json::Value,
+        at: i64,
+    ) -> StoreResult<()> {
+        let data = payload.to_string();
+        self.log_event(
+            kind,
+            conversation,
+            message,
+            identity,
+            EventRow::Whole,
+            data,
+            at,
+        )
+    }
+
+    /// [`Writer::event`] with the event's data already serialized, and what its row keeps: the
+    /// wire event's `data`, a shortened form of it, or for a message event the message's change
+    /// and no identity (the sender is in the message's row); a read puts the data together
+    /// again (`events::events_after`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn log_event(
+        &self,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        row: EventRow,
+        data: String,
+        at: i64,
+    ) -> StoreResult<()> {
+        let (row_identity, row_payload) = match &row {
+            EventRow::Whole => (identity.map(IdentityId::as_str), data.as_str()),
+            EventRow::Short(short) => (identity.map(IdentityId::as_str), short.as_str()),
+            EventRow::Message(hints) => (None, hints.logged.as_str()),
+        };
+        let key = conversation.map(conv_key);
+        let inserted = self.db.query_one(
+            "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING position",
+            &[
+                &key.as_ref().map(|k| k.as_slice()),
+                &event_kind_name(&kind),
+                &message,
+                &row_identity,
+                &row_payload,
+                &at,
+            ],
+        )?;
+        let position: i64 = get(&inserted, 0)?;
+        // The outbox: with no webhook subscription at all this is one `is_empty` check (and the
+        // data is parsed back only when some subscription exists).
+        if !self.webhooks.is_empty() {
+            let payload: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| StoreError::Unavailable(format!("event data: {e}")))?;
+            outbox::outbox(
+                self,
+                &self.webhooks,
+                position,
+                &kind,
+                conversation,
+                message,
+                identity,
+                &payload,
+                at,
+            )?;
+        }
+        let hints = match row {
+            EventRow::Message(hints) => Some(hints),
+            EventRow::Whole | EventRow::Short(_) => None,
+        };
+        self.keep_event(position, kind, conversation, identity, hints, data, at);
+        Ok(())
+    }
+
+    /// Logs a message event (received, edited, deleted) with the whole message as its data, so
+    /// that a stream renders it without reading it back.
+    pub(crate) fn log_message_event(
+        &self,
+        kind: EventKind,
+        message: &Message,
+        at: i64,
+    ) -> StoreResult<()> {
+        let text = message_event_text(message)?;
+        self.log_event(
+            kind,
+            Some(message.conversation),
+            Some(message.id.0),
+            message.sender.as_ref(),
+            EventRow::Message(MessageHints::new(message, text.logged)),
+            text.data,
+            at,
+        )
+    }
+
+    /// Keeps the event just inserted (at `position`) for the sink, if there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_event(
+        &self,
+        position: i64,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        identity: Option<&IdentityId>,
+        hints: Option<MessageHints>,
+        data: String,
+        at_us: i64,
+    ) {
+        if self.sink.get().is_none() {
+            return;
+        }
+        let (message, audience) = match hints {
+            Some(h) => (Some(h.message), h.audience),
+            None => (None, Audience::Members),
+        };
+        self.pending
+            .borrow_mut()
+            .push(Arc::new(CommittedEvent::new(EventParts {
+                position: Some(position),
+                kind,
+                conversation,
+                identity: identity.cloned(),
+                message,
+                audience,
+                at_us,
+                data,
+            })));
+    }
+
     /// Hands the events of the batch that just committed to the sink.
     fn publish_committed(&mut self) {
-        let events = std::mem::take(&mut self.pending);
+        let events = std::mem::take(self.pending.get_mut());
         if events.is_empty() {
             return;
         }

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{Application, Identity, PinChallenge, RefreshToken};
 use confab_core::ports::{
-    ConnectorStore, MediaKind, MediaRecord, MediaStore, PinOutcome, PinRedemption, StoreError,
+    ConnectorStore, MediaKind, MediaRecord, MediaStore, PinOutcome, PinRedemption, Store,
+    StoreError, SystemClock,
 };
+use confab_store_conformance::{Fixture, TestClock};
 use confab_store_postgres::{Config, PostgresStore};
 use time::macros::datetime;
 use time::Duration;
@@ -49,7 +51,7 @@ impl Scratch {
     }
 
     async fn store(&self) -> PostgresStore {
-        PostgresStore::connect(self.config())
+        PostgresStore::connect(self.config(), Arc::new(SystemClock))
             .await
             .expect("connect")
     }
@@ -79,6 +81,21 @@ fn run_blocking(config: &Config, sql: String) {
     })
     .join()
     .expect("sql thread");
+}
+
+/// A fresh store in a scratch schema, for the conformance suite.
+async fn conformance_store() -> Option<Fixture> {
+    let scratch = Scratch::new()?;
+    let clock = TestClock::new();
+    let store = PostgresStore::connect(scratch.config(), clock.clone())
+        .await
+        .expect("connect");
+    Some(Fixture::new(Arc::new(store), clock).with_guard(scratch))
+}
+
+/// The `Store` contract, as every store must keep it (`confab-store-conformance`).
+mod conformance {
+    confab_store_conformance::all_checks!(super::conformance_store);
 }
 
 fn identity(n: u32) -> Identity {
@@ -198,7 +215,7 @@ async fn a_schema_newer_than_the_build_is_refused() {
     };
     drop(scratch.store().await);
     scratch.sql("UPDATE confab_schema SET version = version + 1");
-    let refused = PostgresStore::connect(scratch.config()).await;
+    let refused = PostgresStore::connect(scratch.config(), Arc::new(SystemClock)).await;
     assert!(
         matches!(&refused, Err(StoreError::Unavailable(why)) if why.contains("newer")),
         "{:?}",
@@ -228,9 +245,13 @@ async fn writes_after_close_are_refused_and_reads_still_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_url_is_a_clear_error() {
-    let refused = PostgresStore::open("postgres://127.0.0.1:1/none?connect_timeout=2").await;
+    let refused = PostgresStore::open(
+        "postgres://127.0.0.1:1/none?connect_timeout=2",
+        Arc::new(SystemClock),
+    )
+    .await;
     assert!(matches!(refused, Err(StoreError::Unavailable(_))));
-    let garbage = PostgresStore::open("not a url ===").await;
+    let garbage = PostgresStore::open("not a url ===", Arc::new(SystemClock)).await;
     assert!(
         matches!(&garbage, Err(StoreError::Unavailable(why)) if why.contains("URL")),
         "{:?}",

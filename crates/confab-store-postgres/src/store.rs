@@ -1,0 +1,534 @@
+//! The `Store` contract and the domain ports it extends, as the PostgreSQL store serves them:
+//! each write runs on the writer thread (`writes.rs`, `hierarchy.rs`, `actions.rs`,
+//! `webhooks.rs`, `events.rs`), each read on a pooled connection (`reads.rs` and the same
+//! domain files). The connector and media ports are in `connectors.rs` and `media.rs`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use confab_core::actions::{Action, ActionResponse};
+use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::model::{
+    Conversation, ConversationSummary, GroupView, Identity, Member, Message, Page, Participant,
+    ReadReceipt, Role, SubgroupLink, SubscribeOutcome,
+};
+use confab_core::ports::webhooks::{DeliveryAttempt, Webhook, WebhookDelivery, WebhookObject};
+use confab_core::ports::{
+    ActionStore, CommittedEvent, ConversationUpdate, CreatedConversation, EventBounds,
+    HierarchyStore, ListQuery, MemberAccess, Membership, MessageEdit, MessageQuery,
+    NewConversation, NewMessage, Store, StoreResult, WebhookStore,
+};
+use confab_store_common::creation::Creation;
+use confab_store_common::stored::micros;
+use time::OffsetDateTime;
+
+use crate::{actions, events, identities, reads, webhooks, PostgresStore};
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_identity(&self, identity: &Identity) -> StoreResult<()> {
+        let identity = identity.clone();
+        self.writer
+            .call(move |w| w.create_identity(&identity))
+            .await
+    }
+
+    async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>> {
+        let id = id.clone();
+        self.read(move |db| identities::get_identity(db, &id)).await
+    }
+
+    async fn bump_token_generation(&self, id: &IdentityId) -> StoreResult<u32> {
+        let id = id.clone();
+        self.writer
+            .call(move |w| w.bump_token_generation(&id))
+            .await
+    }
+
+    async fn delete_identity(&self, id: &IdentityId) -> StoreResult<()> {
+        let id = id.clone();
+        self.writer.call(move |w| w.delete_identity(&id)).await
+    }
+
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<CreatedConversation> {
+        let creation = Creation::new(new);
+        self.writer
+            .call(move |w| w.create_conversation(&creation))
+            .await
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.read(move |db| reads::get_conversation(db, id)).await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        update: ConversationUpdate,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.update_conversation(id, &update, &by))
+            .await
+    }
+
+    async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()> {
+        let by = by.cloned();
+        self.writer
+            .call(move |w| w.delete_conversation(id, by.as_ref()))
+            .await
+    }
+
+    async fn list_conversations(
+        &self,
+        member: &IdentityId,
+        active_since: Option<OffsetDateTime>,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<ConversationSummary>> {
+        let member = member.clone();
+        self.read(move |db| {
+            reads::list_conversations(db, &member, active_since, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn delete_expired_conversations(&self) -> StoreResult<Vec<ConversationId>> {
+        self.writer.call(|w| w.delete_expired_conversations()).await
+    }
+
+    async fn get_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<Participant>> {
+        let identity = identity.clone();
+        self.read(move |db| reads::get_participant(db, conversation, &identity))
+            .await
+    }
+
+    /// This runs on nearly every call: both reads on one connection in one trip to the
+    /// blocking pool. (No cache: with several nodes writing, a node cannot know what the others
+    /// changed.)
+    async fn get_membership(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+    ) -> StoreResult<Option<MemberAccess>> {
+        let identity = identity.clone();
+        self.read(move |db| {
+            let Some(found) = reads::get_conversation(db, conversation)? else {
+                return Ok(None);
+            };
+            let participant = reads::get_participant(db, conversation, &identity)?;
+            Ok(Some(MemberAccess {
+                kind: found.kind,
+                deleted: found.deleted_on.is_some(),
+                participant,
+            }))
+        })
+        .await
+    }
+
+    async fn list_participants(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<Participant>> {
+        self.read(move |db| reads::list_participants(db, conversation, &query))
+            .await
+    }
+
+    async fn add_participants(
+        &self,
+        conversation: ConversationId,
+        participants: Vec<Participant>,
+        by: &IdentityId,
+        max_participants: usize,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_participants(conversation, &participants, &by, max_participants))
+            .await
+    }
+
+    async fn remove_participant(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let (identity, by) = (identity.clone(), by.clone());
+        self.writer
+            .call(move |w| w.remove_participant(conversation, &identity, &by))
+            .await
+    }
+
+    async fn append_message(&self, message: NewMessage) -> StoreResult<Message> {
+        self.writer.call(move |w| w.append_message(&message)).await
+    }
+
+    async fn get_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>> {
+        self.read(move |db| reads::get_message(db, conversation, id))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        conversation: ConversationId,
+        query: MessageQuery,
+    ) -> StoreResult<Page<Message>> {
+        self.read(move |db| reads::list_messages(db, conversation, &query))
+            .await
+    }
+
+    async fn edit_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        edit: MessageEdit,
+    ) -> StoreResult<Message> {
+        self.writer
+            .call(move |w| w.edit_message(conversation, id, &edit))
+            .await
+    }
+
+    async fn delete_message(&self, conversation: ConversationId, id: MessageId) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.delete_message(conversation, id))
+            .await
+    }
+
+    async fn put_read_receipt(
+        &self,
+        conversation: ConversationId,
+        reader: &IdentityId,
+        message: MessageId,
+    ) -> StoreResult<()> {
+        let reader = reader.clone();
+        self.writer
+            .call(move |w| w.put_read_receipt(conversation, &reader, message))
+            .await
+    }
+
+    async fn list_read_receipts(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<ReadReceipt>> {
+        self.read(move |db| reads::list_read_receipts(db, conversation, &query))
+            .await
+    }
+
+    async fn get_group(
+        &self,
+        id: ConversationId,
+        viewer: &IdentityId,
+    ) -> StoreResult<Option<GroupView>> {
+        let viewer = viewer.clone();
+        self.read(move |db| reads::get_group(db, id, &viewer)).await
+    }
+
+    async fn list_groups(
+        &self,
+        member: &IdentityId,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<GroupView>> {
+        let member = member.clone();
+        self.read(move |db| reads::list_groups(db, &member, after.as_deref(), limit))
+            .await
+    }
+
+    async fn list_members(
+        &self,
+        conversation: ConversationId,
+        query: ListQuery,
+    ) -> StoreResult<Page<Member>> {
+        self.read(move |db| reads::list_members(db, conversation, &query))
+            .await
+    }
+
+    async fn set_participant_role(
+        &self,
+        conversation: ConversationId,
+        identity: &IdentityId,
+        role: Role,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let (identity, by) = (identity.clone(), by.clone());
+        self.writer
+            .call(move |w| w.set_participant_role(conversation, &identity, role, &by))
+            .await
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<CommittedEvent>> {
+        self.read(move |db| events::events_after(db, after, limit))
+            .await
+    }
+
+    async fn event_bounds(&self) -> StoreResult<EventBounds> {
+        self.read(events::bounds).await
+    }
+
+    async fn purge_events(
+        &self,
+        older_than: Option<OffsetDateTime>,
+        keep_last: Option<u64>,
+        max_rows: usize,
+    ) -> StoreResult<usize> {
+        self.writer
+            .call(move |w| w.purge_events(older_than, keep_last, max_rows))
+            .await
+    }
+
+    async fn list_memberships(&self, identity: &IdentityId) -> StoreResult<Vec<Membership>> {
+        let identity = identity.clone();
+        self.read(move |db| events::list_memberships(db, &identity))
+            .await
+    }
+}
+
+#[async_trait]
+impl HierarchyStore for PostgresStore {
+    async fn create_subgroup(
+        &self,
+        new: NewConversation,
+        parent: ConversationId,
+    ) -> StoreResult<Conversation> {
+        let creation = Creation::new(new);
+        self.writer
+            .call(move |w| w.create_subgroup(&creation, parent))
+            .await
+    }
+
+    async fn add_subgroup(
+        &self,
+        parent: ConversationId,
+        child: ConversationId,
+        by: &IdentityId,
+    ) -> StoreResult<bool> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_subgroup(parent, child, &by))
+            .await
+    }
+
+    async fn remove_subgroup(
+        &self,
+        parent: ConversationId,
+        child: ConversationId,
+        by: &IdentityId,
+    ) -> StoreResult<()> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.remove_subgroup(parent, child, &by))
+            .await
+    }
+
+    async fn list_subgroups(
+        &self,
+        root: ConversationId,
+        all: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<SubgroupLink>> {
+        self.read(move |db| reads::list_subgroups(db, root, all, limit))
+            .await
+    }
+
+    async fn add_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+        by: &IdentityId,
+    ) -> StoreResult<Vec<(IdentityId, SubscribeOutcome)>> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.add_subscribers(conversation, &identities, &by))
+            .await
+    }
+
+    async fn remove_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+        by: &IdentityId,
+    ) -> StoreResult<Vec<(IdentityId, bool)>> {
+        let by = by.clone();
+        self.writer
+            .call(move |w| w.remove_subscribers(conversation, &identities, &by))
+            .await
+    }
+
+    async fn list_subscribers(
+        &self,
+        conversation: ConversationId,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        self.read(move |db| reads::list_subscribers(db, conversation, after.as_deref(), limit))
+            .await
+    }
+
+    async fn find_subscribers(
+        &self,
+        conversation: ConversationId,
+        identities: Vec<IdentityId>,
+    ) -> StoreResult<Vec<IdentityId>> {
+        self.read(move |db| reads::find_subscribers(db, conversation, &identities))
+            .await
+    }
+}
+
+#[async_trait]
+impl ActionStore for PostgresStore {
+    async fn create_action(&self, new: confab_core::ports::NewAction) -> StoreResult<Action> {
+        self.writer.call(move |w| w.create_action(&new)).await
+    }
+
+    async fn get_action(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Action>> {
+        self.read(move |db| actions::get_action(db, conversation, id))
+            .await
+    }
+
+    async fn list_actions(
+        &self,
+        conversation: ConversationId,
+        query: confab_core::ports::ActionQuery,
+    ) -> StoreResult<Page<Action>> {
+        self.read(move |db| actions::list_actions(db, conversation, &query))
+            .await
+    }
+
+    async fn put_action_response(
+        &self,
+        response: confab_core::ports::NewActionResponse,
+    ) -> StoreResult<ActionResponse> {
+        self.writer
+            .call(move |w| w.put_action_response(&response))
+            .await
+    }
+
+    async fn get_action_response(
+        &self,
+        action: MessageId,
+        id: &str,
+    ) -> StoreResult<Option<ActionResponse>> {
+        let id = id.to_owned();
+        self.read(move |db| actions::get_action_response(db, action, &id))
+            .await
+    }
+
+    async fn list_action_responses(
+        &self,
+        action: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<ActionResponse>> {
+        self.read(move |db| actions::list_action_responses(db, action, limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for PostgresStore {
+    async fn create_webhook(&self, webhook: Webhook) -> StoreResult<()> {
+        self.writer.call(move |w| w.create_webhook(&webhook)).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+        let id = id.to_owned();
+        self.read(move |db| webhooks::get_webhook(db, &id)).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        object: WebhookObject,
+        object_id: &str,
+    ) -> StoreResult<Vec<Webhook>> {
+        let object_id = object_id.to_owned();
+        self.read(move |db| webhooks::list_webhooks(db, object, &object_id))
+            .await
+    }
+
+    async fn update_webhook(&self, webhook: Webhook, resume: bool) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.update_webhook(&webhook, resume))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer.call(move |w| w.delete_webhook(&id)).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let now_us = micros(now);
+        self.read(move |db| webhooks::due_deliveries(db, now_us, limit))
+            .await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<OffsetDateTime>> {
+        self.read(webhooks::next_delivery_due).await
+    }
+
+    async fn record_delivery_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
+        self.writer
+            .call(move |w| w.record_delivery_attempt(&attempt))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let webhook = webhook.to_owned();
+        self.read(move |db| webhooks::list_deliveries(db, &webhook, before, limit))
+            .await
+    }
+
+    async fn redeliver(&self, webhook: &str, delivery: i64) -> StoreResult<WebhookDelivery> {
+        let webhook = webhook.to_owned();
+        self.writer
+            .call(move |w| w.redeliver(&webhook, delivery))
+            .await
+    }
+
+    async fn purge_deliveries(
+        &self,
+        older_than: OffsetDateTime,
+        max_rows: usize,
+    ) -> StoreResult<usize> {
+        let older_than_us = micros(older_than);
+        self.writer
+            .call(move |w| w.purge_deliveries(older_than_us, max_rows))
+            .await
+    }
+
+    async fn action_conversation(&self, action: MessageId) -> StoreResult<Option<ConversationId>> {
+        self.read(move |db| webhooks::action_conversation(db, action))
+            .await
+    }
+
+    fn delivery_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.delivery_wakeup.clone()
+    }
+}
