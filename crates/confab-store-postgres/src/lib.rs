@@ -27,6 +27,7 @@ mod hierarchy;
 mod identities;
 mod media;
 mod reads;
+mod rows;
 mod schema;
 mod store;
 mod webhooks;

@@ -1,39 +1,291 @@
-//! STUB: to be ported from the SQLite store.
-#![allow(unused_variables, unused_imports, dead_code)]
+//! The conversation writes, one per `Store` method, as run by the writer thread inside a batch
+//! transaction: conversations, participants and their roles, messages, read receipts.
+//!
+//! Each checks what it can before its first write (a failed job costs its batch a replay; see
+//! `writer.rs`), stamps times and ids from the writer's clock, and logs its events in the same
+//! transaction. Conflicts are found with `ON CONFLICT DO NOTHING` and the rows changed, never
+//! by a failed statement, which would abort the transaction.
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Audience, Conversation, EventKind, Identity, Message, MessageContent, MessageType,
-    Metadata, Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
+    Audience, Conversation, EventKind, Message, MessageContent, MessageType, Metadata, Participant,
+    ParticipantRef, Role,
 };
-use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
-    ConversationUpdate, CreatedConversation, MessageEdit, NewMessage, PinOutcome, PinRedemption,
-    StoreError, StoreResult,
+    ConversationUpdate, CreatedConversation, MessageEdit, NewMessage, StoreError, StoreResult,
 };
 use confab_store_common::creation::{dedupe, participant_ref, Creation};
-use confab_store_common::event_payloads::{self, EventRow};
-use confab_store_common::message_events::{message_event_text, MessageHints};
-use confab_store_common::outbox;
+use confab_store_common::event_payloads;
+use confab_store_common::stored::{
+    conv_key, encode_audience, encode_content, encode_metadata, expires_on, from_micros, micros,
+    retention_days, ALL_SUBSCRIBERS,
+};
 use time::OffsetDateTime;
 
-use crate::db::Conn;
+use crate::db::{conversation_at, get};
+use crate::reads;
+use crate::rows::{self, newest_message, MESSAGE_COLUMNS};
 use crate::writer::Writer;
 
+/// Retention days as stored.
+fn days_column(days: Option<u32>) -> Option<i64> {
+    days.map(i64::from)
+}
+
 impl Writer {
+    // Helpers.
+
+    /// Appends a message: takes the conversation's next sequence id (failing with `NotFound` if
+    /// it is missing or deleted), stamps it, and logs `MessageReceived`.
+    fn insert_message(
+        &mut self,
+        new: &NewMessage,
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<Message> {
+        let key = conv_key(new.conversation);
+        // Encode first, so that whatever can fail fails before the first write.
+        let content = encode_content(&new.content)?;
+        let metadata = encode_metadata(&new.metadata)?;
+        let audience = encode_audience(&new.audience)?;
+        // One read checks the conversation and finds the sequence id of its newest message;
+        // nothing is written to the conversation row. Under the writers' lock and inside the
+        // batch transaction, it sees every earlier append, and a rolled-back job's append takes
+        // its sequence id with it.
+        let row = self
+            .db
+            .query_opt(
+                concat!(
+                    "SELECT COALESCE(",
+                    newest_message!("sequence_id"),
+                    ", 0) FROM conversations AS c WHERE c.id = $1 AND c.deleted_on IS NULL"
+                ),
+                &[&key.as_slice()],
+            )?
+            .ok_or(StoreError::NotFound)?;
+        let last_sequence_id: i64 = get(&row, 0)?;
+        let sequence_id = last_sequence_id + 1;
+        let id = self.next_id(now_us);
+        let sender = new.sender.as_ref().map(IdentityId::as_str);
+        self.db.execute(
+            "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                 sender_display_name, metadata, version, created_on, changed_on, audience)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $9, $9, $10)",
+            &[
+                &id,
+                &key.as_slice(),
+                &sequence_id,
+                &new.kind.as_str(),
+                &content,
+                &sender,
+                &new.sender_display_name,
+                &metadata,
+                &now_us,
+                &audience,
+            ],
+        )?;
+        let readers: Vec<&str> = match &new.audience {
+            Audience::Members => Vec::new(),
+            Audience::AllSubscribers => vec![ALL_SUBSCRIBERS],
+            Audience::Subscribers(list) => list.iter().map(IdentityId::as_str).collect(),
+        };
+        for reader in readers {
+            self.db.execute(
+                "INSERT INTO message_audience (conversation, identity, message_id)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&key.as_slice(), &reader, &id],
+            )?;
+        }
+        let message = Message {
+            id: MessageId(id),
+            conversation: new.conversation,
+            sequence_id,
+            kind: new.kind,
+            content: new.content.clone(),
+            sender: new.sender.clone(),
+            sender_display_name: new.sender_display_name.clone(),
+            metadata: new.metadata.clone(),
+            version: id,
+            created_on: now,
+            edited_on: None,
+            deleted_on: None,
+            audience: new.audience.clone(),
+        };
+        self.log_message_event(EventKind::MessageReceived, &message, now_us)?;
+        Ok(message)
+    }
+
+    /// Appends a system message (no sender) with the given content.
+    fn system_message(
+        &mut self,
+        conversation: ConversationId,
+        kind: MessageType,
+        content: MessageContent,
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<Message> {
+        let new = NewMessage {
+            conversation,
+            kind,
+            content,
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            audience: Audience::Members,
+        };
+        self.insert_message(&new, now, now_us)
+    }
+
+    /// Whether `identity` is a participant of `conversation`.
     pub(crate) fn is_participant(
         &self,
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<bool> {
-        Err(crate::not_yet("is_participant"))
+        Ok(self
+            .db
+            .query_opt(
+                "SELECT 1 FROM participants WHERE conversation = $1 AND identity = $2",
+                &[&conv_key(conversation).as_slice(), &identity.as_str()],
+            )?
+            .is_some())
     }
+
+    /// Adds the participants to the conversation, or updates those already in it (which keep
+    /// their `added_on`).
+    fn upsert_participants<'p>(
+        &self,
+        conversation: ConversationId,
+        participants: impl IntoIterator<Item = &'p Participant>,
+        now_us: i64,
+    ) -> StoreResult<()> {
+        let key = conv_key(conversation);
+        for participant in participants {
+            self.db.execute(
+                "INSERT INTO participants (conversation, identity, display_name,
+                     share_history_time, metadata, role, added_on)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (conversation, identity) DO UPDATE SET
+                     display_name = excluded.display_name,
+                     share_history_time = excluded.share_history_time,
+                     metadata = excluded.metadata,
+                     role = excluded.role",
+                &[
+                    &key.as_slice(),
+                    &participant.identity.as_str(),
+                    &participant.display_name,
+                    &participant.share_history_time.map(micros),
+                    &encode_metadata(&participant.metadata)?,
+                    &participant.role.as_str(),
+                    &now_us,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A live message of the conversation, as stored.
+    fn load_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE id = $1 AND conversation = $2 AND deleted_on IS NULL"
+        );
+        self.db
+            .query_opt(&sql, &[&id.0, &conv_key(conversation).as_slice()])?
+            .as_ref()
+            .map(rows::message_from_row)
+            .transpose()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The writes, one per `Store` method.
 
     pub(crate) fn create_conversation(
         &mut self,
         creation: &Creation,
     ) -> StoreResult<CreatedConversation> {
-        Err(crate::not_yet("create_conversation"))
+        let new = &creation.new;
+        if let Some(key) = &new.repeatability_key {
+            let earlier = self.db.query_opt(
+                "SELECT id FROM conversations WHERE repeatability_key = $1",
+                &[key],
+            )?;
+            if let Some(earlier) = earlier {
+                let id = conversation_at(&earlier, 0)?;
+                let conversation =
+                    reads::get_conversation(&self.db, id)?.ok_or(StoreError::NotFound)?;
+                return Ok(CreatedConversation {
+                    conversation,
+                    created: false,
+                });
+            }
+        }
+
+        let (now, now_us) = self.now()?;
+        let days = retention_days(new.retention);
+        let metadata = encode_metadata(&new.metadata)?;
+        // The first write: a duplicate id changes nothing here, before anything else changed.
+        let inserted = self.db.execute(
+            "INSERT INTO conversations (id, topic, created_by, created_on, metadata,
+                 retention_days, expires_on, repeatability_key, kind, welcome_message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            &[
+                &conv_key(new.id).as_slice(),
+                &new.topic,
+                &new.created_by.as_str(),
+                &now_us,
+                &metadata,
+                &days_column(days),
+                &expires_on(now_us, days),
+                &new.repeatability_key,
+                &new.kind.as_str(),
+                &new.welcome_message,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "conversation {} already exists",
+                new.id.to_acs()
+            )));
+        }
+
+        self.upsert_participants(new.id, &creation.participants, now_us)?;
+        self.log_event(
+            EventKind::ConversationCreated,
+            Some(new.id),
+            None,
+            Some(&new.created_by),
+            creation.event_row.clone(),
+            creation.event_data.clone(),
+            now_us,
+        )?;
+        self.system_message(
+            new.id,
+            MessageType::ParticipantAdded,
+            creation.first_message.clone(),
+            now,
+            now_us,
+        )?;
+
+        Ok(CreatedConversation {
+            conversation: Conversation {
+                id: new.id,
+                topic: new.topic.clone(),
+                created_by: new.created_by.clone(),
+                created_on: now,
+                deleted_on: None,
+                metadata: new.metadata.clone(),
+                retention: new.retention,
+                last_message_on: Some(now),
+                kind: new.kind,
+                welcome_message: new.welcome_message.clone(),
+            },
+            created: true,
+        })
     }
 
     pub(crate) fn update_conversation(
@@ -42,7 +294,66 @@ impl Writer {
         update: &ConversationUpdate,
         by: &IdentityId,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("update_conversation"))
+        let key = conv_key(id);
+        let row = self
+            .db
+            .query_opt(
+                "SELECT topic, created_on FROM conversations WHERE id = $1 AND deleted_on IS NULL",
+                &[&key.as_slice()],
+            )?
+            .ok_or(StoreError::NotFound)?;
+        let topic: String = get(&row, 0)?;
+        let created_on: i64 = get(&row, 1)?;
+        let (now, now_us) = self.now()?;
+        let mut changed = Vec::new();
+        let new_topic = update.topic.as_ref().filter(|t| **t != topic);
+        let metadata = update.metadata.as_ref().map(encode_metadata).transpose()?;
+        if let Some(topic) = new_topic {
+            self.db.execute(
+                "UPDATE conversations SET topic = $1 WHERE id = $2",
+                &[topic, &key.as_slice()],
+            )?;
+            changed.push("topic");
+        }
+        if let Some(metadata) = metadata {
+            self.db.execute(
+                "UPDATE conversations SET metadata = $1 WHERE id = $2",
+                &[&metadata, &key.as_slice()],
+            )?;
+            changed.push("metadata");
+        }
+        if let Some(retention) = update.retention {
+            let days = retention_days(retention);
+            self.db.execute(
+                "UPDATE conversations SET retention_days = $1, expires_on = $2 WHERE id = $3",
+                &[
+                    &days_column(days),
+                    &expires_on(created_on, days),
+                    &key.as_slice(),
+                ],
+            )?;
+            changed.push("retention");
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.event(
+            EventKind::ConversationUpdated,
+            Some(id),
+            None,
+            Some(by),
+            event_payloads::conversation_updated(id, &changed, new_topic, update, by),
+            now_us,
+        )?;
+        if let Some(topic) = new_topic {
+            let content = MessageContent {
+                topic: Some(topic.clone()),
+                initiator: Some(by.clone()),
+                ..MessageContent::default()
+            };
+            self.system_message(id, MessageType::TopicUpdated, content, now, now_us)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn delete_conversation(
@@ -50,11 +361,50 @@ impl Writer {
         id: ConversationId,
         by: Option<&IdentityId>,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("delete_conversation"))
+        let (_, now_us) = self.now()?;
+        self.mark_deleted(id, now_us, "request", by)
+    }
+
+    fn mark_deleted(
+        &mut self,
+        id: ConversationId,
+        now_us: i64,
+        reason: &str,
+        by: Option<&IdentityId>,
+    ) -> StoreResult<()> {
+        let updated = self.db.execute(
+            "UPDATE conversations SET deleted_on = $1 WHERE id = $2 AND deleted_on IS NULL",
+            &[&now_us, &conv_key(id).as_slice()],
+        )?;
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.event(
+            EventKind::ConversationDeleted,
+            Some(id),
+            None,
+            None,
+            event_payloads::conversation_deleted(id, reason, by),
+            now_us,
+        )
     }
 
     pub(crate) fn delete_expired_conversations(&mut self) -> StoreResult<Vec<ConversationId>> {
-        Err(crate::not_yet("delete_expired_conversations"))
+        let (_, now_us) = self.now()?;
+        let expired = self
+            .db
+            .query(
+                "SELECT id FROM conversations
+                 WHERE deleted_on IS NULL AND expires_on IS NOT NULL AND expires_on <= $1",
+                &[&now_us],
+            )?
+            .iter()
+            .map(|row| conversation_at(row, 0))
+            .collect::<StoreResult<Vec<_>>>()?;
+        for id in &expired {
+            self.mark_deleted(*id, now_us, "retention", None)?;
+        }
+        Ok(expired)
     }
 
     pub(crate) fn add_participants(
@@ -64,7 +414,61 @@ impl Writer {
         by: &IdentityId,
         max_participants: usize,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("add_participants"))
+        self.ensure_open(conversation)?;
+        let participants = dedupe(participants.to_vec());
+        let mut added = Vec::new();
+        let mut updated = Vec::new();
+        for participant in &participants {
+            if self.is_participant(conversation, &participant.identity)? {
+                updated.push(participant);
+            } else {
+                added.push(participant);
+            }
+        }
+        let key = conv_key(conversation);
+        if !added.is_empty() {
+            let row = self.db.query_one(
+                "SELECT COUNT(*) FROM participants WHERE conversation = $1",
+                &[&key.as_slice()],
+            )?;
+            let count: i64 = get(&row, 0)?;
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            if count.saturating_add(added.len()) > max_participants {
+                return Err(StoreError::ParticipantLimit(max_participants));
+            }
+        }
+        let (now, now_us) = self.now()?;
+        self.upsert_participants(conversation, &participants, now_us)?;
+        // A subscriber made a member is a subscriber no more: an identity is one or the other.
+        for participant in &added {
+            self.db.execute(
+                "DELETE FROM subscribers WHERE conversation = $1 AND identity = $2",
+                &[&key.as_slice(), &participant.identity.as_str()],
+            )?;
+        }
+        self.event(
+            EventKind::ParticipantsAdded,
+            Some(conversation),
+            None,
+            Some(by),
+            event_payloads::participants_added(conversation, &added, &updated, &participants, by),
+            now_us,
+        )?;
+        if !added.is_empty() {
+            let content = MessageContent {
+                participants: added.iter().map(|p| participant_ref(p)).collect(),
+                initiator: Some(by.clone()),
+                ..MessageContent::default()
+            };
+            self.system_message(
+                conversation,
+                MessageType::ParticipantAdded,
+                content,
+                now,
+                now_us,
+            )?;
+        }
+        Ok(())
     }
 
     pub(crate) fn remove_participant(
@@ -73,11 +477,53 @@ impl Writer {
         identity: &IdentityId,
         by: &IdentityId,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("remove_participant"))
+        self.ensure_open(conversation)?;
+        let (now, now_us) = self.now()?;
+        let row = self
+            .db
+            .query_opt(
+                "DELETE FROM participants WHERE conversation = $1 AND identity = $2
+                 RETURNING display_name, share_history_time",
+                &[&conv_key(conversation).as_slice(), &identity.as_str()],
+            )?
+            .ok_or(StoreError::NotFound)?;
+        let display_name: Option<String> = get(&row, 0)?;
+        let share_history_time: Option<i64> = get(&row, 1)?;
+        self.event(
+            EventKind::ParticipantRemoved,
+            Some(conversation),
+            None,
+            Some(identity),
+            event_payloads::participant_removed(
+                conversation,
+                identity,
+                display_name.as_deref(),
+                by,
+            ),
+            now_us,
+        )?;
+        let content = MessageContent {
+            participants: vec![ParticipantRef {
+                identity: identity.clone(),
+                display_name,
+                share_history_time: share_history_time.and_then(from_micros),
+            }],
+            initiator: Some(by.clone()),
+            ..MessageContent::default()
+        };
+        self.system_message(
+            conversation,
+            MessageType::ParticipantRemoved,
+            content,
+            now,
+            now_us,
+        )?;
+        Ok(())
     }
 
     pub(crate) fn append_message(&mut self, message: &NewMessage) -> StoreResult<Message> {
-        Err(crate::not_yet("append_message"))
+        let (now, now_us) = self.now()?;
+        self.insert_message(message, now, now_us)
     }
 
     pub(crate) fn edit_message(
@@ -86,7 +532,36 @@ impl Writer {
         id: MessageId,
         edit: &MessageEdit,
     ) -> StoreResult<Message> {
-        Err(crate::not_yet("edit_message"))
+        self.ensure_open(conversation)?;
+        let mut message = self
+            .load_message(conversation, id)?
+            .ok_or(StoreError::NotFound)?;
+        let (now, now_us) = self.now()?;
+        if let Some(text) = &edit.text {
+            message.content.text = Some(text.clone());
+        }
+        if let Some(metadata) = &edit.metadata {
+            message.metadata = metadata.clone();
+        }
+        let content = encode_content(&message.content)?;
+        let metadata = encode_metadata(&message.metadata)?;
+        message.version = self.next_id(now_us);
+        message.edited_on = Some(now);
+        self.db.execute(
+            "UPDATE messages SET content = $1, metadata = $2, version = $3, edited_on = $4,
+                 changed_on = $4
+             WHERE conversation = $5 AND id = $6",
+            &[
+                &content,
+                &metadata,
+                &message.version,
+                &now_us,
+                &conv_key(conversation).as_slice(),
+                &id.0,
+            ],
+        )?;
+        self.log_message_event(EventKind::MessageEdited, &message, now_us)?;
+        Ok(message)
     }
 
     pub(crate) fn delete_message(
@@ -94,7 +569,28 @@ impl Writer {
         conversation: ConversationId,
         id: MessageId,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("delete_message"))
+        self.ensure_open(conversation)?;
+        let mut message = self
+            .load_message(conversation, id)?
+            .ok_or(StoreError::NotFound)?;
+        let (now, now_us) = self.now()?;
+        message.content.text = None;
+        let content = encode_content(&message.content)?;
+        // A delete is a change too: clients that cache by version must see it.
+        message.version = self.next_id(now_us);
+        message.deleted_on = Some(now);
+        self.db.execute(
+            "UPDATE messages SET content = $1, version = $2, deleted_on = $3, changed_on = $3
+             WHERE conversation = $4 AND id = $5",
+            &[
+                &content,
+                &message.version,
+                &now_us,
+                &conv_key(conversation).as_slice(),
+                &id.0,
+            ],
+        )?;
+        self.log_message_event(EventKind::MessageDeleted, &message, now_us)
     }
 
     pub(crate) fn put_read_receipt(
@@ -103,7 +599,39 @@ impl Writer {
         reader: &IdentityId,
         message: MessageId,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("put_read_receipt"))
+        self.ensure_open(conversation)?;
+        let key = conv_key(conversation);
+        let exists = self
+            .db
+            .query_opt(
+                "SELECT 1 FROM messages WHERE id = $1 AND conversation = $2",
+                &[&message.0, &key.as_slice()],
+            )?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        let (_, now_us) = self.now()?;
+        // Keeps the newest receipt per reader: an older message id changes nothing.
+        let changed = self.db.execute(
+            "INSERT INTO read_receipts (conversation, reader, message_id, read_on)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (conversation, reader) DO UPDATE SET
+                 message_id = excluded.message_id, read_on = excluded.read_on
+             WHERE excluded.message_id > read_receipts.message_id",
+            &[&key.as_slice(), &reader.as_str(), &message.0, &now_us],
+        )?;
+        if changed == 0 {
+            return Ok(());
+        }
+        self.event(
+            EventKind::ReadReceipt,
+            Some(conversation),
+            Some(message.0),
+            Some(reader),
+            event_payloads::read_receipt(conversation, reader, message),
+            now_us,
+        )
     }
 
     pub(crate) fn set_participant_role(
@@ -113,6 +641,31 @@ impl Writer {
         role: Role,
         by: &IdentityId,
     ) -> StoreResult<()> {
-        Err(crate::not_yet("set_participant_role"))
+        self.ensure_open(conversation)?;
+        let changed = self.db.execute(
+            "UPDATE participants SET role = $3
+             WHERE conversation = $1 AND identity = $2 AND role <> $3",
+            &[
+                &conv_key(conversation).as_slice(),
+                &identity.as_str(),
+                &role.as_str(),
+            ],
+        )?;
+        if changed == 0 {
+            return if self.is_participant(conversation, identity)? {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            };
+        }
+        let (_, now_us) = self.now()?;
+        self.event(
+            EventKind::ParticipantRoleChanged,
+            Some(conversation),
+            None,
+            Some(identity),
+            event_payloads::role_changed(conversation, identity, role, by),
+            now_us,
+        )
     }
 }
