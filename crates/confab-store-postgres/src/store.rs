@@ -479,8 +479,10 @@ impl WebhookStore for PostgresStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> StoreResult<Vec<WebhookDelivery>> {
+        // A writer job: it claims what it answers (every node runs a delivery worker).
         let now_us = micros(now);
-        self.read(move |db| webhooks::due_deliveries(db, now_us, limit))
+        self.writer
+            .call(move |w| w.claim_due_deliveries(now_us, limit))
             .await
     }
 
