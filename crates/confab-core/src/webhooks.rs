@@ -647,6 +647,7 @@ pub async fn run_delivery_worker(
     };
     let config = core.webhook_config.clone();
     let wake = core.store.delivery_wakeup();
+    let claims = core.store.claims_due_deliveries();
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
     let mut tasks = JoinSet::new();
@@ -656,8 +657,19 @@ pub async fn run_delivery_worker(
         }
         while tasks.try_join_next().is_some() {}
         let now = core.clock.now();
-        let batch = config.concurrency.max(1).saturating_mul(4);
-        match core.store.due_deliveries(now, batch).await {
+        // A claiming store holds back what it answers: ask for what can start now, and nothing
+        // while every slot is busy (a finishing attempt wakes the worker).
+        let batch = if claims {
+            slots.available_permits()
+        } else {
+            config.concurrency.max(1).saturating_mul(4)
+        };
+        let due = if batch == 0 {
+            Ok(Vec::new())
+        } else {
+            core.store.due_deliveries(now, batch).await
+        };
+        match due {
             Ok(due) => {
                 for delivery in due {
                     let key = (delivery.webhook.clone(), delivery.order_key.clone());

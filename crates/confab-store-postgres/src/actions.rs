@@ -217,14 +217,7 @@ impl Writer {
                 &body,
             ],
         )?;
-        // The media links, as `MediaStore::link_message_media` makes them.
-        for media in &new.media {
-            self.db.execute(
-                "INSERT INTO message_media (media, conversation, message_id)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[media, &key, &message.id.0],
-            )?;
-        }
+        self.link_message_media(message.conversation, message.id, &new.media)?;
         let payload =
             event_payloads::action_created(message.conversation, message.id, &new.body, &new.media);
         self.event(

@@ -13,7 +13,13 @@ use time::OffsetDateTime;
 /// Maps a PostgreSQL failure to the store's error. Violations that mean something to the
 /// caller are mapped where they can happen; everything else is the store being unavailable.
 pub(crate) fn db_err(err: postgres::Error) -> StoreError {
-    StoreError::Unavailable(format!("postgres: {err}"))
+    // The client's own text of a server error is only "db error"; the server's says what.
+    match err.as_db_error() {
+        Some(db) => {
+            StoreError::Unavailable(format!("postgres: {} ({})", db.message(), db.code().code()))
+        }
+        None => StoreError::Unavailable(format!("postgres: {err}")),
+    }
 }
 
 /// `.db()?` instead of `.map_err(db_err)?` everywhere.

@@ -9,11 +9,16 @@
 //!   the client is synchronous, and a read waits for the network.
 //! * The schema is versioned (`schema.rs`, `migrations/`); its tables are the SQLite store's,
 //!   so that both share their row encodings.
-//!
-//! This crate grows the [`confab_core::ports::Store`] contract a domain at a time; what it
-//! serves so far: identities, the connector login's storage
-//! ([`confab_core::ports::ConnectorStore`]) and media records
-//! ([`confab_core::ports::MediaStore`]). Until it serves all of it, confab runs on SQLite.
+//! * It serves the whole [`confab_core::ports::Store`] contract and passes the conformance
+//!   suite the SQLite store passes (`tests/postgres.rs`); what both must write identically
+//!   (cursors, JSON columns, event payloads, webhook envelopes) comes from
+//!   `confab_store_common`.
+//! * Nothing is cached across batches that another node could change, but the active webhook
+//!   subscriptions, reloaded whenever any node changes them (`meta.webhooks_version`). Due
+//!   webhook deliveries are claimed for a while, so that the delivery workers of several
+//!   nodes do not send one twice ([`DELIVERY_CLAIM_LEASE`]).
+//! * Not yet: a bus between nodes; each node's real-time stream carries the events committed
+//!   through it.
 //!
 //! The client runs its own small runtime per connection, so a connection must never be used
 //! or dropped on an async worker: the writer thread and the blocking pool own them, and the
@@ -49,10 +54,11 @@ use confab_store_common::write_queue::WriteQueue;
 /// Connections for reads, and so reads running at once. Further reads wait for one.
 const READ_POOL_SIZE: usize = 8;
 
-/// The error of what this store does not serve yet.
-pub(crate) fn not_yet(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("the PostgreSQL store does not serve {what} yet"))
-}
+/// How long a node's delivery worker holds a webhook delivery it took: well above an attempt's
+/// timeout (confab refuses a `webhook_timeout_ms` of half of it or more), so that an attempt
+/// still running is not sent again by another node, and short enough that the deliveries of a
+/// node that died mid-attempt go out again soon.
+pub const DELIVERY_CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where the writer hands committed events (set once).
 pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;

@@ -7,6 +7,7 @@ use confab_store_common::stored::{conv_key, micros};
 use postgres::Row;
 
 use crate::db::{get, identity_at, time_at};
+use crate::writer::Writer;
 use crate::PostgresStore;
 
 fn media_from_row(row: &Row) -> StoreResult<MediaRecord> {
@@ -23,6 +24,26 @@ fn media_from_row(row: &Row) -> StoreResult<MediaRecord> {
         sha256: get(row, 6)?,
         created_on: time_at(row, 7)?,
     })
+}
+
+impl Writer {
+    /// Links media to a message; linking again is a no-op.
+    pub(crate) fn link_message_media(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        media: &[String],
+    ) -> StoreResult<()> {
+        let key = conv_key(conversation);
+        for id in media {
+            self.db.execute(
+                "INSERT INTO message_media (media, conversation, message_id)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[id, &key.as_slice(), &message.0],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -78,18 +99,8 @@ impl MediaStore for PostgresStore {
         message: MessageId,
         media: Vec<String>,
     ) -> StoreResult<()> {
-        let key = conv_key(conversation);
         self.writer
-            .call(move |w| {
-                for id in &media {
-                    w.db.execute(
-                        "INSERT INTO message_media (media, conversation, message_id)
-                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                        &[id, &key.as_slice(), &message.0],
-                    )?;
-                }
-                Ok(())
-            })
+            .call(move |w| w.link_message_media(conversation, message, &media))
             .await
     }
 

@@ -7,7 +7,10 @@ use crate::db::DbResult;
 
 /// The migrations, in order. Migration `i` (0-based) takes the schema from version `i` to
 /// `i + 1`. Append only: never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_identities_in_byte_order.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -486,6 +486,12 @@ impl WebhookStore for PostgresStore {
             .await
     }
 
+    /// Due deliveries are claimed (see `webhooks.rs`): the workers of several nodes must not
+    /// send one twice.
+    fn claims_due_deliveries(&self) -> bool {
+        true
+    }
+
     async fn next_delivery_due(&self) -> StoreResult<Option<OffsetDateTime>> {
         self.read(webhooks::next_delivery_due).await
     }

@@ -31,10 +31,8 @@ use crate::db::{get, opt_conversation_at, time_at, Conn};
 use crate::writer::Writer;
 
 /// How long a claimed delivery stays away from the other workers (see
-/// [`Writer::claim_due_deliveries`]): well above an attempt's timeout (10 s by default), so
-/// that an attempt still running is not sent again by another node, and short enough that
-/// the deliveries of a node that died mid-attempt go out again soon.
-const CLAIM_LEASE_US: i64 = 60_000_000;
+/// [`Writer::claim_due_deliveries`]), in µs: [`crate::DELIVERY_CLAIM_LEASE`].
+const CLAIM_LEASE_US: i64 = crate::DELIVERY_CLAIM_LEASE.as_micros() as i64;
 
 const WEBHOOK_COLUMNS: &str = "id, object_type, object_id, event_types, callback_url, \
      callback_token, callback_context, secret, owner, validity, active, created_on, \
@@ -330,9 +328,10 @@ impl Writer {
     /// - the rows answered show their next attempt as it was before the claim, but
     ///   `list_deliveries` and `next_delivery_due` see the lease until the attempt is
     ///   recorded;
-    /// - a row answered but not attempted (the worker found no free slot for it, or was
-    ///   stopping) waits for the lease to end, where the SQLite store would answer it again
-    ///   at the next poll; as is the attempt of a node that stopped or died mid-way.
+    /// - a row answered but not attempted (the worker was stopping; it asks for no more rows
+    ///   than it can start, as `claims_due_deliveries` tells it) waits for the lease to end,
+    ///   where the SQLite store would answer it again at the next poll; so does the attempt of
+    ///   a node that stopped or died mid-way.
     pub(crate) fn claim_due_deliveries(
         &mut self,
         now_us: i64,

@@ -2,17 +2,20 @@
 //! (`scripts/test` sets it, starting PostgreSQL if it is not running). Without it these tests
 //! say so and pass: a user's machine need not run PostgreSQL.
 //!
-//! Each test works in a scratch schema of its own, dropped at the end.
+//! Each test works in a scratch schema of its own, dropped at the end. The `Store` contract is
+//! the conformance suite's (`mod conformance`); the tests here are what only a shared database
+//! has: several nodes at once, migrations, the connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use confab_core::ids::{ConversationId, IdentityId, MessageId};
+use confab_core::ids::IdentityId;
 use confab_core::model::{Application, Identity, PinChallenge, RefreshToken};
+use confab_core::ports::webhooks::DeliveryAttempt;
 use confab_core::ports::{
-    ConnectorStore, MediaKind, MediaRecord, MediaStore, PinOutcome, PinRedemption, Store,
-    StoreError, SystemClock,
+    ConnectorStore, PinOutcome, PinRedemption, Store, StoreError, SystemClock, WebhookStore,
 };
+use confab_store_conformance::webhooks::{conversation, now, send, webhook};
 use confab_store_conformance::{Fixture, TestClock};
 use confab_store_postgres::{Config, PostgresStore};
 use time::macros::datetime;
@@ -104,42 +107,6 @@ fn identity(n: u32) -> Identity {
         created_on: datetime!(2024-01-01 00:00:00.123456 UTC),
         token_generation: 0,
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identities_are_created_read_revoked_and_deleted() {
-    let Some(scratch) = Scratch::new() else {
-        return;
-    };
-    let store = scratch.store().await;
-    let alice = identity(1);
-    store.create_identity(&alice).await.expect("create");
-    assert_eq!(
-        store.get_identity(&alice.id).await.expect("get"),
-        Some(alice.clone())
-    );
-    assert!(matches!(
-        store.create_identity(&alice).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(store.bump_token_generation(&alice.id).await, Ok(1));
-    assert_eq!(store.bump_token_generation(&alice.id).await, Ok(2));
-    let read = store
-        .get_identity(&alice.id)
-        .await
-        .expect("get")
-        .expect("found");
-    assert_eq!(read.token_generation, 2);
-    store.delete_identity(&alice.id).await.expect("delete");
-    assert_eq!(store.get_identity(&alice.id).await, Ok(None));
-    assert_eq!(
-        store.delete_identity(&alice.id).await,
-        Err(StoreError::NotFound)
-    );
-    assert_eq!(
-        store.bump_token_generation(&alice.id).await,
-        Err(StoreError::NotFound)
-    );
 }
 
 /// Many writes at once share batches; the ones that fail (duplicates) fail alone and the
@@ -300,142 +267,6 @@ fn redemption(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applications_are_registered_listed_and_deleted_with_their_credentials() {
-    let Some(scratch) = Scratch::new() else {
-        return;
-    };
-    let store = scratch.store().await;
-    let t0 = datetime!(2024-01-01 00:00:00 UTC);
-    let (a, b) = (
-        application("a", t0 + Duration::seconds(1)),
-        application("b", t0),
-    );
-    store.create_application(&a).await.expect("a");
-    store.create_application(&b).await.expect("b");
-    assert!(matches!(
-        store.create_application(&a).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(store.get_application("a").await, Ok(Some(a.clone())));
-    assert_eq!(store.get_application("zz").await, Ok(None));
-    // Oldest first.
-    assert_eq!(
-        store.list_applications().await,
-        Ok(vec![b.clone(), a.clone()])
-    );
-    let who = phone(1);
-    store
-        .add_refresh_token(&refresh_token(1, "a", &who, t0))
-        .await
-        .expect("token");
-    store
-        .put_pin(&PinChallenge {
-            application: "a".into(),
-            identity: who.clone(),
-            pin_hash: [3; 32],
-            expires_on: t0 + Duration::minutes(5),
-            attempts_left: 3,
-        })
-        .await
-        .expect("pin");
-    store.delete_application("a").await.expect("delete");
-    assert_eq!(
-        store.delete_application("a").await,
-        Err(StoreError::NotFound)
-    );
-    assert_eq!(store.get_refresh_token(&[1; 32]).await, Ok(None));
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 3, 9, t0)).await,
-        Ok(PinOutcome::Missing)
-    );
-    assert_eq!(store.list_applications().await, Ok(vec![b]));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pin_counts_attempts_expires_and_is_used_once() {
-    let Some(scratch) = Scratch::new() else {
-        return;
-    };
-    let store = scratch.store().await;
-    let t0 = datetime!(2024-01-01 00:00:00 UTC);
-    store
-        .create_application(&application("a", t0))
-        .await
-        .expect("app");
-    let who = phone(2);
-    let pin = |attempts_left| PinChallenge {
-        application: "a".into(),
-        identity: who.clone(),
-        pin_hash: [5; 32],
-        expires_on: t0 + Duration::minutes(5),
-        attempts_left,
-    };
-    // Two wrong attempts of two: the PIN is gone.
-    store.put_pin(&pin(2)).await.expect("pin");
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 6, 1, t0)).await,
-        Ok(PinOutcome::Wrong { attempts_left: 1 })
-    );
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 6, 1, t0)).await,
-        Ok(PinOutcome::Wrong { attempts_left: 0 })
-    );
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 5, 1, t0)).await,
-        Ok(PinOutcome::Missing)
-    );
-    // Expired.
-    store.put_pin(&pin(3)).await.expect("pin");
-    assert_eq!(
-        store
-            .redeem_pin(redemption("a", &who, 5, 1, t0 + Duration::minutes(5)))
-            .await,
-        Ok(PinOutcome::Expired)
-    );
-    // The right PIN: the identity is created on the first login only, the refresh token
-    // stored, and an earlier token of the same application replaced.
-    store
-        .add_refresh_token(&refresh_token(8, "a", &who, t0))
-        .await
-        .expect("old token");
-    store.put_pin(&pin(3)).await.expect("pin");
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 5, 1, t0)).await,
-        Ok(PinOutcome::Redeemed { first_login: true })
-    );
-    assert_eq!(store.get_refresh_token(&[8; 32]).await, Ok(None));
-    assert_eq!(
-        store.get_refresh_token(&[1; 32]).await,
-        Ok(Some(refresh_token(1, "a", &who, t0)))
-    );
-    assert!(store.get_identity(&who).await.expect("identity").is_some());
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 5, 2, t0)).await,
-        Ok(PinOutcome::Missing)
-    );
-    store.put_pin(&pin(3)).await.expect("pin");
-    assert_eq!(
-        store.redeem_pin(redemption("a", &who, 5, 2, t0)).await,
-        Ok(PinOutcome::Redeemed { first_login: false })
-    );
-    // Purging: the PIN left below expires at t0 + 5 min, the tokens at t0 + 30 days.
-    store.put_pin(&pin(3)).await.expect("pin");
-    assert_eq!(
-        store
-            .purge_expired_credentials(t0 + Duration::minutes(10))
-            .await,
-        Ok(1)
-    );
-    assert_eq!(
-        store
-            .purge_expired_credentials(t0 + Duration::days(31))
-            .await,
-        Ok(1)
-    );
-    assert_eq!(store.get_refresh_token(&[2; 32]).await, Ok(None));
-}
-
 /// Two nodes redeeming one PIN at once: exactly one login succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pin_redeemed_on_two_nodes_at_once_logs_in_once() {
@@ -470,77 +301,78 @@ async fn a_pin_redeemed_on_two_nodes_at_once_logs_in_once() {
     }
 }
 
-fn media(id: &str, uploader: &IdentityId) -> MediaRecord {
-    MediaRecord {
-        id: id.into(),
-        uploader: uploader.clone(),
-        kind: MediaKind::Image,
-        content_type: "image/png".into(),
-        file_name: Some("a.png".into()),
-        size: 1234,
-        sha256: "ab".repeat(32),
-        created_on: datetime!(2024-01-01 00:00:00 UTC),
-    }
-}
-
+/// Two nodes' delivery workers share the due deliveries: one a node took is not due for the
+/// other until its attempt is recorded or the claim's lease ends; the line's order is kept; a
+/// subscription changed on one node is seen by the other's writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_are_recorded_all_or_none_and_visible_through_their_messages() {
+async fn two_nodes_share_the_due_deliveries_without_sending_one_twice() {
     let Some(scratch) = Scratch::new() else {
         return;
     };
-    let store = scratch.store().await;
-    let (member, subscriber, stranger) = (phone(1), phone(2), phone(3));
-    let first = media(&"1".repeat(32), &member);
-    store.put_media(vec![first.clone()]).await.expect("put");
-    assert_eq!(store.get_media(&first.id).await, Ok(Some(first.clone())));
-    // A batch with an id that exists fails whole: its new record is not kept.
-    let second = media(&"2".repeat(32), &member);
-    assert!(matches!(
-        store.put_media(vec![second.clone(), first.clone()]).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(store.get_media(&second.id).await, Ok(None));
-
-    // A conversation with a member, a subscriber and a message to all subscribers (written
-    // straight to the tables: this store does not create conversations yet).
-    let conversation = ConversationId::generate();
-    let key = hex(&confab_store_common::stored::conv_key(conversation));
-    scratch.sql(&format!(
-        "INSERT INTO conversations (id, topic, created_by, created_on)
-             VALUES ('\\x{key}', 't', '{member}', 1);
-         INSERT INTO participants (conversation, identity, role, added_on)
-             VALUES ('\\x{key}', '{member}', 'member', 1);
-         INSERT INTO subscribers (conversation, identity, added_on)
-             VALUES ('\\x{key}', '{subscriber}', 1);
-         INSERT INTO messages (conversation, id, sequence_id, kind, content, version,
-                 created_on, changed_on, audience)
-             VALUES ('\\x{key}', 10, 1, 'text', '{{}}', 10, 10, 10, '*');
-         INSERT INTO message_audience (conversation, identity, message_id)
-             VALUES ('\\x{key}', '*', 10);"
-    ));
-    assert_eq!(store.media_visible_to(&first.id, &member).await, Ok(false));
-    store
-        .link_message_media(conversation, MessageId(10), vec![first.id.clone()])
-        .await
-        .expect("link");
-    // Linking again changes nothing.
-    store
-        .link_message_media(conversation, MessageId(10), vec![first.id.clone()])
-        .await
-        .expect("link again");
-    assert_eq!(store.media_visible_to(&first.id, &member).await, Ok(true));
-    assert_eq!(
-        store.media_visible_to(&first.id, &subscriber).await,
-        Ok(true)
+    let clock = TestClock::new();
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(scratch.config(), clock.clone()),
+        PostgresStore::connect(scratch.config(), clock.clone())
     );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(a.claims_due_deliveries());
+    let (one, two) = (conversation(&a).await, conversation(&a).await);
+    let hook = webhook(one, &["TextMessageCreated"]);
+    // Created through a, matched by b's writer.
+    a.create_webhook(hook.clone()).await.expect("create");
+    send(&b, one, "x").await;
+    send(&b, one, "y").await;
+    send(&a, two, "z").await;
+    let listed = b.list_deliveries(&hook.id, None, 10).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    // The first in line, claimed by a: due for nobody else, a included.
+    let first = a.due_deliveries(now(), 10).await.expect("due");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].next_attempt_on, now());
+    assert!(b.due_deliveries(now(), 10).await.expect("due").is_empty());
+    assert!(a.due_deliveries(now(), 10).await.expect("due").is_empty());
     assert_eq!(
-        store.media_visible_to(&first.id, &stranger).await,
-        Ok(false)
+        a.next_delivery_due().await.expect("next"),
+        Some(now() + Duration::seconds(60))
     );
-    scratch.sql("UPDATE messages SET deleted_on = 11");
-    assert_eq!(store.media_visible_to(&first.id, &member).await, Ok(false));
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // The lease over (a died mid-attempt, say): b takes it.
+    let later = now() + Duration::seconds(61);
+    let again = b.due_deliveries(later, 10).await.expect("due");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[0].id);
+    let attempt = |delivery: i64, delivered: bool| DeliveryAttempt {
+        delivery,
+        webhook: hook.id.clone(),
+        at: later,
+        delivered,
+        status: delivered.then_some(200),
+        error: (!delivered).then(|| "refused".to_string()),
+        retry_at: None,
+    };
+    b.record_delivery_attempt(attempt(again[0].id, true))
+        .await
+        .expect("delivered");
+    // Then the next in its line.
+    let next = a.due_deliveries(later, 10).await.expect("due");
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].id, first[0].id);
+    // A last failure recorded on b disables the webhook; a's writer no longer matches it.
+    b.record_delivery_attempt(attempt(next[0].id, false))
+        .await
+        .expect("failed");
+    send(&a, one, "w").await;
+    assert_eq!(
+        a.list_deliveries(&hook.id, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert!(
+        !a.get_webhook(&hook.id)
+            .await
+            .expect("get")
+            .expect("hook")
+            .active
+    );
 }

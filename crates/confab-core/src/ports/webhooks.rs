@@ -211,6 +211,14 @@ pub trait WebhookStore: Send + Sync + 'static {
         now: OffsetDateTime,
         limit: usize,
     ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Whether `due_deliveries` claims what it answers: holds those deliveries back from every
+    /// caller (the delivery workers of other nodes sharing the store) until their attempt is
+    /// recorded or a lease runs out. A worker then asks for no more than it can start at once,
+    /// since what it leaves would wait for the lease. A store that does not claim answers the
+    /// deliveries in flight again, which the worker skips.
+    fn claims_due_deliveries(&self) -> bool {
+        false
+    }
     /// When the next pending delivery of an active webhook that is first in line is due, if
     /// any is.
     async fn next_delivery_due(&self) -> StoreResult<Option<OffsetDateTime>>;
