@@ -40,6 +40,10 @@ pub struct Settings {
     /// Keep nothing on disk: no data dir is created. A self-signed certificate then goes to a
     /// temporary directory removed on shutdown.
     pub in_memory: bool,
+    /// A PostgreSQL database (`postgres://user@host:5432/db`) to keep the conversations in,
+    /// instead of SQLite in the data dir; several confab nodes may share one. The data dir
+    /// still holds the secrets, the certificate and (by default) media files.
+    pub database_url: Option<String>,
     /// The address (or host name) to listen on; also the host of the printed endpoint.
     pub host: String,
     /// The port to listen on; 0 picks any free port.
@@ -135,6 +139,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./confab-data"),
             in_memory: false,
+            database_url: None,
             host: "127.0.0.1".into(),
             port: 8443,
             http: false,
@@ -251,6 +256,19 @@ impl Settings {
                  webhook_retry_factor, webhook_concurrency and webhook_poll_ms must be at least 1"
             );
         }
+        // On PostgreSQL a delivery is claimed for a while; an attempt outliving the claim could
+        // be sent again by another node.
+        let lease = confab_store_postgres::DELIVERY_CLAIM_LEASE;
+        if self.database_url.is_some()
+            && std::time::Duration::from_millis(self.webhook_timeout_ms) >= lease / 2
+        {
+            bail!(
+                "with database_url, webhook_timeout_ms must stay below {} ms (half the {} s \
+                 for which a node claims a delivery)",
+                lease.as_millis() / 2,
+                lease.as_secs()
+            );
+        }
         Ok(())
     }
 
@@ -344,6 +362,12 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
 
+    /// PostgreSQL URL to keep the data in instead of SQLite; prefer CONFAB_DATABASE_URL (a
+    /// password in a flag shows in `ps`)
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+
     /// Access key (base64) of the connection string; prefer CONFAB_ACCESS_KEY, flags show in `ps`
     #[arg(long, value_name = "BASE64")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -410,6 +434,7 @@ enum Kind {
 const ENV_KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("in_memory", Kind::Parsed),
+    ("database_url", Kind::Text),
     ("host", Kind::Text),
     ("port", Kind::Parsed),
     ("http", Kind::Parsed),

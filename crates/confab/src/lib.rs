@@ -33,6 +33,7 @@ use confab_core::ports::{Clock, EventSink, LocalBus, Store, SystemClock};
 use confab_core::ratelimit::RateLimits;
 use confab_core::{Core, CoreConfig, Limits};
 use confab_kaizala::{AdminConfig, KaizalaConfig};
+use confab_store_postgres::PostgresStore;
 use confab_store_sqlite::SqliteStore;
 use confab_stream::StreamShutdown;
 use tokio::sync::watch;
@@ -153,7 +154,13 @@ pub async fn start_with_clock(
     )?;
     // Committed events go from the store's writer to the bus, and from there to the streams.
     let bus = Arc::new(LocalBus::new(settings.stream_bus_capacity));
-    let store = open_store(data_dir.as_deref(), clock.clone(), bus.clone()).await?;
+    let store = open_store(
+        settings.database_url.as_deref(),
+        data_dir.as_deref(),
+        clock.clone(),
+        bus.clone(),
+    )
+    .await?;
     let media_blobs = open_blobs(settings.media_dir.as_deref(), data_dir.as_deref())?;
     let core = Arc::new(
         Core::new(
@@ -361,11 +368,43 @@ fn open_blobs(
     Ok(Arc::new(blobs))
 }
 
+/// A database URL fit for a log line: its password, if any, replaced by `***` (URL form
+/// `postgres://user:password@host/db`, or `password=...` in the key=value form).
+fn redact_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // The credentials end at the last `@` before the host (a password may hold an `@`).
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some((user, _password)) = rest[..at].split_once(':') {
+                return format!("{scheme}://{user}:***{}", &rest[at..]);
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The store: PostgreSQL when a database URL is given, else SQLite in the data dir (or a
+/// throw-away file when in memory).
 async fn open_store(
+    database_url: Option<&str>,
     data_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
     sink: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = database_url {
+        let store = PostgresStore::open(url, clock)
+            .await
+            .with_context(|| format!("opening the PostgreSQL database {}", redact_password(url)))?;
+        store.set_event_sink(sink);
+        return Ok(Arc::new(store));
+    }
     let db = data_dir.map(|dir| dir.join(DB_FILE));
     // Opening may run migrations: blocking work, off the async threads.
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn Store>> {
@@ -649,6 +688,22 @@ mod tests {
     use super::*;
 
     use axum::routing::get;
+
+    #[test]
+    fn a_database_password_is_kept_out_of_messages() {
+        assert_eq!(
+            redact_password("postgres://confab:s3cr@t@db.example:5432/chat"),
+            "postgres://confab:***@db.example:5432/chat"
+        );
+        assert_eq!(
+            redact_password("postgres://confab@db.example/chat"),
+            "postgres://confab@db.example/chat"
+        );
+        assert_eq!(
+            redact_password("host=db user=confab password=hunter2 dbname=chat"),
+            "host=db user=confab password=*** dbname=chat"
+        );
+    }
 
     /// A router that answers at once on `/` and after a while on `/slow`.
     fn test_app() -> Router {
