@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::client::{self, Api, KzUser, Target, User};
 use crate::load::{self, MakeRequest, Outcome, Plan};
 use crate::procstat::{self, Meter, Usage};
+use crate::scratch_schema::ScratchSchema;
 use crate::servers::{self, ServerProcess};
 use crate::stream::{self, FanOut, FanOutOutcome};
 use crate::Options;
@@ -234,6 +235,9 @@ struct Bench {
     stream_users: Vec<User>,
     /// The Kaizala users (logged in once, with a PIN, on first use).
     kaizala_users: Vec<KzUser>,
+    /// Where confab keeps its data when it is PostgreSQL (`--postgres`): the scratch schema's
+    /// URL.
+    database_url: Option<String>,
 }
 
 /// Removes the run's directory at the end, however the run ends.
@@ -295,6 +299,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
             .unwrap_or(0)
     )));
     std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
+    // Declared after `work`: dropped before it, after every server process has stopped.
+    let schema = match &options.postgres {
+        Some(url) => Some(ScratchSchema::create(url)?),
+        None => None,
+    };
 
     let json = match &options.json {
         Some(path) => Some(
@@ -320,6 +329,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         access_key: Vec::new(),
         stream_users: Vec::new(),
         kaizala_users: Vec::new(),
+        database_url: schema.as_ref().map(ScratchSchema::url),
     };
     if selected.iter().any(|s| s.kind == Kind::Stream) {
         // One socket per subscriber here and one in the server (which inherits the limit).
@@ -333,13 +343,17 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         }
     }
     println!(
-        "confab-bench: {} s per scenario{}, {} cores ({}), load average {}, data in {}",
+        "confab-bench: {} s per scenario{}, {} cores ({}), load average {}, data in {}{}",
         duration.as_secs_f64(),
         if quick { " (quick: no targets)" } else { "" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model(),
         load_average(),
-        work.0.display()
+        work.0.display(),
+        match &schema {
+            Some(schema) => format!(" and PostgreSQL schema {}", schema.name()),
+            None => String::new(),
+        }
     );
 
     // Each scheme's ceilings run right before confab's pass over that scheme, so that a ratio
@@ -447,7 +461,11 @@ impl Bench {
         let spawned = Instant::now();
         let server = ServerProcess::spawn(
             "confab",
-            servers::confab_args(data_dir, scheme == Scheme::Http),
+            servers::confab_args(
+                data_dir,
+                scheme == Scheme::Http,
+                self.database_url.as_deref(),
+            ),
         )
         .await?;
         let target = Target::new(server.info.addr, server.info.cert.as_deref())?;

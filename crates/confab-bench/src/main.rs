@@ -19,6 +19,7 @@ mod client;
 mod http1;
 mod load;
 mod procstat;
+mod scratch_schema;
 mod servers;
 mod stream;
 
@@ -78,6 +79,10 @@ pub struct Options {
     /// Print the scenario names and exit
     #[arg(long)]
     pub list: bool,
+    /// Keep confab's data in this PostgreSQL database (in a schema made for the run and dropped
+    /// after it) instead of SQLite in the data dir, e.g. postgres://postgres@127.0.0.1/test
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +94,8 @@ enum Hidden {
         data_dir: PathBuf,
         #[arg(long)]
         http: bool,
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// (internal) Run the do-nothing ceiling server
     #[command(hide = true)]
@@ -103,7 +110,11 @@ enum Hidden {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let served = match cli.command {
-        Some(Hidden::ServeConfab { data_dir, http }) => servers::serve_confab(&data_dir, http),
+        Some(Hidden::ServeConfab {
+            data_dir,
+            http,
+            database_url,
+        }) => servers::serve_confab(&data_dir, http, database_url),
         Some(Hidden::ServeCeiling { dir, tls }) => servers::serve_ceiling(&dir, tls),
         None => return run(cli.options),
     };

@@ -36,12 +36,18 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Child side.
 
-/// `serve-confab`: confab itself on an on-disk data dir, rate limits off.
-pub fn serve_confab(data_dir: &Path, http: bool) -> anyhow::Result<()> {
+/// `serve-confab`: confab itself on an on-disk data dir (and its data in PostgreSQL when given
+/// a database URL), rate limits off.
+pub fn serve_confab(
+    data_dir: &Path,
+    http: bool,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
     let settings = confab::Settings {
         in_memory: false,
         http,
         data_dir: data_dir.to_path_buf(),
+        database_url,
         port: 0,
         rate_limits: RateLimitProfile::Off,
         ..confab::Settings::for_tests()
@@ -269,7 +275,7 @@ impl Drop for ServerProcess {
 }
 
 /// Arguments of the hidden subcommands.
-pub fn confab_args(data_dir: &Path, http: bool) -> Vec<String> {
+pub fn confab_args(data_dir: &Path, http: bool, database_url: Option<&str>) -> Vec<String> {
     let mut args = vec![
         "serve-confab".to_string(),
         "--data-dir".to_string(),
@@ -277,6 +283,10 @@ pub fn confab_args(data_dir: &Path, http: bool) -> Vec<String> {
     ];
     if http {
         args.push("--http".into());
+    }
+    if let Some(url) = database_url {
+        args.push("--database-url".into());
+        args.push(url.into());
     }
     args
 }
