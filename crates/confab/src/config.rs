@@ -801,6 +801,31 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_from_a_flag_or_the_environment() {
+        let dir = TempDir::new("cfg-db").unwrap();
+        let s = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
+        assert_eq!(s.database_url, None);
+        let e = env(&[("CONFAB_DATABASE_URL", "postgres://confab@db/chat")]);
+        let s = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://confab@db/chat"));
+        let flags = ServeArgs {
+            database_url: Some("postgres://other@db/chat".into()),
+            ..ServeArgs::default()
+        };
+        let s = resolve(&flags, None, &e, dir.path()).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://other@db/chat"));
+        // An attempt may not outlive half the claim another node waits out.
+        let e = env(&[
+            ("CONFAB_DATABASE_URL", "postgres://confab@db/chat"),
+            ("CONFAB_WEBHOOK_TIMEOUT_MS", "30000"),
+        ]);
+        let err = resolve(&ServeArgs::default(), None, &e, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("webhook_timeout_ms"), "{err}");
+        let e = env(&[("CONFAB_WEBHOOK_TIMEOUT_MS", "30000")]);
+        assert!(resolve(&ServeArgs::default(), None, &e, dir.path()).is_ok());
+    }
+
+    #[test]
     fn pin_sender_settings() {
         let dir = TempDir::new("cfg-pins").unwrap();
         let s = resolve(&ServeArgs::default(), None, &[], dir.path()).unwrap();
