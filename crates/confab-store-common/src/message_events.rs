@@ -155,37 +155,74 @@ pub struct MessageEventText {
 
 /// The texts of a message event about `message` as it now is.
 pub fn message_event_text(message: &Message) -> StoreResult<MessageEventText> {
-    let deleted = message.deleted_on.is_some();
-    let mut change = MessageChange {
-        content: (!deleted).then_some(Cow::Borrowed(&message.content)),
-        deleted_on: message.deleted_on.map(rfc3339),
-        edited_on: message.edited_on.filter(|_| !deleted).map(rfc3339),
-        metadata: (!deleted).then_some(Cow::Borrowed(&message.metadata)),
-        version: message.version.to_string(),
-    };
-    let facts = MessageFacts {
-        conversation: message.conversation,
-        id: message.id.0,
-        sequence_id: message.sequence_id,
-        kind: message.kind.as_str(),
-        sender: message.sender.as_ref().map(IdentityId::as_str),
-        sender_display_name: message.sender_display_name.as_deref(),
-        created_on: message.created_on,
-        audience: audience_name(&message.audience),
-    };
-    let full = change_json(&change)?;
-    let data = render(&facts, &full)?;
-    // A system message never changes (the core refuses to edit or delete one), so its row
-    // keeps its content and metadata for its event too: the content lists participants and can
-    // be long. A change with neither content nor a delete time is read back that way.
-    let logged = if message.kind.is_system() {
-        change.content = None;
-        change.metadata = None;
-        change_json(&change)?
-    } else {
-        full
-    };
-    Ok(MessageEventText { data, logged })
+    let change = MessageChangeText::of(message)?;
+    let data = change.data(message)?;
+    Ok(MessageEventText {
+        data,
+        logged: change.into_logged(),
+    })
+}
+
+/// A message event's change, in the two forms it takes: whole (what the published data ends
+/// with) and as its log row keeps it. Neither depends on the message's sequence id, so a store
+/// may write the log row in the same statement that gives the message its sequence id, and
+/// render the data ([`MessageChangeText::data`]) afterwards.
+pub struct MessageChangeText {
+    full: String,
+    /// What a system message's row keeps instead of `full`.
+    system_logged: Option<String>,
+}
+
+impl MessageChangeText {
+    pub fn of(message: &Message) -> StoreResult<Self> {
+        let deleted = message.deleted_on.is_some();
+        let mut change = MessageChange {
+            content: (!deleted).then_some(Cow::Borrowed(&message.content)),
+            deleted_on: message.deleted_on.map(rfc3339),
+            edited_on: message.edited_on.filter(|_| !deleted).map(rfc3339),
+            metadata: (!deleted).then_some(Cow::Borrowed(&message.metadata)),
+            version: message.version.to_string(),
+        };
+        let full = change_json(&change)?;
+        // A system message never changes (the core refuses to edit or delete one), so its row
+        // keeps its content and metadata for its event too: the content lists participants and
+        // can be long. A change with neither content nor a delete time is read back that way.
+        let system_logged = if message.kind.is_system() {
+            change.content = None;
+            change.metadata = None;
+            Some(change_json(&change)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            full,
+            system_logged,
+        })
+    }
+
+    /// What the event's log row keeps.
+    pub fn logged(&self) -> &str {
+        self.system_logged.as_deref().unwrap_or(&self.full)
+    }
+
+    pub fn into_logged(self) -> String {
+        self.system_logged.unwrap_or(self.full)
+    }
+
+    /// The event's data: `message`'s facts (with its sequence id), then the change.
+    pub fn data(&self, message: &Message) -> StoreResult<String> {
+        let facts = MessageFacts {
+            conversation: message.conversation,
+            id: message.id.0,
+            sequence_id: message.sequence_id,
+            kind: message.kind.as_str(),
+            sender: message.sender.as_ref().map(IdentityId::as_str),
+            sender_display_name: message.sender_display_name.as_deref(),
+            created_on: message.created_on,
+            audience: audience_name(&message.audience),
+        };
+        render(&facts, &self.full)
+    }
 }
 
 /// The columns of a message that its events read back with them.

@@ -40,7 +40,7 @@ use confab_core::model::{
     Audience, Message, MessageContent, MessageType, Metadata, Participant, Role,
 };
 use confab_core::ports::{
-    Clock, CommittedEvent, ListQuery, MessageQuery, NewConversation, NewMessage, Store,
+    Clock, CommittedEvent, EventSink, ListQuery, MessageQuery, NewConversation, NewMessage, Store,
 };
 use parking_lot::Mutex;
 use time::macros::datetime;
@@ -86,9 +86,29 @@ pub struct Fixture {
     /// The store under test, made with [`clock`](Self::clock).
     pub store: Arc<dyn Store>,
     pub clock: Arc<TestClock>,
+    /// What the store handed its event sink, when the backend set this one as its sink
+    /// ([`Fixture::with_published`]).
+    pub published: Option<Arc<PublishedEvents>>,
     /// Kept alive until after the store is dropped (fields drop in order): a temp dir, a
     /// scratch schema's owner, …
     pub guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// An event sink that keeps what it is handed: what a store published after its commits.
+#[derive(Default)]
+pub struct PublishedEvents(Mutex<Vec<Arc<CommittedEvent>>>);
+
+impl PublishedEvents {
+    /// Everything published so far, in order.
+    pub fn all(&self) -> Vec<Arc<CommittedEvent>> {
+        self.0.lock().clone()
+    }
+}
+
+impl EventSink for PublishedEvents {
+    fn committed(&self, events: Vec<Arc<CommittedEvent>>) {
+        self.0.lock().extend(events);
+    }
 }
 
 /// How many logged events [`Fixture::logged_events`] asks for at a time.
@@ -100,8 +120,16 @@ impl Fixture {
         Self {
             store,
             clock,
+            published: None,
             guard: None,
         }
+    }
+
+    /// Says that the store hands its committed events to `published` (the backend set it as
+    /// the store's event sink).
+    pub fn with_published(mut self, published: Arc<PublishedEvents>) -> Self {
+        self.published = Some(published);
+        self
     }
 
     /// Keeps `guard` until after the store is dropped.
@@ -303,6 +331,7 @@ macro_rules! all_checks {
             store::concurrent_appends_are_gapless,
             store::failures_in_a_batch_leave_no_gaps,
             store::events_are_logged,
+            store::published_events_read_back_alike,
             store::groups_and_members,
             store::participant_roles,
             store::subgroups,

@@ -1308,6 +1308,100 @@ pub async fn failures_in_a_batch_leave_no_gaps(f: Fixture) {
     assert_eq!(sequences, (1..=267).collect::<Vec<i64>>());
 }
 
+/// What a store publishes after a commit is what a stream resuming from the log reads back,
+/// byte for byte: message events (with quotes to escape, a display name or none, metadata, an
+/// audience), an edit and a delete after the message's own event (whose row now says something
+/// else), a creation; a failing write publishes nothing. Then retention: the newest events kept.
+pub async fn published_events_read_back_alike(f: Fixture) {
+    let published = f
+        .published
+        .clone()
+        .expect("the backend's fixture sets PublishedEvents as the store's event sink");
+    let id = create(&f, 1, &[1]).await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let mut message = text(id, 1, &format!("m{i} \"quoted\""));
+        message.metadata = meta(&[("n", &i.to_string())]);
+        message.sender_display_name = (i % 2 == 0).then(|| format!("User {i}"));
+        if i == 4 {
+            message.audience = Audience::Subscribers(vec![user(1)]);
+        }
+        sent.push(f.store.append_message(message).await.expect("append").id);
+    }
+    // A failing write publishes nothing.
+    assert_eq!(
+        f.store
+            .append_message(text(ConversationId::generate(), 1, "nowhere"))
+            .await
+            .err(),
+        Some(StoreError::NotFound)
+    );
+    f.clock.advance(Duration::seconds(1));
+    f.store
+        .edit_message(
+            id,
+            sent[0],
+            MessageEdit {
+                text: Some("m0 edited".into()),
+                metadata: Some(Metadata::new()),
+            },
+        )
+        .await
+        .expect("edit");
+    f.store.delete_message(id, sent[1]).await.expect("delete");
+
+    let live = published.all();
+    let kinds: Vec<&str> = live.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conversationCreated",
+            // The participantAdded system message.
+            "messageReceived",
+            "messageReceived",
+            "messageReceived",
+            "messageReceived",
+            "messageReceived",
+            "messageReceived",
+            "messageEdited",
+            "messageDeleted"
+        ]
+    );
+    let logged = f.store.events_after(0, 100).await.expect("read");
+    assert_eq!(logged.len(), live.len());
+    for (published, read) in live.iter().zip(&logged) {
+        // The same event, byte for byte, whether it came live or from the log.
+        assert_eq!(**published, *read);
+    }
+    assert!(
+        logged[2].data().contains(r#""text":"m0 \"quoted\"""#),
+        "{}",
+        logged[2].data()
+    );
+    assert!(logged[7].data().contains("m0 edited"));
+    assert!(logged[2].message.is_some_and(|m| !m.system));
+    assert!(logged[1].message.is_some_and(|m| m.system));
+    assert_eq!(logged[6].audience, Audience::Subscribers(vec![user(1)]));
+    assert!(live[0]
+        .data()
+        .contains(&format!(r#""participants":["{}"]"#, user(1))));
+    let third = logged[2].position.expect("position");
+    assert_eq!(
+        f.store.events_after(third, 100).await.expect("read"),
+        logged[3..].to_vec()
+    );
+
+    // Retention: keep the newest 3, at most two positions per purge.
+    let bounds = f.store.event_bounds().await.expect("bounds");
+    assert_eq!(bounds.head, logged[8].position.expect("position"));
+    while f.store.purge_events(None, Some(3), 2).await.expect("purge") > 0 {}
+    let kept = f.store.events_after(0, 100).await.expect("read");
+    assert_eq!(kept, logged[6..].to_vec());
+    let bounds = f.store.event_bounds().await.expect("bounds");
+    assert_eq!(bounds.purged_through, logged[5].position.expect("position"));
+    assert_eq!(bounds.head, logged[8].position.expect("position"));
+}
+
 pub async fn events_are_logged(f: Fixture) {
     let id = create(&f, 1, &[1, 2]).await;
     f.store

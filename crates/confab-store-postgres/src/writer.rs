@@ -328,6 +328,36 @@ impl Writer {
             ],
         )?;
         let position: i64 = get(&inserted, 0)?;
+        let hints = match row {
+            EventRow::Message(hints) => Some(hints),
+            EventRow::Whole | EventRow::Short(_) => None,
+        };
+        self.event_logged(
+            position,
+            kind,
+            conversation,
+            message,
+            identity,
+            hints,
+            data,
+            at,
+        )
+    }
+
+    /// What follows the insert of an event's row (at `position`): the outbox, and the event
+    /// kept for the sink.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event_logged(
+        &self,
+        position: i64,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<i64>,
+        identity: Option<&IdentityId>,
+        hints: Option<MessageHints>,
+        data: String,
+        at: i64,
+    ) -> StoreResult<()> {
         // The outbox: with no webhook subscription at all this is one `is_empty` check (and the
         // data is parsed back only when some subscription exists).
         if !self.webhooks.is_empty() {
@@ -345,10 +375,6 @@ impl Writer {
                 at,
             )?;
         }
-        let hints = match row {
-            EventRow::Message(hints) => Some(hints),
-            EventRow::Whole | EventRow::Short(_) => None,
-        };
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }

@@ -16,9 +16,10 @@ use confab_core::ports::{
 };
 use confab_store_common::creation::{dedupe, participant_ref, Creation};
 use confab_store_common::event_payloads;
+use confab_store_common::message_events::{MessageChangeText, MessageHints};
 use confab_store_common::stored::{
-    conv_key, encode_audience, encode_content, encode_metadata, expires_on, from_micros, micros,
-    retention_days, ALL_SUBSCRIBERS,
+    conv_key, encode_audience, encode_content, encode_metadata, event_kind_name, expires_on,
+    from_micros, micros, retention_days, ALL_SUBSCRIBERS,
 };
 use time::OffsetDateTime;
 
@@ -48,42 +49,69 @@ impl Writer {
         let content = encode_content(&new.content)?;
         let metadata = encode_metadata(&new.metadata)?;
         let audience = encode_audience(&new.audience)?;
-        // One read checks the conversation and finds the sequence id of its newest message;
-        // nothing is written to the conversation row. Under the writers' lock and inside the
-        // batch transaction, it sees every earlier append, and a rolled-back job's append takes
-        // its sequence id with it.
+        let id = self.next_id(now_us);
+        let mut message = Message {
+            id: MessageId(id),
+            conversation: new.conversation,
+            // Given by the statement below.
+            sequence_id: 0,
+            kind: new.kind,
+            content: new.content.clone(),
+            sender: new.sender.clone(),
+            sender_display_name: new.sender_display_name.clone(),
+            metadata: new.metadata.clone(),
+            version: id,
+            created_on: now,
+            edited_on: None,
+            deleted_on: None,
+            audience: new.audience.clone(),
+        };
+        // What the event's row keeps does not depend on the sequence id, so one statement (one
+        // round trip to the server, which is what an append costs) checks the conversation,
+        // takes the sequence id after its newest message's, inserts the message and logs its
+        // event. Under the writers' lock and inside the batch transaction it sees every earlier
+        // append, and a rolled-back job's append takes its sequence id with it. Nothing is
+        // written to the conversation row.
+        let change = MessageChangeText::of(&message)?;
+        let sender = new.sender.as_ref().map(IdentityId::as_str);
         let row = self
             .db
             .query_opt(
                 concat!(
-                    "SELECT COALESCE(",
+                    "WITH appended AS (
+                         INSERT INTO messages (id, conversation, sequence_id, kind, content,
+                             sender, sender_display_name, metadata, version, created_on,
+                             changed_on, audience)
+                         SELECT $1, c.id, COALESCE(",
                     newest_message!("sequence_id"),
-                    ", 0) FROM conversations AS c WHERE c.id = $1 AND c.deleted_on IS NULL"
+                    ", 0) + 1, $3, $4, $5, $6, $7, $1, $8, $8, $9
+                         FROM conversations AS c WHERE c.id = $2 AND c.deleted_on IS NULL
+                         RETURNING sequence_id
+                     ), logged AS (
+                         INSERT INTO events (conversation, kind, message_id, identity, payload,
+                             at)
+                         SELECT $2, $10, $1, NULL, $11, $8 FROM appended
+                         RETURNING position
+                     )
+                     SELECT appended.sequence_id, logged.position FROM appended, logged"
                 ),
-                &[&key.as_slice()],
+                &[
+                    &id,
+                    &key.as_slice(),
+                    &new.kind.as_str(),
+                    &content,
+                    &sender,
+                    &new.sender_display_name,
+                    &metadata,
+                    &now_us,
+                    &audience,
+                    &event_kind_name(&EventKind::MessageReceived),
+                    &change.logged(),
+                ],
             )?
             .ok_or(StoreError::NotFound)?;
-        let last_sequence_id: i64 = get(&row, 0)?;
-        let sequence_id = last_sequence_id + 1;
-        let id = self.next_id(now_us);
-        let sender = new.sender.as_ref().map(IdentityId::as_str);
-        self.db.execute(
-            "INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
-                 sender_display_name, metadata, version, created_on, changed_on, audience)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $9, $9, $10)",
-            &[
-                &id,
-                &key.as_slice(),
-                &sequence_id,
-                &new.kind.as_str(),
-                &content,
-                &sender,
-                &new.sender_display_name,
-                &metadata,
-                &now_us,
-                &audience,
-            ],
-        )?;
+        message.sequence_id = get(&row, 0)?;
+        let position: i64 = get(&row, 1)?;
         let readers: Vec<&str> = match &new.audience {
             Audience::Members => Vec::new(),
             Audience::AllSubscribers => vec![ALL_SUBSCRIBERS],
@@ -96,22 +124,18 @@ impl Writer {
                 &[&key.as_slice(), &reader, &id],
             )?;
         }
-        let message = Message {
-            id: MessageId(id),
-            conversation: new.conversation,
-            sequence_id,
-            kind: new.kind,
-            content: new.content.clone(),
-            sender: new.sender.clone(),
-            sender_display_name: new.sender_display_name.clone(),
-            metadata: new.metadata.clone(),
-            version: id,
-            created_on: now,
-            edited_on: None,
-            deleted_on: None,
-            audience: new.audience.clone(),
-        };
-        self.log_message_event(EventKind::MessageReceived, &message, now_us)?;
+        let data = change.data(&message)?;
+        let hints = MessageHints::new(&message, change.into_logged());
+        self.event_logged(
+            position,
+            EventKind::MessageReceived,
+            Some(message.conversation),
+            Some(id),
+            message.sender.as_ref(),
+            Some(hints),
+            data,
+            now_us,
+        )?;
         Ok(message)
     }
 

@@ -16,7 +16,7 @@ use confab_core::ports::{
     ConnectorStore, PinOutcome, PinRedemption, Store, StoreError, SystemClock, WebhookStore,
 };
 use confab_store_conformance::webhooks::{conversation, now, send, webhook};
-use confab_store_conformance::{Fixture, TestClock};
+use confab_store_conformance::{Fixture, PublishedEvents, TestClock};
 use confab_store_postgres::{Config, PostgresStore};
 use time::macros::datetime;
 use time::Duration;
@@ -93,7 +93,13 @@ async fn conformance_store() -> Option<Fixture> {
     let store = PostgresStore::connect(scratch.config(), clock.clone())
         .await
         .expect("connect");
-    Some(Fixture::new(Arc::new(store), clock).with_guard(scratch))
+    let published = Arc::new(PublishedEvents::default());
+    assert!(store.set_event_sink(published.clone()));
+    Some(
+        Fixture::new(Arc::new(store), clock)
+            .with_published(published)
+            .with_guard(scratch),
+    )
 }
 
 /// The `Store` contract, as every store must keep it (`confab-store-conformance`).
