@@ -6,10 +6,10 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Conversation, ConversationSummary, GroupView, Member, Message, Page, Participant, ReadReceipt,
-    SubgroupLink,
+    Conversation, ConversationKind, ConversationSummary, GroupView, Member, Message, Page,
+    Participant, ReadReceipt, SubgroupLink,
 };
-use confab_core::ports::{ListQuery, MessageQuery, StoreResult};
+use confab_core::ports::{ListQuery, MemberAccess, MessageQuery, StoreError, StoreResult};
 use confab_store_common::cursors::{
     conversation_cursor, fetch_limit, group_cursor, into_page, message_cursor, name_cursor,
     page_size, parse_conversation_cursor, parse_group_cursor, parse_message_cursor,
@@ -120,6 +120,43 @@ pub(crate) fn get_participant(
     .as_ref()
     .map(rows::participant_from_row)
     .transpose()
+}
+
+/// What an authorization check needs, in one statement (it runs on nearly every call): the
+/// conversation's kind and whether it is deleted, and `identity`'s place in it — a participant,
+/// or a subscriber (answered with role `subscriber`, as [`get_participant`] does).
+pub(crate) fn get_membership(
+    db: &Conn,
+    conversation: ConversationId,
+    identity: &IdentityId,
+) -> StoreResult<Option<MemberAccess>> {
+    let Some(row) = db.query_opt(
+        "SELECT c.kind, c.deleted_on IS NOT NULL,
+                COALESCE(p.identity, s.identity), p.display_name, p.share_history_time,
+                p.metadata,
+                CASE WHEN p.identity IS NOT NULL THEN p.role
+                     WHEN s.identity IS NOT NULL THEN 'subscriber' END
+         FROM conversations AS c
+         LEFT JOIN participants AS p ON p.conversation = c.id AND p.identity = $2
+         LEFT JOIN subscribers AS s ON s.conversation = c.id AND s.identity = $2
+         WHERE c.id = $1",
+        &[&conv_key(conversation).as_slice(), &identity.as_str()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let kind: &str = get(&row, 0)?;
+    let role: Option<&str> = get(&row, 6)?;
+    Ok(Some(MemberAccess {
+        kind: ConversationKind::parse(kind).ok_or_else(|| {
+            StoreError::Unavailable(format!("unknown conversation kind {kind:?}"))
+        })?,
+        deleted: get(&row, 1)?,
+        participant: match role {
+            Some(_) => Some(rows::participant_from_offset(&row, 2)?),
+            None => None,
+        },
+    }))
 }
 
 /// Participants by identity. `skip` applies to the first page only (OFFSET is cheap here: a

@@ -150,13 +150,19 @@ pub(crate) const PARTICIPANT_COLUMNS: &str =
     "identity, display_name, share_history_time, metadata, role";
 
 pub(crate) fn participant_from_row(row: &Row) -> StoreResult<Participant> {
-    let role: &str = get(row, 4)?;
+    participant_from_offset(row, 0)
+}
+
+/// `PARTICIPANT_COLUMNS` starting at column `at`.
+pub(crate) fn participant_from_offset(row: &Row, at: usize) -> StoreResult<Participant> {
+    let role: &str = get(row, at + 4)?;
     Ok(Participant {
-        identity: identity_at(row, 0)?,
-        display_name: get(row, 1)?,
-        share_history_time: opt_time_at(row, 2)?,
-        metadata: metadata_at(row, 3)?,
-        role: Role::parse(role).ok_or_else(|| bad_value(4, format!("unknown role {role:?}")))?,
+        identity: identity_at(row, at)?,
+        display_name: get(row, at + 1)?,
+        share_history_time: opt_time_at(row, at + 2)?,
+        metadata: metadata_at(row, at + 3)?,
+        role: Role::parse(role)
+            .ok_or_else(|| bad_value(at + 4, format!("unknown role {role:?}")))?,
     })
 }
 

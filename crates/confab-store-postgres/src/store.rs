@@ -112,27 +112,16 @@ impl Store for PostgresStore {
             .await
     }
 
-    /// This runs on nearly every call: both reads on one connection in one trip to the
-    /// blocking pool. (No cache: with several nodes writing, a node cannot know what the others
-    /// changed.)
+    /// This runs on nearly every call: one statement (no cache: with several nodes writing, a
+    /// node cannot know what the others changed).
     async fn get_membership(
         &self,
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<Option<MemberAccess>> {
         let identity = identity.clone();
-        self.read(move |db| {
-            let Some(found) = reads::get_conversation(db, conversation)? else {
-                return Ok(None);
-            };
-            let participant = reads::get_participant(db, conversation, &identity)?;
-            Ok(Some(MemberAccess {
-                kind: found.kind,
-                deleted: found.deleted_on.is_some(),
-                participant,
-            }))
-        })
-        .await
+        self.read(move |db| reads::get_membership(db, conversation, &identity))
+            .await
     }
 
     async fn list_participants(
