@@ -28,7 +28,7 @@ pub use media::{MediaKind, MediaRecord, MediaStore};
 pub mod webhooks;
 pub use webhooks::{WebhookClient, WebhookStore};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,

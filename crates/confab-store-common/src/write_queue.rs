@@ -118,12 +118,16 @@ impl<W: 'static> WriteQueue<W> {
         F: FnMut(&mut W) -> StoreResult<T> + Send + 'static,
     {
         let (job, answer) = job(work);
-        {
-            let sender = self.sender.read();
-            let sender = sender.as_ref().ok_or_else(closed)?;
-            sender.send(job).map_err(|_| closed())?;
-        }
+        self.submit(job)?;
         answer.await.map_err(|_| closed())?
+    }
+
+    /// Queues a job of the store's own making (one that answers several callers, say).
+    /// `Err` (closed): the job was dropped without running.
+    pub fn submit(&self, job: Box<dyn Job<W>>) -> StoreResult<()> {
+        let sender = self.sender.read();
+        let sender = sender.as_ref().ok_or_else(closed)?;
+        sender.send(job).map_err(|_| closed())
     }
 
     /// Closes the queue and returns the thread to join: it finishes the queued jobs first.

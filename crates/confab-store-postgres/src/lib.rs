@@ -25,6 +25,7 @@
 //! pool's idle connections are dropped on a thread of their own.
 
 mod actions;
+mod appends;
 mod connectors;
 mod db;
 mod events;
@@ -67,6 +68,8 @@ pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
 /// concurrently.
 pub struct PostgresStore {
     writer: WriteQueue<Writer>,
+    /// Appends waiting for the writer, taken together (`appends.rs`).
+    appends: Arc<appends::AppendQueue>,
     /// Woken after each commit that recorded webhook deliveries.
     delivery_wakeup: Arc<tokio::sync::Notify>,
     sink: SinkSlot,
@@ -92,6 +95,7 @@ impl PostgresStore {
             writer::start(config.clone(), clock, sink.clone(), delivery_wakeup.clone()).await?;
         Ok(Self {
             writer,
+            appends: Arc::default(),
             delivery_wakeup,
             sink,
             reads: Arc::new(ReadPool {

@@ -159,7 +159,7 @@ impl Store for PostgresStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Message> {
-        self.writer.call(move |w| w.append_message(&message)).await
+        self.append(message).await
     }
 
     async fn get_message(

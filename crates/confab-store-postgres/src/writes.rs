@@ -28,6 +28,20 @@ use crate::reads;
 use crate::rows::{self, newest_message, MESSAGE_COLUMNS};
 use crate::writer::Writer;
 
+/// The columns of the messages an `append_messages` statement inserts, one array each.
+#[derive(Default)]
+struct AppendColumns<'a> {
+    ids: Vec<i64>,
+    conversations: Vec<Vec<u8>>,
+    kinds: Vec<&'static str>,
+    contents: Vec<String>,
+    senders: Vec<Option<&'a str>>,
+    display_names: Vec<Option<&'a str>>,
+    metadata: Vec<Option<String>>,
+    audiences: Vec<Option<String>>,
+    logged: Vec<String>,
+}
+
 /// Retention days as stored.
 fn days_column(days: Option<u32>) -> Option<i64> {
     days.map(i64::from)
@@ -44,99 +58,164 @@ impl Writer {
         now: OffsetDateTime,
         now_us: i64,
     ) -> StoreResult<Message> {
-        let key = conv_key(new.conversation);
-        // Encode first, so that whatever can fail fails before the first write.
-        let content = encode_content(&new.content)?;
-        let metadata = encode_metadata(&new.metadata)?;
-        let audience = encode_audience(&new.audience)?;
-        let id = self.next_id(now_us);
-        let mut message = Message {
-            id: MessageId(id),
-            conversation: new.conversation,
-            // Given by the statement below.
-            sequence_id: 0,
-            kind: new.kind,
-            content: new.content.clone(),
-            sender: new.sender.clone(),
-            sender_display_name: new.sender_display_name.clone(),
-            metadata: new.metadata.clone(),
-            version: id,
-            created_on: now,
-            edited_on: None,
-            deleted_on: None,
-            audience: new.audience.clone(),
-        };
-        // What the event's row keeps does not depend on the sequence id, so one statement (one
-        // round trip to the server, which is what an append costs) checks the conversation,
-        // takes the sequence id after its newest message's, inserts the message and logs its
-        // event. Under the writers' lock and inside the batch transaction it sees every earlier
-        // append, and a rolled-back job's append takes its sequence id with it. Nothing is
-        // written to the conversation row.
-        let change = MessageChangeText::of(&message)?;
-        let sender = new.sender.as_ref().map(IdentityId::as_str);
-        let row = self
-            .db
-            .query_opt(
-                concat!(
-                    "WITH appended AS (
-                         INSERT INTO messages (id, conversation, sequence_id, kind, content,
-                             sender, sender_display_name, metadata, version, created_on,
-                             changed_on, audience)
-                         SELECT $1, c.id, COALESCE(",
-                    newest_message!("sequence_id"),
-                    ", 0) + 1, $3, $4, $5, $6, $7, $1, $8, $8, $9
-                         FROM conversations AS c WHERE c.id = $2 AND c.deleted_on IS NULL
-                         RETURNING sequence_id
-                     ), logged AS (
-                         INSERT INTO events (conversation, kind, message_id, identity, payload,
-                             at)
-                         SELECT $2, $10, $1, NULL, $11, $8 FROM appended
-                         RETURNING position
-                     )
-                     SELECT appended.sequence_id, logged.position FROM appended, logged"
-                ),
-                &[
-                    &id,
-                    &key.as_slice(),
-                    &new.kind.as_str(),
-                    &content,
-                    &sender,
-                    &new.sender_display_name,
-                    &metadata,
-                    &now_us,
-                    &audience,
-                    &event_kind_name(&EventKind::MessageReceived),
-                    &change.logged(),
-                ],
-            )?
-            .ok_or(StoreError::NotFound)?;
-        message.sequence_id = get(&row, 0)?;
-        let position: i64 = get(&row, 1)?;
-        let readers: Vec<&str> = match &new.audience {
+        self.append_messages(&[new], now, now_us)?
+            .pop()
+            .unwrap_or(Err(StoreError::NotFound))
+    }
+
+    /// Appends one message, now (an action's message, say; `Store::append_message` goes through
+    /// `appends.rs`, which takes waiting appends together).
+    pub(crate) fn append_message(&mut self, message: &NewMessage) -> StoreResult<Message> {
+        let (now, now_us) = self.now()?;
+        self.insert_message(message, now, now_us)
+    }
+
+    /// Appends messages, in order, in ONE statement (one round trip to the server: what an
+    /// append costs here): each gets the sequence id after its conversation's newest message
+    /// (counting the ones before it in `messages`), is inserted with its event row, and its
+    /// event is logged. A message whose conversation is missing or deleted is `NotFound` alone.
+    /// Under the writers' lock and inside the batch transaction the statement sees every earlier
+    /// append, and a rolled-back job's appends take their sequence ids with them. Nothing is
+    /// written to the conversation rows.
+    ///
+    /// What an event row keeps (the message's change) does not depend on the sequence id, so
+    /// it is written by the same statement; the published data is rendered afterwards.
+    pub(crate) fn append_messages(
+        &mut self,
+        messages: &[&NewMessage],
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<Vec<StoreResult<Message>>> {
+        let mut made = Vec::with_capacity(messages.len());
+        let mut columns = AppendColumns::default();
+        for new in messages {
+            // Encode first, so that whatever can fail fails before the first write.
+            let id = self.next_id(now_us);
+            let message = Message {
+                id: MessageId(id),
+                conversation: new.conversation,
+                // Given by the statement below.
+                sequence_id: 0,
+                kind: new.kind,
+                content: new.content.clone(),
+                sender: new.sender.clone(),
+                sender_display_name: new.sender_display_name.clone(),
+                metadata: new.metadata.clone(),
+                version: id,
+                created_on: now,
+                edited_on: None,
+                deleted_on: None,
+                audience: new.audience.clone(),
+            };
+            let change = MessageChangeText::of(&message)?;
+            columns.ids.push(id);
+            columns
+                .conversations
+                .push(conv_key(new.conversation).to_vec());
+            columns.kinds.push(new.kind.as_str());
+            columns.contents.push(encode_content(&new.content)?);
+            columns
+                .senders
+                .push(new.sender.as_ref().map(IdentityId::as_str));
+            columns
+                .display_names
+                .push(new.sender_display_name.as_deref());
+            columns.metadata.push(encode_metadata(&new.metadata)?);
+            columns.audiences.push(encode_audience(&new.audience)?);
+            columns.logged.push(change.logged().to_owned());
+            made.push((message, change));
+        }
+        let rows = self.db.query(
+            concat!(
+                "WITH input AS (
+                     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[],
+                             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                         WITH ORDINALITY AS i(id, conversation, kind, content, sender,
+                             sender_display_name, metadata, audience, logged, ord)
+                 ), appended AS (
+                     INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                         sender_display_name, metadata, version, created_on, changed_on,
+                         audience)
+                     SELECT i.id, c.id, COALESCE(",
+                newest_message!("sequence_id"),
+                ", 0) + row_number() OVER (PARTITION BY c.id ORDER BY i.ord),
+                         i.kind, i.content, i.sender, i.sender_display_name, i.metadata, i.id,
+                         $10, $10, i.audience
+                     FROM input AS i
+                     JOIN conversations AS c ON c.id = i.conversation AND c.deleted_on IS NULL
+                     ORDER BY i.ord
+                     RETURNING id, sequence_id
+                 ), logged AS (
+                     INSERT INTO events (conversation, kind, message_id, identity, payload, at)
+                     SELECT i.conversation, $11, i.id, NULL, i.logged, $10
+                     FROM appended AS a JOIN input AS i ON i.id = a.id
+                     ORDER BY i.ord
+                     RETURNING message_id, position
+                 )
+                 SELECT a.id, a.sequence_id, l.position
+                 FROM appended AS a JOIN logged AS l ON l.message_id = a.id"
+            ),
+            &[
+                &columns.ids,
+                &columns.conversations,
+                &columns.kinds,
+                &columns.contents,
+                &columns.senders,
+                &columns.display_names,
+                &columns.metadata,
+                &columns.audiences,
+                &columns.logged,
+                &now_us,
+                &event_kind_name(&EventKind::MessageReceived),
+            ],
+        )?;
+        // By message id: the sequence id and the event's position.
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = get(row, 0)?;
+            stored.insert(id, (get::<i64>(row, 1)?, get::<i64>(row, 2)?));
+        }
+        let mut answers = Vec::with_capacity(made.len());
+        for (mut message, change) in made {
+            let Some(&(sequence_id, position)) = stored.get(&message.id.0) else {
+                answers.push(Err(StoreError::NotFound));
+                continue;
+            };
+            message.sequence_id = sequence_id;
+            self.add_audience(&message)?;
+            let data = change.data(&message)?;
+            let hints = MessageHints::new(&message, change.into_logged());
+            self.event_logged(
+                position,
+                EventKind::MessageReceived,
+                Some(message.conversation),
+                Some(message.id.0),
+                message.sender.as_ref(),
+                Some(hints),
+                data,
+                now_us,
+            )?;
+            answers.push(Ok(message));
+        }
+        Ok(answers)
+    }
+
+    /// Who besides the members may read `message`, row by row (subscribers' reads join them).
+    fn add_audience(&self, message: &Message) -> StoreResult<()> {
+        let readers: Vec<&str> = match &message.audience {
             Audience::Members => Vec::new(),
             Audience::AllSubscribers => vec![ALL_SUBSCRIBERS],
             Audience::Subscribers(list) => list.iter().map(IdentityId::as_str).collect(),
         };
+        let key = conv_key(message.conversation);
         for reader in readers {
             self.db.execute(
                 "INSERT INTO message_audience (conversation, identity, message_id)
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&key.as_slice(), &reader, &id],
+                &[&key.as_slice(), &reader, &message.id.0],
             )?;
         }
-        let data = change.data(&message)?;
-        let hints = MessageHints::new(&message, change.into_logged());
-        self.event_logged(
-            position,
-            EventKind::MessageReceived,
-            Some(message.conversation),
-            Some(id),
-            message.sender.as_ref(),
-            Some(hints),
-            data,
-            now_us,
-        )?;
-        Ok(message)
+        Ok(())
     }
 
     /// Appends a system message (no sender) with the given content.
@@ -543,11 +622,6 @@ impl Writer {
             now_us,
         )?;
         Ok(())
-    }
-
-    pub(crate) fn append_message(&mut self, message: &NewMessage) -> StoreResult<Message> {
-        let (now, now_us) = self.now()?;
-        self.insert_message(message, now, now_us)
     }
 
     pub(crate) fn edit_message(

@@ -9,13 +9,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use confab_core::ids::IdentityId;
+use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{Application, Identity, PinChallenge, RefreshToken};
 use confab_core::ports::webhooks::DeliveryAttempt;
 use confab_core::ports::{
     ConnectorStore, PinOutcome, PinRedemption, Store, StoreError, SystemClock, WebhookStore,
 };
 use confab_store_conformance::webhooks::{conversation, now, send, webhook};
+use confab_store_conformance::{new_conversation, query, text};
 use confab_store_conformance::{Fixture, PublishedEvents, TestClock};
 use confab_store_postgres::{Config, PostgresStore};
 use time::macros::datetime;
@@ -381,4 +382,97 @@ async fn two_nodes_share_the_due_deliveries_without_sending_one_twice() {
             .expect("hook")
             .active
     );
+}
+
+/// Appends waiting together go into one statement (`appends.rs`): under many concurrent sends
+/// to several threads and to a thread that does not exist, each send gets its own answer, the
+/// missing thread's fail alone, every thread's sequence ids run without a gap, and the event log
+/// has the messages in sequence order; sends racing a close are committed or refused, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_taken_together_are_answered_each_and_keep_their_order() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let store = Arc::new(scratch.store().await);
+    let mut threads = Vec::new();
+    for _ in 0..3 {
+        let created = store
+            .create_conversation(new_conversation(1, &[1]))
+            .await
+            .expect("create");
+        threads.push(created.conversation.id);
+    }
+    let missing = ConversationId::generate();
+    let mut sends = Vec::new();
+    for n in 0..330usize {
+        let store = Arc::clone(&store);
+        let to = if n % 11 == 10 {
+            missing
+        } else {
+            threads[n % 3]
+        };
+        sends.push(tokio::spawn(async move {
+            (
+                to,
+                store.append_message(text(to, 1, &format!("m{n}"))).await,
+            )
+        }));
+    }
+    for send in sends {
+        let (to, answer) = send.await.expect("task");
+        match answer {
+            Ok(message) => {
+                assert_eq!(message.conversation, to);
+                assert_ne!(to, missing);
+            }
+            Err(err) => {
+                assert_eq!(to, missing);
+                assert_eq!(err, StoreError::NotFound);
+            }
+        }
+    }
+    let events = store.events_after(0, 10_000).await.expect("events");
+    for thread in &threads {
+        let listed = store
+            .list_messages(*thread, query(1000))
+            .await
+            .expect("list")
+            .items;
+        // 100 sends and the participantAdded system message, newest first.
+        let sequence: Vec<i64> = listed.iter().rev().map(|m| m.sequence_id).collect();
+        assert_eq!(sequence, (1..=101).collect::<Vec<i64>>());
+        let logged: Vec<i64> = events
+            .iter()
+            .filter(|e| e.conversation == Some(*thread) && e.message.is_some())
+            .map(|e| e.message.expect("message").id)
+            .collect();
+        let by_sequence: Vec<i64> = listed.iter().rev().map(|m| m.id.0).collect();
+        assert_eq!(logged, by_sequence);
+    }
+
+    // Sends racing a close: each committed or refused.
+    let mut racing = Vec::new();
+    for n in 0..50 {
+        let store = Arc::clone(&store);
+        let to = threads[0];
+        racing.push(tokio::spawn(async move {
+            store
+                .append_message(text(to, 1, &format!("late {n}")))
+                .await
+        }));
+    }
+    tokio::task::yield_now().await;
+    store.close().await;
+    let mut committed = 0;
+    for send in racing {
+        match send.await.expect("task") {
+            Ok(_) => committed += 1,
+            Err(err) => assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}"),
+        }
+    }
+    let listed = store
+        .list_messages(threads[0], query(1000))
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 101 + committed);
 }
