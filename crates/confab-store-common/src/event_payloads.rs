@@ -23,6 +23,30 @@ pub enum EventRow {
     Message(MessageHints),
 }
 
+impl EventRow {
+    /// What the row keeps of an event with this `identity` and `data`: its identity column and
+    /// its payload (a message event's row keeps no identity: the message's row has the sender).
+    pub fn columns<'a>(
+        &'a self,
+        identity: Option<&'a IdentityId>,
+        data: &'a str,
+    ) -> (Option<&'a str>, &'a str) {
+        match self {
+            EventRow::Whole => (identity.map(IdentityId::as_str), data),
+            EventRow::Short(short) => (identity.map(IdentityId::as_str), short.as_str()),
+            EventRow::Message(hints) => (None, hints.logged.as_str()),
+        }
+    }
+
+    /// A message event's stream hints (none for any other event).
+    pub fn into_hints(self) -> Option<MessageHints> {
+        match self {
+            EventRow::Message(hints) => Some(hints),
+            EventRow::Whole | EventRow::Short(_) => None,
+        }
+    }
+}
+
 /// The text of a conversationCreated event from its data without `participants`, which would
 /// list again the ids of `members`: the data as published (the list put in), and its row, which
 /// keeps it without (a thread created with ten ACS users: 2.5 KB → 1.7 KB, two rows to a page

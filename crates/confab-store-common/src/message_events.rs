@@ -38,6 +38,33 @@ impl MessageHints {
     }
 }
 
+/// An event just logged at `position`, as it is published: a message event's `hints` give its
+/// message and audience; any other event reaches the members.
+pub fn committed_event(
+    position: i64,
+    kind: EventKind,
+    conversation: Option<ConversationId>,
+    identity: Option<&IdentityId>,
+    hints: Option<MessageHints>,
+    data: String,
+    at_us: i64,
+) -> CommittedEvent {
+    let (message, audience) = match hints {
+        Some(h) => (Some(h.message), h.audience),
+        None => (None, Audience::Members),
+    };
+    CommittedEvent::new(EventParts {
+        position: Some(position),
+        kind,
+        conversation,
+        identity: identity.cloned(),
+        message,
+        audience,
+        at_us,
+        data,
+    })
+}
+
 /// The data of a message event (received, edited, deleted): the whole message, so that a
 /// stream renders it without reading it back. A deleted message's shows when it was deleted and
 /// neither its content, its metadata nor an edit; an edited one's when it was edited.

@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::cell::{Cell, RefCell};
 
 use confab_core::ids::{ConversationId, IdentityId};
-use confab_core::model::{Audience, EventKind, Message};
-use confab_core::ports::bus::EventParts;
+use confab_core::model::{EventKind, Message};
 use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use confab_store_common::event_payloads::EventRow;
-use confab_store_common::message_events::{message_event_text, MessageHints};
+use confab_store_common::message_events::{committed_event, message_event_text, MessageHints};
 use confab_store_common::outbox::{self, HookCache};
 use confab_store_common::stored::{conv_key, event_kind_name, truncate};
 use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
@@ -309,11 +308,7 @@ impl Writer {
         data: String,
         at: i64,
     ) -> StoreResult<()> {
-        let (row_identity, row_payload) = match &row {
-            EventRow::Whole => (identity.map(IdentityId::as_str), data.as_str()),
-            EventRow::Short(short) => (identity.map(IdentityId::as_str), short.as_str()),
-            EventRow::Message(hints) => (None, hints.logged.as_str()),
-        };
+        let (row_identity, row_payload) = row.columns(identity, &data);
         let key = conversation.map(conv_key);
         let inserted = self.db.query_one(
             "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
@@ -328,10 +323,7 @@ impl Writer {
             ],
         )?;
         let position: i64 = get(&inserted, 0)?;
-        let hints = match row {
-            EventRow::Message(hints) => Some(hints),
-            EventRow::Whole | EventRow::Short(_) => None,
-        };
+        let hints = row.into_hints();
         self.event_logged(
             position,
             kind,
@@ -414,22 +406,15 @@ impl Writer {
         if self.sink.get().is_none() {
             return;
         }
-        let (message, audience) = match hints {
-            Some(h) => (Some(h.message), h.audience),
-            None => (None, Audience::Members),
-        };
-        self.pending
-            .borrow_mut()
-            .push(Arc::new(CommittedEvent::new(EventParts {
-                position: Some(position),
-                kind,
-                conversation,
-                identity: identity.cloned(),
-                message,
-                audience,
-                at_us,
-                data,
-            })));
+        self.pending.borrow_mut().push(Arc::new(committed_event(
+            position,
+            kind,
+            conversation,
+            identity,
+            hints,
+            data,
+            at_us,
+        )));
     }
 
     /// Hands the events of the batch that just committed to the sink.

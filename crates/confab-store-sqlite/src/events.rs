@@ -6,10 +6,11 @@
 use std::sync::{Arc, OnceLock};
 
 use confab_core::ids::{ConversationId, IdentityId};
-use confab_core::model::{Audience, EventKind, Role};
-use confab_core::ports::bus::EventParts;
+use confab_core::model::{EventKind, Role};
 use confab_core::ports::{CommittedEvent, EventBounds, EventSink, Membership, StoreResult};
-use confab_store_common::message_events::{LoggedEvent, LoggedMessage, MessageHints};
+use confab_store_common::message_events::{
+    committed_event, LoggedEvent, LoggedMessage, MessageHints,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
@@ -38,22 +39,15 @@ impl Writer {
         if self.sink.get().is_none() {
             return;
         }
-        let (message, audience) = match hints {
-            Some(h) => (Some(h.message), h.audience),
-            None => (None, Audience::Members),
-        };
-        self.pending
-            .borrow_mut()
-            .push(Arc::new(CommittedEvent::new(EventParts {
-                position: Some(position),
-                kind,
-                conversation,
-                identity: identity.cloned(),
-                message,
-                audience,
-                at_us,
-                data,
-            })));
+        self.pending.borrow_mut().push(Arc::new(committed_event(
+            position,
+            kind,
+            conversation,
+            identity,
+            hints,
+            data,
+            at_us,
+        )));
     }
 
     /// Hands the events of the batch that just committed to the sink.

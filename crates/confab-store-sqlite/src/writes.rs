@@ -92,11 +92,7 @@ impl Writer {
         data: String,
         at: i64,
     ) -> StoreResult<()> {
-        let (row_identity, row_payload) = match &row {
-            EventRow::Whole => (identity.map(IdentityId::as_str), data.as_str()),
-            EventRow::Short(short) => (identity.map(IdentityId::as_str), short.as_str()),
-            EventRow::Message(hints) => (None, hints.logged.as_str()),
-        };
+        let (row_identity, row_payload) = row.columns(identity, &data);
         self.conn
             .prepare_cached(
                 "INSERT INTO events (conversation, kind, message_id, identity, payload, at)
@@ -131,10 +127,7 @@ impl Writer {
                 at,
             )?;
         }
-        let hints = match row {
-            EventRow::Message(hints) => Some(hints),
-            EventRow::Whole | EventRow::Short(_) => None,
-        };
+        let hints = row.into_hints();
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }
