@@ -681,6 +681,34 @@ pub async fn participants(f: Fixture) {
             .await,
         Err(StoreError::NotFound)
     );
+
+    // An identity named twice in one request is one participant, as last named.
+    let mut renamed = member(6);
+    renamed.display_name = Some("Six, last".into());
+    let mut twice = new_conversation(1, &[1, 6]);
+    twice.participants.push(renamed.clone());
+    let twice = f.store.create_conversation(twice).await.expect("create");
+    let twice = twice.conversation.id;
+    assert_eq!(
+        f.store.get_participant(twice, &user(6)).await,
+        Ok(Some(renamed))
+    );
+    let mut seven = member(7);
+    seven.role = Role::Admin;
+    f.store
+        .add_participants(twice, vec![member(7), seven.clone()], &user(1), 10)
+        .await
+        .expect("add twice");
+    assert_eq!(
+        f.store.get_participant(twice, &user(7)).await,
+        Ok(Some(seven))
+    );
+    let everyone = f
+        .store
+        .list_participants(twice, list(10))
+        .await
+        .expect("participants");
+    assert_eq!(everyone.items.len(), 3);
 }
 
 pub async fn participant_limit(f: Fixture) {

@@ -261,35 +261,63 @@ impl Writer {
     }
 
     /// Adds the participants to the conversation, or updates those already in it (which keep
-    /// their `added_on`).
+    /// their `added_on`), in one statement: the participants go as arrays through `unnest`.
+    /// An identity named twice is upserted once, as its last mention says (what one statement
+    /// a participant did; `ON CONFLICT DO UPDATE` may not touch a row twice).
     fn upsert_participants<'p>(
         &self,
         conversation: ConversationId,
         participants: impl IntoIterator<Item = &'p Participant>,
         now_us: i64,
     ) -> StoreResult<()> {
-        let key = conv_key(conversation);
+        let mut last_mentions: Vec<&Participant> = Vec::new();
         for participant in participants {
-            self.db.execute(
-                "INSERT INTO participants (conversation, identity, display_name,
-                     share_history_time, metadata, role, added_on)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (conversation, identity) DO UPDATE SET
-                     display_name = excluded.display_name,
-                     share_history_time = excluded.share_history_time,
-                     metadata = excluded.metadata,
-                     role = excluded.role",
-                &[
-                    &key.as_slice(),
-                    &participant.identity.as_str(),
-                    &participant.display_name,
-                    &participant.share_history_time.map(micros),
-                    &encode_metadata(&participant.metadata)?,
-                    &participant.role.as_str(),
-                    &now_us,
-                ],
-            )?;
+            match last_mentions
+                .iter_mut()
+                .find(|kept| kept.identity == participant.identity)
+            {
+                Some(kept) => *kept = participant,
+                None => last_mentions.push(participant),
+            }
         }
+        if last_mentions.is_empty() {
+            return Ok(());
+        }
+        let identities: Vec<&str> = last_mentions.iter().map(|p| p.identity.as_str()).collect();
+        let display_names: Vec<Option<&str>> = last_mentions
+            .iter()
+            .map(|p| p.display_name.as_deref())
+            .collect();
+        let share_history_times: Vec<Option<i64>> = last_mentions
+            .iter()
+            .map(|p| p.share_history_time.map(micros))
+            .collect();
+        let metadata = last_mentions
+            .iter()
+            .map(|p| encode_metadata(&p.metadata))
+            .collect::<StoreResult<Vec<Option<String>>>>()?;
+        let roles: Vec<&str> = last_mentions.iter().map(|p| p.role.as_str()).collect();
+        self.db.execute(
+            "INSERT INTO participants (conversation, identity, display_name,
+                 share_history_time, metadata, role, added_on)
+             SELECT $1, p.identity, p.display_name, p.share_history_time, p.metadata, p.role, $7
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+                 AS p(identity, display_name, share_history_time, metadata, role)
+             ON CONFLICT (conversation, identity) DO UPDATE SET
+                 display_name = excluded.display_name,
+                 share_history_time = excluded.share_history_time,
+                 metadata = excluded.metadata,
+                 role = excluded.role",
+            &[
+                &conv_key(conversation).as_slice(),
+                &identities,
+                &display_names,
+                &share_history_times,
+                &metadata,
+                &roles,
+                &now_us,
+            ],
+        )?;
         Ok(())
     }
 
@@ -318,26 +346,12 @@ impl Writer {
         creation: &Creation,
     ) -> StoreResult<CreatedConversation> {
         let new = &creation.new;
-        if let Some(key) = &new.repeatability_key {
-            let earlier = self.db.query_opt(
-                "SELECT id FROM conversations WHERE repeatability_key = $1",
-                &[key],
-            )?;
-            if let Some(earlier) = earlier {
-                let id = conversation_at(&earlier, 0)?;
-                let conversation =
-                    reads::get_conversation(&self.db, id)?.ok_or(StoreError::NotFound)?;
-                return Ok(CreatedConversation {
-                    conversation,
-                    created: false,
-                });
-            }
-        }
-
         let (now, now_us) = self.now()?;
         let days = retention_days(new.retention);
         let metadata = encode_metadata(&new.metadata)?;
-        // The first write: a duplicate id changes nothing here, before anything else changed.
+        // The first write: a duplicate id or repeatability key changes nothing here, before
+        // anything else changed. The key is looked up only when the insert found a conflict
+        // (it is unique), not before every creation.
         let inserted = self.db.execute(
             "INSERT INTO conversations (id, topic, created_by, created_on, metadata,
                  retention_days, expires_on, repeatability_key, kind, welcome_message)
@@ -356,6 +370,21 @@ impl Writer {
             ],
         )?;
         if inserted == 0 {
+            if let Some(key) = &new.repeatability_key {
+                let earlier = self.db.query_opt(
+                    "SELECT id FROM conversations WHERE repeatability_key = $1",
+                    &[key],
+                )?;
+                if let Some(earlier) = earlier {
+                    let id = conversation_at(&earlier, 0)?;
+                    let conversation =
+                        reads::get_conversation(&self.db, id)?.ok_or(StoreError::NotFound)?;
+                    return Ok(CreatedConversation {
+                        conversation,
+                        created: false,
+                    });
+                }
+            }
             return Err(StoreError::Conflict(format!(
                 "conversation {} already exists",
                 new.id.to_acs()
