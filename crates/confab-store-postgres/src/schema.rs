@@ -15,9 +15,23 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Opens one connection.
+/// Opens one connection, with the two planner settings confab's statements want:
+///
+/// * `plan_cache_mode = force_generic_plan`: a statement is planned once, when first prepared.
+///   confab's statements are the same few run again and again, each a key lookup or a keyed
+///   range for which the generic plan is the plan, and a custom plan at every bind cost more
+///   than running them (~0.2 ms for the group append, ~25 µs for a membership check).
+/// * `enable_bitmapscan = off`: every read walks an index in its order and stops after a page.
+///   Where the planner guesses a handful of rows (a table not yet analyzed, or a thread far
+///   bigger than the average one), it preferred a bitmap scan: every row of the thread fetched
+///   and sorted for a page of 50 (180 ms on a thread of 100,000 messages, against 0.1 ms for
+///   the walk).
 pub(crate) fn connect(config: &Config) -> StoreResult<Client> {
-    config.connect(NoTls).db()
+    let mut client = config.connect(NoTls).db()?;
+    client
+        .batch_execute("SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off")
+        .db()?;
+    Ok(client)
 }
 
 /// Applies the migrations the database lacks, each in its own transaction together with the

@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio::sync::Notify;
 
-use crate::db::{get, Conn, DbResult};
+use crate::db::{get, Conn};
 use crate::{schema, webhooks, SinkSlot};
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
@@ -71,12 +71,6 @@ pub(crate) async fn start(
     let queue = WriteQueue::start("confab-postgres-writer", move |jobs| {
         let writer = schema::connect(&config).and_then(|mut client| {
             schema::migrate(&mut client)?;
-            // The writer's statements are the same few, run again and again: planned once.
-            // (A custom plan for each bind cost the group append ~0.2 ms a batch, more than
-            // running it; the writes are key lookups, for which the generic plan is the plan.)
-            client
-                .batch_execute("SET plan_cache_mode = force_generic_plan")
-                .db()?;
             Ok(Writer {
                 db: Conn::new(client),
                 clock,

@@ -64,6 +64,21 @@ impl Scratch {
     fn sql(&self, sql: &str) {
         run_blocking(&self.config(), sql.to_owned());
     }
+
+    /// The `bigint` a query of this schema answers.
+    fn number(&self, sql: &str) -> i64 {
+        let config = self.config();
+        let sql = sql.to_owned();
+        std::thread::spawn(move || {
+            let mut client = config.connect(postgres::NoTls).expect("connect");
+            client
+                .query_one(sql.as_str(), &[])
+                .expect("query")
+                .get::<_, i64>(0)
+        })
+        .join()
+        .expect("query thread")
+    }
 }
 
 impl Drop for Scratch {
@@ -475,4 +490,92 @@ async fn appends_taken_together_are_answered_each_and_keep_their_order() {
         .await
         .expect("list");
     assert_eq!(listed.items.len(), 101 + committed);
+}
+
+/// A page of a big thread reads a page of it, not the whole thread, even before PostgreSQL has
+/// gathered statistics on the table (a new database, a thread that grew fast): the planner,
+/// guessing a handful of rows, chose a bitmap scan that fetched and sorted every message of the
+/// thread for a page of 50. Counted by the index entries the server reports read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_of_a_big_thread_reads_a_page_before_any_statistics() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    // 100,000 messages: on a smaller table the planner walks the index even without statistics.
+    const MESSAGES: usize = 100_000;
+    let seeding = scratch.store().await;
+    let thread = seeding
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    seeding
+        .append_message(text(thread, 1, "the first"))
+        .await
+        .expect("append");
+    // The rest are copies of the first, with the ids and sequence ids that follow it; no
+    // autovacuum analyzes the table while the test runs.
+    scratch.sql(&format!(
+        "ALTER TABLE messages SET (autovacuum_enabled = false);
+         INSERT INTO messages (conversation, id, sequence_id, kind, content, sender,
+             sender_display_name, metadata, version, created_on, edited_on, deleted_on,
+             changed_on, audience)
+         SELECT conversation, id + n, sequence_id + n, kind, content, sender,
+             sender_display_name, metadata, version + n, created_on + n, edited_on, deleted_on,
+             changed_on + n, audience
+         FROM messages CROSS JOIN generate_series(1, {}) AS n WHERE sequence_id = 2",
+        MESSAGES - 1
+    ));
+    // As autovacuum does after many inserts, and before it analyzes: the planner then knows
+    // how many rows the table has, but nothing of how they spread over the threads.
+    scratch.sql("VACUUM messages");
+    // The seeding connections end, so that their own counts are in before the baseline.
+    seeding.close().await;
+    drop(seeding);
+    assert_eq!(
+        scratch.number(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relid = 'messages'::regclass
+             AND COALESCE(last_analyze, last_autoanalyze) IS NOT NULL"
+        ),
+        0,
+        "the table must not have statistics yet"
+    );
+    let entries_read = || {
+        scratch.number(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes
+             WHERE indexrelid = 'messages_pkey'::regclass",
+        )
+    };
+    // The server publishes a backend's counts when it is idle or gone, within seconds.
+    let settled = |mut last: i64| {
+        for _ in 0..30 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let now = entries_read();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    };
+    let before = settled(entries_read());
+
+    let store = scratch.store().await;
+    let page = store.list_messages(thread, query(50)).await.expect("list");
+    assert_eq!(page.items.len(), 50);
+    assert_eq!(page.items[0].sequence_id, MESSAGES as i64 + 1);
+    let mut after = entries_read();
+    for _ in 0..40 {
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        after = entries_read();
+    }
+    let read = after - before;
+    assert!(
+        (50..=200).contains(&read),
+        "{read} index entries read for a page of 50 in a thread of {MESSAGES}"
+    );
 }
