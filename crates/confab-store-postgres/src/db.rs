@@ -2,10 +2,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::ports::{StoreError, StoreResult};
 use confab_store_common::stored::{conversation_from_key, from_micros};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use time::OffsetDateTime;
@@ -96,6 +98,23 @@ impl Conn {
     /// Runs statements without parameters (transaction control, schema changes).
     pub(crate) fn batch(&self, sql: &str) -> StoreResult<()> {
         self.client.borrow_mut().batch_execute(sql).db()
+    }
+
+    /// The payloads of the notifications this connection (which must `LISTEN`) received:
+    /// waits up to `timeout` for the first, then takes those already there.
+    pub(crate) fn notifications(&self, timeout: Duration) -> StoreResult<Vec<String>> {
+        let mut client = self.client.borrow_mut();
+        let mut notifications = client.notifications();
+        let mut payloads = Vec::new();
+        let first = notifications.timeout_iter(timeout).next().db()?;
+        if let Some(first) = first {
+            payloads.push(first.payload().to_owned());
+            let mut pending = notifications.iter();
+            while let Some(next) = pending.next().db()? {
+                payloads.push(next.payload().to_owned());
+            }
+        }
+        Ok(payloads)
     }
 }
 

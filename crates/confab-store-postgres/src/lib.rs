@@ -17,8 +17,8 @@
 //!   subscriptions, reloaded whenever any node changes them (`meta.webhooks_version`). Due
 //!   webhook deliveries are claimed for a while, so that the delivery workers of several
 //!   nodes do not send one twice ([`DELIVERY_CLAIM_LEASE`]).
-//! * Not yet: a bus between nodes; each node's real-time stream carries the events committed
-//!   through it.
+//! * Each node's real-time stream carries every node's events, in the log's order: its own
+//!   from its writer, the others' read from the log when their writers notify (`tail.rs`).
 //!
 //! The client runs its own small runtime per connection, so a connection must never be used
 //! or dropped on an async worker: the writer thread and the blocking pool own them, and the
@@ -36,6 +36,7 @@ mod reads;
 mod rows;
 mod schema;
 mod store;
+mod tail;
 mod webhooks;
 mod writer;
 mod writes;
@@ -64,6 +65,16 @@ pub const DELIVERY_CLAIM_LEASE: std::time::Duration = std::time::Duration::from_
 /// Where the writer hands committed events (set once).
 pub(crate) type SinkSlot = Arc<OnceLock<Arc<dyn EventSink>>>;
 
+/// This node, as its writer and its tail know it.
+#[derive(Clone)]
+pub(crate) struct Node {
+    /// Tells this node's notifications from the other nodes' (random).
+    pub(crate) id: u64,
+    pub(crate) sink: SinkSlot,
+    /// How far the sink has carried the event log (`tail.rs`).
+    pub(crate) published: tail::PublishedThrough,
+}
+
 /// The PostgreSQL store. Cheap to share behind an `Arc`; every method may be called
 /// concurrently.
 pub struct PostgresStore {
@@ -72,7 +83,9 @@ pub struct PostgresStore {
     appends: Arc<appends::AppendQueue>,
     /// Woken after each commit that recorded webhook deliveries.
     delivery_wakeup: Arc<tokio::sync::Notify>,
-    sink: SinkSlot,
+    node: Node,
+    /// Publishes the other nodes' events once there is a sink.
+    tail: Mutex<Option<tail::Tail>>,
     reads: Arc<ReadPool>,
 }
 
@@ -89,15 +102,20 @@ impl PostgresStore {
     /// [`PostgresStore::open`] with a parsed configuration (say, with `options` setting a
     /// `search_path`, to keep confab's tables in a schema of their own).
     pub async fn connect(config: Config, clock: Arc<dyn Clock>) -> StoreResult<Self> {
-        let sink = SinkSlot::default();
+        let node = Node {
+            id: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), clock.now()),
+            sink: SinkSlot::default(),
+            published: tail::PublishedThrough::default(),
+        };
         let delivery_wakeup = Arc::new(tokio::sync::Notify::new());
         let writer =
-            writer::start(config.clone(), clock, sink.clone(), delivery_wakeup.clone()).await?;
+            writer::start(config.clone(), clock, node.clone(), delivery_wakeup.clone()).await?;
         Ok(Self {
             writer,
             appends: Arc::default(),
             delivery_wakeup,
-            sink,
+            node,
+            tail: Mutex::new(None),
             reads: Arc::new(ReadPool {
                 config,
                 idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
@@ -106,10 +124,25 @@ impl PostgresStore {
         })
     }
 
-    /// Sets where committed events go: after every COMMIT, the writer hands the batch's
-    /// events to `sink` (one call per batch). Set once; answers false if one was set already.
+    /// Sets where committed events go: this node's own, handed over by the writer after each
+    /// COMMIT (one call per batch), and from then on those the other nodes commit, in the
+    /// log's order. Set once; answers false if one was set already.
     pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) -> bool {
-        self.sink.set(sink).is_ok()
+        if self.node.sink.set(Arc::clone(&sink)).is_err() {
+            return false;
+        }
+        match tail::start(
+            self.reads.config.clone(),
+            self.node.id,
+            sink,
+            Arc::clone(&self.node.published),
+        ) {
+            Ok(tail) => *self.tail.lock() = Some(tail),
+            Err(err) => {
+                tracing::error!(error = %err, "the other nodes' events will not be streamed")
+            }
+        }
+        true
     }
 
     /// Stops taking writes, waits until every queued write has committed (or failed), and stops

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use tokio::sync::Notify;
 
 use crate::db::{get, Conn};
-use crate::{schema, webhooks, SinkSlot};
+use crate::{schema, tail, webhooks, Node};
 
 /// The most jobs committed in one transaction. Bounds the latency a job can add to the others
 /// in its batch, and the work lost to a failed commit.
@@ -64,13 +64,14 @@ const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $
 pub(crate) async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
-    sink: SinkSlot,
+    node: Node,
     delivery_wakeup: Arc<Notify>,
 ) -> StoreResult<WriteQueue<Writer>> {
     let (ready, started) = oneshot::channel::<StoreResult<()>>();
     let queue = WriteQueue::start("confab-postgres-writer", move |jobs| {
         let writer = schema::connect(&config).and_then(|mut client| {
             schema::migrate(&mut client)?;
+            let channel = tail::channel(&mut client)?;
             Ok(Writer {
                 db: Conn::new(client),
                 clock,
@@ -78,7 +79,9 @@ pub(crate) async fn start(
                 saved_id: 0,
                 replays: 0,
                 pending: RefCell::new(Vec::new()),
-                sink,
+                batch_last_position: Cell::new(None),
+                channel,
+                node,
                 webhooks: HookCache::new(),
                 webhooks_version: None,
                 deliveries_recorded: Cell::new(false),
@@ -125,7 +128,12 @@ pub(crate) struct Writer {
     /// The events the current batch logged, handed to `sink` once it commits. (A `RefCell` so
     /// that logging an event needs only `&self`, like the rest of a write.)
     pending: RefCell<Vec<Arc<CommittedEvent>>>,
-    sink: SinkSlot,
+    /// The position of the last event the current batch logged, for the other nodes'
+    /// notification (`tail.rs`).
+    batch_last_position: Cell<Option<i64>>,
+    /// The schema's notification channel.
+    channel: String,
+    node: Node,
     /// The active webhook subscriptions, by object, as of `webhooks_version`.
     pub(crate) webhooks: HookCache,
     /// The `meta.webhooks_version` `webhooks` was loaded at (`None`: not loaded yet).
@@ -161,6 +169,7 @@ impl Writer {
     fn try_batch(&mut self, batch: &mut [Box<dyn Job<Writer>>], savepoints: bool) -> Pass {
         // Events of an earlier, failed attempt are not committed.
         self.pending.get_mut().clear();
+        self.batch_last_position.set(None);
         self.deliveries_recorded.set(false);
         if let Err(err) = self.begin() {
             return Pass::Failed(self.abort(format!("cannot begin: {err}")));
@@ -194,7 +203,16 @@ impl Writer {
                 return Pass::Failed(self.abort(format!("cannot save the id clock: {err}")));
             }
         }
-        if let Err(err) = self.db.batch("COMMIT") {
+        // The other nodes hear of the batch's events at its COMMIT, in the same round trip.
+        let commit = match self.batch_last_position.get() {
+            Some(last) => format!(
+                "SELECT pg_notify('{}', '{}'); COMMIT",
+                self.channel,
+                tail::notification_payload(self.node.id, last)
+            ),
+            None => "COMMIT".to_owned(),
+        };
+        if let Err(err) = self.db.batch(&commit) {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
         if self.deliveries_recorded.take() {
@@ -367,6 +385,7 @@ impl Writer {
                 at,
             )?;
         }
+        self.batch_last_position.set(Some(position));
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }
@@ -403,7 +422,7 @@ impl Writer {
         data: String,
         at_us: i64,
     ) {
-        if self.sink.get().is_none() {
+        if self.node.sink.get().is_none() {
             return;
         }
         self.pending.borrow_mut().push(Arc::new(committed_event(
@@ -423,8 +442,8 @@ impl Writer {
         if events.is_empty() {
             return;
         }
-        if let Some(sink) = self.sink.get() {
-            sink.committed(events);
+        if let Some(sink) = self.node.sink.get() {
+            tail::publish_own(&self.db, &**sink, &self.node.published, events);
         }
     }
 }

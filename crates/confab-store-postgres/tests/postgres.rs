@@ -13,7 +13,8 @@ use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{Application, Identity, PinChallenge, RefreshToken};
 use confab_core::ports::webhooks::DeliveryAttempt;
 use confab_core::ports::{
-    ConnectorStore, PinOutcome, PinRedemption, Store, StoreError, SystemClock, WebhookStore,
+    CommittedEvent, ConnectorStore, PinOutcome, PinRedemption, Store, StoreError, SystemClock,
+    WebhookStore,
 };
 use confab_store_conformance::webhooks::{conversation, now, send, webhook};
 use confab_store_conformance::{new_conversation, query, text};
@@ -578,4 +579,66 @@ async fn a_page_of_a_big_thread_reads_a_page_before_any_statistics() {
         (50..=200).contains(&read),
         "{read} index entries read for a page of 50 in a thread of {MESSAGES}"
     );
+}
+
+/// Each node's sink carries every node's events — its own from its writer, the others' from
+/// the log when their writers notify — once each, in the log's order (a stream drops what
+/// comes at or below a position it handled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_node_publishes_every_nodes_events_once_in_log_order() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let (a, b) = tokio::join!(scratch.store(), scratch.store());
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let published = Arc::new(PublishedEvents::default());
+    assert!(a.set_event_sink(published.clone()));
+    // B streams nothing itself, but its writer still tells the others.
+    let thread = a
+        .create_conversation(new_conversation(1, &[1, 2]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let first = published.all()[0].position.expect("position");
+
+    let mut sends = Vec::new();
+    for n in 0..200 {
+        let node = Arc::clone(if n % 3 == 0 { &a } else { &b });
+        sends.push(tokio::spawn(async move {
+            node.append_message(text(thread, 1 + n % 2, &format!("m{n}")))
+                .await
+        }));
+    }
+    for send in sends {
+        send.await.expect("task").expect("append");
+    }
+    // And a node that only listens: B's last batch alone must reach A.
+    b.append_message(text(thread, 2, "last"))
+        .await
+        .expect("append");
+
+    let logged = b.events_after(first - 1, 10_000).await.expect("events");
+    assert_eq!(
+        logged.len(),
+        2 + 201,
+        "a creation's two events and the sends"
+    );
+    let mut waited = 0;
+    while published.all().len() < logged.len() && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let carried: Vec<Arc<CommittedEvent>> = published.all();
+    let positions = |events: &mut dyn Iterator<Item = &CommittedEvent>| -> Vec<i64> {
+        events.map(|e| e.position.expect("position")).collect()
+    };
+    assert_eq!(
+        positions(&mut carried.iter().map(|e| &**e)),
+        positions(&mut logged.iter()),
+        "every event once, in the log's order"
+    );
+    for (carried, logged) in carried.iter().zip(&logged) {
+        assert_eq!(**carried, *logged, "published as logged");
+    }
 }
