@@ -32,6 +32,7 @@ mod events;
 mod hierarchy;
 mod identities;
 mod media;
+mod memberships;
 mod reads;
 mod rows;
 mod schema;
@@ -73,6 +74,7 @@ pub(crate) struct Node {
     pub(crate) sink: SinkSlot,
     /// How far the sink has carried the event log (`tail.rs`).
     pub(crate) published: tail::PublishedThrough,
+    pub(crate) memberships: Arc<memberships::NodeMemberships>,
 }
 
 /// The PostgreSQL store. Cheap to share behind an `Arc`; every method may be called
@@ -106,6 +108,7 @@ impl PostgresStore {
             id: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), clock.now()),
             sink: SinkSlot::default(),
             published: tail::PublishedThrough::default(),
+            memberships: Arc::default(),
         };
         let delivery_wakeup = Arc::new(tokio::sync::Notify::new());
         let writer =
@@ -131,18 +134,20 @@ impl PostgresStore {
         if self.node.sink.set(Arc::clone(&sink)).is_err() {
             return false;
         }
-        match tail::start(
-            self.reads.config.clone(),
-            self.node.id,
-            sink,
-            Arc::clone(&self.node.published),
-        ) {
+        match tail::start(self.reads.config.clone(), self.node.clone(), sink) {
             Ok(tail) => *self.tail.lock() = Some(tail),
             Err(err) => {
                 tracing::error!(error = %err, "the other nodes' events will not be streamed")
             }
         }
         true
+    }
+
+    /// Whether this node follows the other nodes' commits right now: its tail (started with the
+    /// event sink) is connected and has caught up with the log. While it does, memberships are
+    /// answered from memory.
+    pub fn follows_other_nodes(&self) -> bool {
+        self.node.memberships.following()
     }
 
     /// Stops taking writes, waits until every queued write has committed (or failed), and stops

@@ -119,9 +119,21 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<Option<MemberAccess>> {
-        let identity = identity.clone();
-        self.read(move |db| reads::get_membership(db, conversation, &identity))
-            .await
+        // From memory while the node follows every node's changes (`memberships.rs`).
+        let memberships = &self.node.memberships;
+        if let Some(known) = memberships.get(conversation, identity) {
+            return Ok(Some(known));
+        }
+        let epoch = memberships.epoch();
+        let key = identity.clone();
+        let found = self
+            .read(move |db| reads::get_membership(db, conversation, &key))
+            .await?;
+        // An unknown conversation is not kept: anyone could fill the cache with made-up ids.
+        if let Some(access) = &found {
+            memberships.fill(epoch, conversation, identity.clone(), access.clone());
+        }
+        Ok(found)
     }
 
     async fn list_participants(

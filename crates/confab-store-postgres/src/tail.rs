@@ -22,8 +22,11 @@ use confab_core::ports::{CommittedEvent, EventSink, StoreResult};
 use parking_lot::Mutex;
 use postgres::{Client, Config};
 
+use confab_store_common::memberships::changes_membership;
+
 use crate::db::{get, Conn, DbResult};
-use crate::{events, schema};
+use crate::memberships::NodeMemberships;
+use crate::{events, schema, Node};
 
 /// The last log position this node's bus has carried; `None` until the first publication.
 pub(crate) type PublishedThrough = Arc<Mutex<Option<i64>>>;
@@ -58,10 +61,12 @@ fn parse_payload(payload: &str) -> Option<(u64, i64)> {
 
 /// Publishes to `sink` every logged event after the cursor, in order, and moves the cursor.
 /// A cursor not yet set starts at the log's head: what was committed before is not live.
+/// The memberships the events change are forgotten before they are published.
 pub(crate) fn publish_from_log(
     db: &Conn,
     sink: &dyn EventSink,
     through: &mut Option<i64>,
+    memberships: &NodeMemberships,
 ) -> StoreResult<()> {
     let Some(mut after) = *through else {
         *through = Some(events::bounds(db)?.head);
@@ -75,6 +80,11 @@ pub(crate) fn publish_from_log(
         };
         after = last;
         *through = Some(last);
+        memberships.forget(
+            page.iter()
+                .filter(|e| changes_membership(&e.kind))
+                .filter_map(|e| e.conversation),
+        );
         sink.committed(page.into_iter().map(Arc::new).collect());
         if !full {
             return Ok(());
@@ -88,7 +98,7 @@ pub(crate) fn publish_from_log(
 pub(crate) fn publish_own(
     db: &Conn,
     sink: &dyn EventSink,
-    published: &PublishedThrough,
+    node: &Node,
     batch: Vec<Arc<CommittedEvent>>,
 ) {
     let (Some(first), Some(last)) = (
@@ -97,16 +107,18 @@ pub(crate) fn publish_own(
     ) else {
         return;
     };
-    let mut through = published.lock();
+    let mut through = node.published.lock();
     match *through {
         Some(t) if last <= t => return,
-        Some(t) if first > t + 1 => match publish_from_log(db, sink, &mut through) {
-            Ok(()) if through.is_some_and(|t| t >= last) => return,
-            Ok(()) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the event log; publishing the batch alone");
+        Some(t) if first > t + 1 => {
+            match publish_from_log(db, sink, &mut through, &node.memberships) {
+                Ok(()) if through.is_some_and(|t| t >= last) => return,
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the event log; publishing the batch alone");
+                }
             }
-        },
+        }
         _ => {}
     }
     *through = Some(last);
@@ -124,20 +136,17 @@ impl Drop for Tail {
     }
 }
 
-/// Starts the tail thread of node `node`.
-pub(crate) fn start(
-    config: Config,
-    node: u64,
-    sink: Arc<dyn EventSink>,
-    published: PublishedThrough,
-) -> StoreResult<Tail> {
+/// Starts the tail thread of `node`.
+pub(crate) fn start(config: Config, node: Node, sink: Arc<dyn EventSink>) -> StoreResult<Tail> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("confab-postgres-tail".into())
         .spawn(move || {
             while !stopping.load(Ordering::Relaxed) {
-                if let Err(err) = follow(&config, node, &*sink, &published, &stopping) {
+                let followed = follow(&config, &node, &*sink, &stopping);
+                node.memberships.stop_following();
+                if let Err(err) = followed {
                     tracing::warn!(error = %err, "lost the other nodes' events; connecting again");
                     std::thread::sleep(RECONNECT_AFTER);
                 }
@@ -153,9 +162,8 @@ pub(crate) fn start(
 /// until `stop`. Answers an error when the connection fails.
 fn follow(
     config: &Config,
-    node: u64,
+    node: &Node,
     sink: &dyn EventSink,
-    published: &PublishedThrough,
     stop: &AtomicBool,
 ) -> StoreResult<()> {
     let mut client = schema::connect(config)?;
@@ -165,19 +173,20 @@ fn follow(
         .db()?;
     let db = Conn::new(client);
     // Listening first, then reading: nothing committed in between is missed.
-    publish_from_log(&db, sink, &mut published.lock())?;
+    publish_from_log(&db, sink, &mut node.published.lock(), &node.memberships)?;
+    node.memberships.start_following();
     while !stop.load(Ordering::Relaxed) {
         let newest_elsewhere = db
             .notifications(WAKE_EVERY)?
             .iter()
             .filter_map(|payload| parse_payload(payload))
-            .filter(|(from, _)| *from != node)
+            .filter(|(from, _)| *from != node.id)
             .map(|(_, position)| position)
             .max();
         if let Some(position) = newest_elsewhere {
-            let mut through = published.lock();
+            let mut through = node.published.lock();
             if through.is_none_or(|t| t < position) {
-                publish_from_log(&db, sink, &mut through)?;
+                publish_from_log(&db, sink, &mut through, &node.memberships)?;
             }
         }
     }

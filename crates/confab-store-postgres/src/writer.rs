@@ -26,6 +26,7 @@ use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{EventKind, Message};
 use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use confab_store_common::event_payloads::EventRow;
+use confab_store_common::memberships::changes_membership;
 use confab_store_common::message_events::{committed_event, message_event_text, MessageHints};
 use confab_store_common::outbox::{self, HookCache};
 use confab_store_common::stored::{conv_key, event_kind_name, truncate};
@@ -81,6 +82,7 @@ pub(crate) async fn start(
                 pending: RefCell::new(Vec::new()),
                 batch_last_position: Cell::new(None),
                 channel,
+                membership_changes: RefCell::new(Vec::new()),
                 node,
                 webhooks: HookCache::new(),
                 webhooks_version: None,
@@ -133,6 +135,9 @@ pub(crate) struct Writer {
     batch_last_position: Cell<Option<i64>>,
     /// The schema's notification channel.
     channel: String,
+    /// The conversations whose membership the current batch changed: forgotten from the
+    /// node's memberships after the COMMIT, before any job is answered.
+    membership_changes: RefCell<Vec<ConversationId>>,
     node: Node,
     /// The active webhook subscriptions, by object, as of `webhooks_version`.
     pub(crate) webhooks: HookCache,
@@ -170,6 +175,7 @@ impl Writer {
         // Events of an earlier, failed attempt are not committed.
         self.pending.get_mut().clear();
         self.batch_last_position.set(None);
+        self.membership_changes.get_mut().clear();
         self.deliveries_recorded.set(false);
         if let Err(err) = self.begin() {
             return Pass::Failed(self.abort(format!("cannot begin: {err}")));
@@ -215,6 +221,9 @@ impl Writer {
         if let Err(err) = self.db.batch(&commit) {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
+        self.node
+            .memberships
+            .forget(self.membership_changes.get_mut().drain(..));
         if self.deliveries_recorded.take() {
             self.delivery_wakeup.notify_one();
         }
@@ -386,6 +395,9 @@ impl Writer {
             )?;
         }
         self.batch_last_position.set(Some(position));
+        if let Some(conversation) = conversation.filter(|_| changes_membership(&kind)) {
+            self.membership_changes.borrow_mut().push(conversation);
+        }
         self.keep_event(position, kind, conversation, identity, hints, data, at);
         Ok(())
     }
@@ -443,7 +455,7 @@ impl Writer {
             return;
         }
         if let Some(sink) = self.node.sink.get() {
-            tail::publish_own(&self.db, &**sink, &self.node.published, events);
+            tail::publish_own(&self.db, &**sink, &self.node, events);
         }
     }
 }

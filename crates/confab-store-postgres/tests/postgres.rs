@@ -642,3 +642,70 @@ async fn each_node_publishes_every_nodes_events_once_in_log_order() {
         assert_eq!(**carried, *logged, "published as logged");
     }
 }
+
+/// A node answers memberships from memory while it follows the other nodes, and forgets one
+/// when another node changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_membership_another_node_changes_is_forgotten() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let (a, b) = tokio::join!(scratch.store(), scratch.store());
+    assert!(!a.follows_other_nodes(), "no sink, no tail");
+    let published = Arc::new(PublishedEvents::default());
+    assert!(a.set_event_sink(published.clone()));
+    let mut waited = 0;
+    while !a.follows_other_nodes() && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(a.follows_other_nodes());
+    let thread = b
+        .create_conversation(new_conversation(1, &[1, 2, 3]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let member = confab_store_conformance::user;
+    // Once A has read B's creation, nothing else comes in while A fills its memberships.
+    let mut waited = 0;
+    while published.all().is_empty() && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(!published.all().is_empty(), "B's creation reached A");
+    for n in [2, 3] {
+        let access = a.get_membership(thread, &member(n)).await.expect("get");
+        assert!(access.and_then(|a| a.participant).is_some());
+    }
+    // Kept in memory: a row deleted behind every writer's back (no event) is not noticed.
+    let key: String = confab_store_common::stored::conv_key(thread)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    scratch.sql(&format!(
+        "DELETE FROM participants WHERE identity = '{}'
+         AND conversation = decode('{key}', 'hex')",
+        member(3)
+    ));
+    let access = a.get_membership(thread, &member(3)).await.expect("get");
+    assert!(
+        access.and_then(|a| a.participant).is_some(),
+        "answered from memory"
+    );
+
+    // Another node removes 2: once its event is read, this node no longer answers it.
+    b.remove_participant(thread, &member(2), &member(1))
+        .await
+        .expect("remove");
+    let mut waited = 0;
+    loop {
+        let access = a.get_membership(thread, &member(2)).await.expect("get");
+        if access.and_then(|a| a.participant).is_none() {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 100, "the removal never reached the other node");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -55,9 +55,9 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use crate::memberships::Memberships;
 use crate::schema::Durability;
 use crate::writer::Writer;
+use confab_store_common::memberships::Memberships;
 use confab_store_common::write_queue::WriteQueue;
 
 /// Read connections, and so reads running at once. Further reads wait for a connection rather

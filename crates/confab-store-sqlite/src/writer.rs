@@ -25,8 +25,8 @@ use rusqlite::Connection;
 use crate::checkpoint::Checkpointer;
 use crate::codec::{meta_value, set_meta, DbResult};
 use crate::events::SinkSlot;
-use crate::memberships::Memberships;
 use crate::schema::{self, Durability};
+use confab_store_common::memberships::Memberships;
 use confab_store_common::outbox::HookCache;
 use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 
