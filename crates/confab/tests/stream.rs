@@ -2,7 +2,8 @@
 //! WebSocket) and of the polling guarantee (list messages with `startTime`). Each test starts
 //! its own in-memory server on a random 127.0.0.1 port and speaks to it with real clients.
 //!
-//! Also the OpenAPI document of the stream and the admin API (`GET /openapi.json`).
+//! Also two nodes sharing a PostgreSQL database (`stream/nodes.rs`, when
+//! `CONFAB_TEST_POSTGRES_URL` names one), and the OpenAPI document of the stream and the admin API (`GET /openapi.json`).
 //!
 //! One test binary; the ACS test support (server, identities, chat calls) is shared with
 //! `tests/acs.rs`.
@@ -21,6 +22,8 @@ mod authz;
 mod backpressure;
 #[path = "stream/live.rs"]
 mod live;
+#[path = "stream/nodes.rs"]
+mod nodes;
 #[path = "stream/openapi.rs"]
 mod openapi;
 #[path = "stream/polling.rs"]
