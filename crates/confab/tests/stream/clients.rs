@@ -246,38 +246,53 @@ impl Client {
     }
 
     /// Waits for `ready` (skipping heartbeats); answers its position. Events before it are
-    /// returned too (a replay).
+    /// returned too (a replay). Panics after [`WAIT`] in all (heartbeats would keep each
+    /// frame's wait alive forever).
     pub async fn until_ready(&mut self) -> (i64, Vec<Value>) {
         let mut events = Vec::new();
-        loop {
-            match self.next().await.expect("stream ended before ready") {
-                Frame::Ready(position) => return (position, events),
-                Frame::Event { json, .. } => events.push(json),
-                Frame::Heartbeat => {}
-                end @ Frame::End { .. } => panic!("stream ended before ready: {end:?}"),
+        let ready = timeout(WAIT, async {
+            loop {
+                match self.next().await.expect("stream ended before ready") {
+                    Frame::Ready(position) => return position,
+                    Frame::Event { json, .. } => events.push(json),
+                    Frame::Heartbeat => {}
+                    end @ Frame::End { .. } => panic!("stream ended before ready: {end:?}"),
+                }
             }
-        }
+        })
+        .await
+        .expect("no ready frame in time");
+        (ready, events)
     }
 
-    /// The next event (skipping heartbeats and `ready`); panics if the stream ends.
+    /// The next event (skipping heartbeats and `ready`); panics if the stream ends, or after
+    /// [`WAIT`].
     pub async fn next_event(&mut self) -> Value {
-        loop {
-            match self.next().await.expect("stream ended") {
-                Frame::Event { json, .. } => return json,
-                Frame::End { kind, json } => panic!("stream ended: {kind} {json}"),
-                _ => {}
+        timeout(WAIT, async {
+            loop {
+                match self.next().await.expect("stream ended") {
+                    Frame::Event { json, .. } => return json,
+                    Frame::End { kind, json } => panic!("stream ended: {kind} {json}"),
+                    _ => {}
+                }
             }
-        }
+        })
+        .await
+        .expect("no event in time")
     }
 
-    /// The next event of this type (skipping others).
+    /// The next event of this type (skipping others); panics after [`WAIT`].
     pub async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let event = self.next_event().await;
-            if event["type"] == kind {
-                return event;
+        timeout(WAIT, async {
+            loop {
+                let event = self.next_event().await;
+                if event["type"] == kind {
+                    return event;
+                }
             }
-        }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} event in time"))
     }
 
     /// Reads until the end; answers the events seen and how it ended.

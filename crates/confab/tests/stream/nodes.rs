@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::clients::{Client, Sse, WAIT};
+use crate::clients::{Client, Sse};
 use crate::support::*;
 
 /// A schema of its own in the test database, dropped on drop.
@@ -53,13 +53,6 @@ fn run_sql(url: &str, sql: String) {
     .expect("sql thread");
 }
 
-/// `wait`'s answer, or a failure after [`WAIT`] (heartbeats keep a stream's own waits alive).
-async fn within<T>(wait: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .expect("the event did not come")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_one_node_carries_what_another_node_commits() {
     let Ok(url) = std::env::var("CONFAB_TEST_POSTGRES_URL") else {
@@ -89,7 +82,7 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
     let (head, _) = stream.until_ready().await;
 
     let sent = alice.send(&thread, "through A").await;
-    let event = within(stream.next_of("messageReceived")).await;
+    let event = stream.next_of("messageReceived").await;
     assert_eq!(event["conversation"], thread.as_str());
     assert_eq!(event["data"]["messageId"], sent.as_str());
     assert_eq!(event["data"]["content"]["text"], "through A");
@@ -98,7 +91,7 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
 
     // And B's own, after it, in order.
     let replied = bob_on_b.send(&thread, "through B").await;
-    let event = within(stream.next_of("messageReceived")).await;
+    let event = stream.next_of("messageReceived").await;
     assert_eq!(event["data"]["messageId"], replied.as_str());
     assert!(event["position"].as_i64().expect("position") > first);
 
