@@ -32,8 +32,16 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// The nodes' shared data dir (their one `server.json`), removed with the schema.
+    fn data_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(&self.schema)
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.data_dir());
         run_sql(
             &self.url,
             format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
@@ -61,7 +69,7 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
     };
     let scratch = Scratch::new(url);
     // Nodes share the database and the secrets (one `server.json`: the same data dir here).
-    let data_dir = std::env::temp_dir().join(&scratch.schema);
+    let data_dir = scratch.data_dir();
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let node = |dir: std::path::PathBuf, url: String| {
         move |settings: &mut confab::Settings| {
@@ -98,5 +106,4 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
     drop(stream);
     a.running.shutdown().await;
     b.running.shutdown().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
