@@ -87,7 +87,7 @@ pub struct PostgresStore {
     delivery_wakeup: Arc<tokio::sync::Notify>,
     node: Node,
     /// Publishes the other nodes' events once there is a sink.
-    tail: Mutex<Option<tail::Tail>>,
+    tail: OnceLock<tail::Tail>,
     reads: Arc<ReadPool>,
 }
 
@@ -118,7 +118,7 @@ impl PostgresStore {
             appends: Arc::default(),
             delivery_wakeup,
             node,
-            tail: Mutex::new(None),
+            tail: OnceLock::new(),
             reads: Arc::new(ReadPool {
                 config,
                 idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
@@ -135,7 +135,10 @@ impl PostgresStore {
             return false;
         }
         match tail::start(self.reads.config.clone(), self.node.clone(), sink) {
-            Ok(tail) => *self.tail.lock() = Some(tail),
+            Ok(tail) => {
+                // Set once: only the call that set the sink gets here.
+                let _ = self.tail.set(tail);
+            }
             Err(err) => {
                 tracing::error!(error = %err, "the other nodes' events will not be streamed")
             }
