@@ -369,8 +369,8 @@ impl Core {
                 Error::Unauthenticated("The refresh token's identity no longer exists.".into())
             })?;
         let grant = ConnectorGrant {
-            application: app.id.clone(),
-            permissions: stored.scopes.clone(),
+            application: app.id.as_str().into(),
+            permissions: stored.scopes.as_slice().into(),
         };
         let expires_on = now + self.connectors.access_token_lifetime;
         let access_token = self.tokens.mint_with(

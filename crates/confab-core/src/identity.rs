@@ -1,5 +1,7 @@
 //! The Identity API's rules: identities, tokens, revocation, and authenticating a bearer token.
 
+use std::sync::Arc;
+
 use time::Duration;
 
 use crate::error::{Error, Result};
@@ -24,7 +26,7 @@ pub struct IssuedToken {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Caller {
     pub identity: IdentityId,
-    pub scopes: Vec<Scope>,
+    pub scopes: Arc<[Scope]>,
     /// Set when the token came from a connector (Kaizala) login: its application and
     /// permissions. `None` for tokens of the Identity API.
     pub connector: Option<ConnectorGrant>,

@@ -4,7 +4,6 @@
 //! payload segment with plain base64, so the payload must contain neither `-` nor `_` (see
 //! NOTES.md). A nonce claim is varied until that holds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +15,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use crate::ids::IdentityId;
+use crate::FastMap;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -67,8 +67,9 @@ impl Scope {
 pub struct Claims {
     /// The identity's raw id.
     pub sub: String,
-    /// Granted scopes.
-    pub scp: Vec<Scope>,
+    /// Granted scopes. Shared (as the connector fields), so that every request's `Caller` is
+    /// made from the remembered claims without copying them.
+    pub scp: Arc<[Scope]>,
     /// The identity's token generation when minted; a revocation bumps it.
     pub gen: u32,
     pub iat: i64,
@@ -77,17 +78,17 @@ pub struct Claims {
     pub n: u32,
     /// The connector application a Kaizala login minted this token for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
+    pub app: Option<Arc<str>>,
     /// The connector permissions (`groupinfo.read`, …) of such a token.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub perm: Vec<String>,
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    pub perm: Arc<[String]>,
 }
 
 /// What a token minted through a connector (Kaizala) login carries besides its scopes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectorGrant {
-    pub application: String,
-    pub permissions: Vec<String>,
+    pub application: Arc<str>,
+    pub permissions: Arc<[String]>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +146,7 @@ impl TokenIssuer {
     ) -> String {
         let mut claims = Claims {
             sub: identity.as_str().to_owned(),
-            scp: scopes.to_vec(),
+            scp: scopes.into(),
             gen: generation,
             iat: issued_on.unix_timestamp(),
             exp: expires_on.unix_timestamp(),
@@ -226,16 +227,16 @@ const VERIFIED_TOKENS: usize = 4096;
 /// in use stays; one unused for a generation is verified again when it returns.
 struct VerifiedTokens {
     capacity: usize,
-    recent: HashMap<Box<str>, Arc<Claims>>,
-    older: HashMap<Box<str>, Arc<Claims>>,
+    recent: FastMap<Box<str>, Arc<Claims>>,
+    older: FastMap<Box<str>, Arc<Claims>>,
 }
 
 impl VerifiedTokens {
     fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            recent: HashMap::new(),
-            older: HashMap::new(),
+            recent: FastMap::default(),
+            older: FastMap::default(),
         }
     }
 
@@ -288,7 +289,7 @@ mod tests {
         );
         let claims = issuer().verify(&token, now).expect("valid");
         assert_eq!(claims.sub, id.as_str());
-        assert_eq!(claims.scp, vec![Scope::Chat, Scope::Voip]);
+        assert_eq!(*claims.scp, [Scope::Chat, Scope::Voip]);
         assert_eq!(claims.gen, 3);
         assert_eq!(claims.exp, (now + Duration::hours(1)).unix_timestamp());
     }

@@ -210,21 +210,19 @@ fn error_shape_and_body_limit() -> ServiceBuilder<ErrorShapeAndBodyLimit> {
 fn normalize_path(mut request: Request) -> Request {
     let uri = request.uri();
     let path = uri.path();
+    if is_normalized(path) {
+        return request;
+    }
     let mut normalized = String::with_capacity(path.len());
     for segment in path.split('/').filter(|s| !s.is_empty()) {
         normalized.push('/');
-        let lower = segment.to_ascii_lowercase();
-        if LITERALS.contains(&lower.as_str()) {
-            normalized.push_str(&lower);
-        } else {
-            normalized.push_str(segment);
+        match literal(segment) {
+            Some(literal) => normalized.push_str(literal),
+            None => normalized.push_str(segment),
         }
     }
     if normalized.is_empty() {
         normalized.push('/');
-    }
-    if normalized == path {
-        return request;
     }
     let target = match uri.query() {
         Some(query) => format!("{normalized}?{query}"),
@@ -238,6 +236,27 @@ fn normalize_path(mut request: Request) -> Request {
         }
     }
     request
+}
+
+/// The literal a path segment names, in any case.
+fn literal(segment: &str) -> Option<&'static str> {
+    LITERALS
+        .iter()
+        .find(|literal| literal.eq_ignore_ascii_case(segment))
+        .copied()
+}
+
+/// Whether `normalize_path` would leave `path` as it is (what clients send, checked without
+/// building a copy): no empty segment, no trailing slash, literals in lower case.
+fn is_normalized(path: &str) -> bool {
+    if path == "/" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    rest.split('/')
+        .all(|segment| !segment.is_empty() && literal(segment).is_none_or(|l| l == segment))
 }
 
 /// Gives the responses axum makes by itself (405, path and body rejections) the Kaizala error
@@ -294,5 +313,27 @@ mod tests {
             normalized("/groups/x/members/%2B14255550123"),
             "/groups/x/members/%2B14255550123"
         );
+    }
+
+    #[test]
+    fn a_path_is_left_alone_exactly_when_it_is_already_normalized() {
+        for path in [
+            "/",
+            "/groups",
+            "/groups/ABCdef-01@1/messages",
+            "/groups/x/members/%2B14255550123",
+            "/Groups",
+            "/groups/",
+            "//groups",
+            "/groups/x/Messages",
+            "/SubGroups",
+        ] {
+            let request = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let after = normalize_path(request).uri().path().to_owned();
+            assert_eq!(is_normalized(path), after == path, "{path} -> {after}");
+        }
     }
 }

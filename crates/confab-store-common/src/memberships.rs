@@ -6,7 +6,7 @@
 //! filled if the epoch is still the one taken before the read began (the read then saw every
 //! commit that bumped it).
 
-use std::collections::HashMap;
+use confab_core::FastMap;
 
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::EventKind;
@@ -49,7 +49,7 @@ struct Inner {
     /// Bumped by every forget.
     epoch: u64,
     /// Per conversation, so that forgetting one is one removal.
-    conversations: HashMap<ConversationId, HashMap<IdentityId, MemberAccess>>,
+    conversations: FastMap<ConversationId, FastMap<IdentityId, MemberAccess>>,
     entries: usize,
 }
 
