@@ -6,17 +6,26 @@
 //! filled if the epoch is still the one taken before the read began (the read then saw every
 //! commit that bumped it).
 
-use confab_core::FastMap;
-
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::EventKind;
 use confab_core::ports::MemberAccess;
+use confab_core::FastMap;
 use parking_lot::Mutex;
+
+/// The conversation whose memberships an event of `kind` in `conversation` may have changed:
+/// what a store forgets from its [`Memberships`] once the event is committed (or read from
+/// another node's commits).
+pub fn membership_changed(
+    kind: &EventKind,
+    conversation: Option<ConversationId>,
+) -> Option<ConversationId> {
+    conversation.filter(|_| changes_membership(kind))
+}
 
 /// Whether an event of this kind may change what `get_membership` answers for its
 /// conversation: who is in it, with which role, whether it is deleted. Every write that changes
 /// those logs such an event (no wildcard here, so that a new kind needs a decision).
-pub fn changes_membership(kind: &EventKind) -> bool {
+fn changes_membership(kind: &EventKind) -> bool {
     match kind {
         EventKind::ConversationCreated
         | EventKind::ConversationDeleted

@@ -29,7 +29,7 @@ impl NodeMemberships {
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> Option<MemberAccess> {
-        if !self.following.load(Ordering::Acquire) {
+        if !self.following() {
             return None;
         }
         self.cache.get(conversation, identity)
@@ -49,7 +49,7 @@ impl NodeMemberships {
         identity: IdentityId,
         access: MemberAccess,
     ) {
-        if self.following.load(Ordering::Acquire) {
+        if self.following() {
             self.cache.fill(epoch, conversation, identity, access);
         }
     }

@@ -22,7 +22,7 @@ use confab_core::ports::{CommittedEvent, EventSink, StoreResult};
 use parking_lot::Mutex;
 use postgres::{Client, Config};
 
-use confab_store_common::memberships::changes_membership;
+use confab_store_common::memberships::membership_changed;
 
 use crate::db::{get, Conn, DbResult};
 use crate::memberships::NodeMemberships;
@@ -82,8 +82,7 @@ pub(crate) fn publish_from_log(
         *through = Some(last);
         memberships.forget(
             page.iter()
-                .filter(|e| changes_membership(&e.kind))
-                .filter_map(|e| e.conversation),
+                .filter_map(|e| membership_changed(&e.kind, e.conversation)),
         );
         sink.committed(page.into_iter().map(Arc::new).collect());
         if !full {

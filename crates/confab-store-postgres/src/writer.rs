@@ -26,7 +26,7 @@ use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::model::{EventKind, Message};
 use confab_core::ports::{Clock, CommittedEvent, StoreError, StoreResult};
 use confab_store_common::event_payloads::EventRow;
-use confab_store_common::memberships::changes_membership;
+use confab_store_common::memberships::membership_changed;
 use confab_store_common::message_events::{committed_event, message_event_text, MessageHints};
 use confab_store_common::outbox::{self, HookCache};
 use confab_store_common::stored::{conv_key, event_kind_name, truncate};
@@ -395,7 +395,7 @@ impl Writer {
             )?;
         }
         self.batch_last_position.set(Some(position));
-        if let Some(conversation) = conversation.filter(|_| changes_membership(&kind)) {
+        if let Some(conversation) = membership_changed(&kind, conversation) {
             self.membership_changes.borrow_mut().push(conversation);
         }
         self.keep_event(position, kind, conversation, identity, hints, data, at);

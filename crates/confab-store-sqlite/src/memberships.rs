@@ -4,7 +4,7 @@
 //!
 //! It stays right because the writer is the only thing that changes the database: after each
 //! COMMIT, before it answers any job of the batch, it forgets every conversation whose
-//! membership the batch changed (see [`changes_membership`]). So once a write that removes a
+//! membership the batch changed (see [`membership_changed`]). So once a write that removes a
 //! participant (or deletes a conversation, or changes a role) has returned, no later call sees
 //! the old entry.
 //!
@@ -13,7 +13,7 @@
 
 use confab_core::ids::ConversationId;
 use confab_core::model::EventKind;
-use confab_store_common::memberships::changes_membership;
+use confab_store_common::memberships::membership_changed;
 
 use crate::writer::Writer;
 
@@ -24,7 +24,7 @@ impl Writer {
         kind: &EventKind,
         conversation: Option<ConversationId>,
     ) {
-        if let Some(conversation) = conversation.filter(|_| changes_membership(kind)) {
+        if let Some(conversation) = membership_changed(kind, conversation) {
             self.membership_changes.borrow_mut().push(conversation);
         }
     }
