@@ -23,10 +23,10 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use confab_core::{Core, Error};
 use tower::layer::util::{Identity, Stack};
@@ -83,8 +83,11 @@ const LITERALS: &[&str] = &[
     "webhook",
 ];
 
-/// The routes of the Kaizala face, relative to `/v1`. Paths match case-insensitively; every
-/// answer, errors included, is JSON.
+/// The routes of the Kaizala face, under `/v1`. Every answer, errors included, is JSON. Paths
+/// match case-insensitively once [`normalize_path`] has run before routing: the caller wraps the
+/// whole app in it, since a layer of a router runs only after the router has chosen a route.
+/// The routes are merged into the app's router rather than nested under `/v1`: a nested
+/// service costs every request a second router and a rewritten URI.
 pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
     let state = KzState {
         core,
@@ -92,75 +95,76 @@ pub fn router(core: Arc<Core>, config: KaizalaConfig) -> Router {
             endpoint_url: config.endpoint_url.trim_end_matches('/').to_owned(),
         }),
     };
-    let routes = Router::new()
-        .route("/generatepin", post(auth::generate_pin))
-        .route("/loginwithpinandapplicationid", post(auth::login))
-        .route("/accesstoken", get(auth::access_token))
-        .route("/groups", post(groups::create).get(groups::list))
-        .route("/groups/{group}", get(groups::details))
+    Router::new()
+        .route("/v1/generatepin", post(auth::generate_pin))
+        .route("/v1/loginwithpinandapplicationid", post(auth::login))
+        .route("/v1/accesstoken", get(auth::access_token))
+        .route("/v1/groups", post(groups::create).get(groups::list))
+        .route("/v1/groups/{group}", get(groups::details))
         .route(
-            "/groups/{group}/members",
+            "/v1/groups/{group}/members",
             get(groups::members)
                 .put(groups::add_members)
                 .post(groups::add_members),
         )
         .route(
-            "/groups/{group}/members/{member}",
+            "/v1/groups/{group}/members/{member}",
             axum::routing::delete(groups::remove_member)
                 .put(groups::set_role)
                 .post(groups::set_role),
         )
-        .route("/groups/{group}/messages", post(groups::send_message))
+        .route("/v1/groups/{group}/messages", post(groups::send_message))
         .route(
-            "/groups/{group}/actions",
+            "/v1/groups/{group}/actions",
             post(actions::post).get(actions::list),
         )
-        .route("/groups/{group}/actions/{action}", get(actions::details))
+        .route("/v1/groups/{group}/actions/{action}", get(actions::details))
         .route(
-            "/groups/{group}/actions/{action}/responses",
+            "/v1/groups/{group}/actions/{action}/responses",
             post(actions::respond),
         )
         .route(
-            "/groups/{group}/actions/{action}/reminders",
+            "/v1/groups/{group}/actions/{action}/reminders",
             post(actions::remind),
         )
         .route(
-            "/groups/{group}/subgroups",
+            "/v1/groups/{group}/subgroups",
             get(subgroups::list)
                 .post(subgroups::create)
                 .put(subgroups::attach),
         )
         .route(
-            "/groups/{group}/subgroups/{sub}",
+            "/v1/groups/{group}/subgroups/{sub}",
             axum::routing::delete(subgroups::detach),
         )
         .route(
-            "/media",
+            "/v1/media",
             post(media::upload).layer(DefaultBodyLimit::max(media_body_limit(&state.core))),
         )
-        .route("/media/{id}", get(media::serve))
-        .route("/groups/{group}/subscribers", post(subscribers::fetch))
+        .route("/v1/media/{id}", get(media::serve))
+        .route("/v1/groups/{group}/subscribers", post(subscribers::fetch))
         .route(
-            "/groups/{group}/subscribers/add",
+            "/v1/groups/{group}/subscribers/add",
             axum::routing::put(subscribers::add).post(subscribers::add),
         )
         .route(
-            "/groups/{group}/subscribers/remove",
+            "/v1/groups/{group}/subscribers/remove",
             axum::routing::put(subscribers::remove).post(subscribers::remove),
         )
-        .route("/webhook", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhook", post(webhooks::create).get(webhooks::list))
         .route(
-            "/webhook/{id}",
+            "/v1/webhook/{id}",
             axum::routing::put(webhooks::update).delete(webhooks::remove),
         )
-        .fallback(|| async { KaizalaError::not_found("The requested resource does not exist.") })
+        // Not a fallback: the app's router has the ACS face's, and a router has one.
+        .route("/v1", any(not_found))
+        .route("/v1/{*rest}", any(not_found))
         .layer(error_shape_and_body_limit())
-        .with_state(state);
-    // Normalise the path before routing (a layer on `routes` would run after it).
-    let normalized = ServiceBuilder::new()
-        .map_request(normalize_path)
-        .service(routes);
-    Router::new().fallback_service(normalized)
+        .with_state(state)
+}
+
+async fn not_found() -> KaizalaError {
+    KaizalaError::not_found("The requested resource does not exist.")
 }
 
 /// The body limit of `POST /media`: the largest upload the media limits allow (a full album
@@ -206,23 +210,27 @@ fn error_shape_and_body_limit() -> ServiceBuilder<ErrorShapeAndBodyLimit> {
         .map_response(kaizala_error_shape as fn(Response) -> Response)
 }
 
-/// Lower-cases the literal segments of the path and drops a trailing slash.
-fn normalize_path(mut request: Request) -> Request {
+/// Makes a Kaizala path routable, for the whole app before its router: in a path under `/v1`
+/// (in any case) the prefix and the literal segments are lower-cased and empty segments
+/// dropped (`/V1/Groups/x/SubGroups/` becomes `/v1/groups/x/subgroups`); ids are left as they
+/// are. Every other path is left alone.
+pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
     let uri = request.uri();
     let path = uri.path();
-    if is_normalized(path) {
+    let Some(rest) = under_v1(path) else {
+        return request;
+    };
+    if path.starts_with("/v1") && is_normalized(rest) {
         return request;
     }
     let mut normalized = String::with_capacity(path.len());
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
+    normalized.push_str("/v1");
+    for segment in rest.split('/').filter(|s| !s.is_empty()) {
         normalized.push('/');
         match literal(segment) {
             Some(literal) => normalized.push_str(literal),
             None => normalized.push_str(segment),
         }
-    }
-    if normalized.is_empty() {
-        normalized.push('/');
     }
     let target = match uri.query() {
         Some(query) => format!("{normalized}?{query}"),
@@ -238,6 +246,14 @@ fn normalize_path(mut request: Request) -> Request {
     request
 }
 
+/// What follows the `/v1` of a path under it (`/v1`, `/V1/groups`), or `None`.
+fn under_v1(path: &str) -> Option<&str> {
+    let prefix = path.get(..3)?;
+    let rest = &path[3..];
+    (prefix.eq_ignore_ascii_case("/v1") && (rest.is_empty() || rest.starts_with('/')))
+        .then_some(rest)
+}
+
 /// The literal a path segment names, in any case.
 fn literal(segment: &str) -> Option<&'static str> {
     LITERALS
@@ -246,13 +262,14 @@ fn literal(segment: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// Whether `normalize_path` would leave `path` as it is (what clients send, checked without
-/// building a copy): no empty segment, no trailing slash, literals in lower case.
-fn is_normalized(path: &str) -> bool {
-    if path == "/" {
+/// Whether `normalize_path` would leave the path after `/v1` as it is (what clients send,
+/// checked without building a copy): no empty segment, no trailing slash, literals in lower
+/// case.
+fn is_normalized(rest: &str) -> bool {
+    if rest.is_empty() {
         return true;
     }
-    let Some(rest) = path.strip_prefix('/') else {
+    let Some(rest) = rest.strip_prefix('/') else {
         return false;
     };
     rest.split('/')
@@ -287,6 +304,7 @@ fn kaizala_error_shape(response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Request;
 
     fn normalized(target: &str) -> String {
         let request = Request::builder()
@@ -299,41 +317,60 @@ mod tests {
     #[test]
     fn literal_segments_are_lower_cased_and_ids_kept() {
         assert_eq!(
-            normalized("/Groups/ABCdef-01@1/SubGroups/"),
-            "/groups/ABCdef-01@1/subgroups"
+            normalized("/v1/Groups/ABCdef-01@1/SubGroups/"),
+            "/v1/groups/ABCdef-01@1/subgroups"
         );
-        assert_eq!(normalized("/generatePin"), "/generatepin");
+        assert_eq!(normalized("/V1/generatePin"), "/v1/generatepin");
         assert_eq!(
-            normalized("/groups?showDetail=True"),
-            "/groups?showDetail=True"
+            normalized("/v1/groups?showDetail=True"),
+            "/v1/groups?showDetail=True"
         );
-        assert_eq!(normalized("//accessToken"), "/accesstoken");
-        assert_eq!(normalized("/"), "/");
+        assert_eq!(normalized("/v1//accessToken"), "/v1/accesstoken");
+        assert_eq!(normalized("/v1/"), "/v1");
+        assert_eq!(normalized("/V1"), "/v1");
         assert_eq!(
-            normalized("/groups/x/members/%2B14255550123"),
-            "/groups/x/members/%2B14255550123"
+            normalized("/v1/groups/x/members/%2B14255550123"),
+            "/v1/groups/x/members/%2B14255550123"
         );
+    }
+
+    #[test]
+    fn paths_not_under_v1_are_left_alone() {
+        for path in [
+            "/",
+            "/chat/threads/X/messages?api-version=2024-03-07",
+            "/v12/Groups",
+            "/v1x",
+            "/Chat//Threads/",
+            "/admin/applications",
+        ] {
+            assert_eq!(normalized(path), path);
+        }
     }
 
     #[test]
     fn a_path_is_left_alone_exactly_when_it_is_already_normalized() {
         for path in [
-            "/",
-            "/groups",
-            "/groups/ABCdef-01@1/messages",
-            "/groups/x/members/%2B14255550123",
-            "/Groups",
-            "/groups/",
-            "//groups",
-            "/groups/x/Messages",
-            "/SubGroups",
+            "/v1",
+            "/v1/",
+            "/V1",
+            "/v1/groups",
+            "/v1/groups/ABCdef-01@1/messages",
+            "/v1/groups/x/members/%2B14255550123",
+            "/v1/Groups",
+            "/V1/groups",
+            "/v1/groups/",
+            "/v1//groups",
+            "/v1/groups/x/Messages",
+            "/v1/SubGroups",
         ] {
             let request = Request::builder()
                 .uri(path)
                 .body(axum::body::Body::empty())
                 .expect("request");
             let after = normalize_path(request).uri().path().to_owned();
-            assert_eq!(is_normalized(path), after == path, "{path} -> {after}");
+            let left_alone = under_v1(path).is_some_and(is_normalized) && path.starts_with("/v1");
+            assert_eq!(left_alone, after == path, "{path} -> {after}");
         }
     }
 }

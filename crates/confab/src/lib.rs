@@ -279,10 +279,13 @@ async fn launch(
     // Connect info lets handlers (rate limits, logs) see the peer address.
     // Traced around the whole router rather than as a router layer, which axum would apply to
     // every route apart, boxing each request's future once more.
-    let make_service =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
-            Trace::new_for_http(app),
-        );
+    // Kaizala paths are normalised before the router chooses a route (they match in any case).
+    let app = tower::ServiceBuilder::new()
+        .map_request(confab_kaizala::normalize_path)
+        .service(app);
+    let make_service = axum::ServiceExt::<_>::into_make_service_with_connect_info::<SocketAddr>(
+        Trace::new_for_http(app),
+    );
     // One server type for both schemes, so both share the graceful shutdown of the handle.
     // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
     // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
@@ -318,8 +321,8 @@ async fn launch(
     Ok((handle, server))
 }
 
-/// All faces in one router. The Kaizala face answers under `/v1` (and `/V1`), the event stream
-/// under `/stream`.
+/// All faces in one router. The Kaizala face answers under `/v1` (in any case: `launch`
+/// normalises its paths before routing), the event stream under `/stream`.
 fn app(
     core: Arc<Core>,
     acs: AcsConfig,
@@ -327,14 +330,12 @@ fn app(
     admin: AdminConfig,
     streams: Router,
 ) -> Router {
-    let kaizala = confab_kaizala::router(core.clone(), kaizala);
     Router::new()
         .merge(streams)
         .merge(openapi_router())
         .merge(confab_kaizala::admin_router(core.clone(), admin))
+        .merge(confab_kaizala::router(core.clone(), kaizala))
         .merge(confab_acs::router(core, acs))
-        .nest_service("/v1", kaizala.clone())
-        .nest_service("/V1", kaizala)
 }
 
 /// `GET /openapi.json`: the OpenAPI document of confab's own endpoints (the stream and the admin

@@ -140,8 +140,10 @@ async fn error_statuses_have_the_kaizala_shape() {
     let alice = server.user(&number(1)).await;
     let id = alice.group(&[]).await;
 
-    let err = alice.get("/nowhere").await.error(404);
-    assert_eq!(err["errorCategoryKey"], "NotFound");
+    for path in ["/nowhere", "/", "/groups/x/nowhere/deeper"] {
+        let err = alice.get(path).await.error(404);
+        assert_eq!(err["errorCategoryKey"], "NotFound", "{path}");
+    }
     let err = alice.delete("/groups").await.error(405);
     assert_eq!(err["errorCode"], "MethodNotAllowed");
 
