@@ -94,11 +94,13 @@ pub(crate) fn publish_from_log(
 /// Publishes a batch this node's writer just committed: as it is when the cursor is right
 /// before it (the usual case), from the log when something lies between (another node's
 /// events, or positions a rolled-back batch took), not at all when the tail already did.
+/// `through` is the node's cursor, locked by the writer since before the batch's COMMIT.
 pub(crate) fn publish_own(
     db: &Conn,
     sink: &dyn EventSink,
     node: &Node,
     batch: Vec<Arc<CommittedEvent>>,
+    through: &mut Option<i64>,
 ) {
     let (Some(first), Some(last)) = (
         batch.first().and_then(|e| e.position),
@@ -106,18 +108,15 @@ pub(crate) fn publish_own(
     ) else {
         return;
     };
-    let mut through = node.published.lock();
     match *through {
         Some(t) if last <= t => return,
-        Some(t) if first > t + 1 => {
-            match publish_from_log(db, sink, &mut through, &node.memberships) {
-                Ok(()) if through.is_some_and(|t| t >= last) => return,
-                Ok(()) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the event log; publishing the batch alone");
-                }
+        Some(t) if first > t + 1 => match publish_from_log(db, sink, through, &node.memberships) {
+            Ok(()) if through.is_some_and(|t| t >= last) => return,
+            Ok(()) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the event log; publishing the batch alone");
             }
-        }
+        },
         _ => {}
     }
     *through = Some(last);

@@ -218,6 +218,15 @@ impl Writer {
             ),
             None => "COMMIT".to_owned(),
         };
+        // The publication cursor is held from before the COMMIT until the batch is published:
+        // the tail, which starts the cursor at the log's head, must never find this batch
+        // committed but not yet published (it would count it as published, and it would be lost).
+        let published = Arc::clone(&self.node.published);
+        let mut through = self
+            .batch_last_position
+            .get()
+            .is_some()
+            .then(|| published.lock());
         if let Err(err) = self.db.batch(&commit) {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
@@ -228,7 +237,10 @@ impl Writer {
             self.delivery_wakeup.notify_one();
         }
         // After COMMIT, never before: what goes on the bus is committed.
-        self.publish_committed();
+        match through.as_deref_mut() {
+            Some(through) => self.publish_committed(through),
+            None => self.publish_committed(&mut published.lock()),
+        }
         Pass::Committed
     }
 
@@ -449,13 +461,13 @@ impl Writer {
     }
 
     /// Hands the events of the batch that just committed to the sink.
-    fn publish_committed(&mut self) {
+    fn publish_committed(&mut self, through: &mut Option<i64>) {
         let events = std::mem::take(self.pending.get_mut());
         if events.is_empty() {
             return;
         }
         if let Some(sink) = self.node.sink.get() {
-            tail::publish_own(&self.db, &**sink, &self.node, events);
+            tail::publish_own(&self.db, &**sink, &self.node, events, through);
         }
     }
 }
