@@ -221,6 +221,7 @@ impl Writer {
         // The publication cursor is held from before the COMMIT until the batch is published:
         // the tail, which starts the cursor at the log's head, must never find this batch
         // committed but not yet published (it would count it as published, and it would be lost).
+        // A batch that logged no event has nothing to publish (every kept event is logged).
         let published = Arc::clone(&self.node.published);
         let mut through = self
             .batch_last_position
@@ -237,9 +238,8 @@ impl Writer {
             self.delivery_wakeup.notify_one();
         }
         // After COMMIT, never before: what goes on the bus is committed.
-        match through.as_deref_mut() {
-            Some(through) => self.publish_committed(through),
-            None => self.publish_committed(&mut published.lock()),
+        if let Some(through) = through.as_deref_mut() {
+            self.publish_committed(through);
         }
         Pass::Committed
     }
