@@ -164,6 +164,14 @@ pub async fn actions_and_responses(f: Fixture) {
     let mut again = response(g, survey.id, 2, "r-2", false, 1);
     again.allow_multiple = true;
     store.put_action_response(again).await.expect("second");
+    // A response id in use (here by another responder's response) is a conflict on every
+    // store, not a failure of the store.
+    assert!(matches!(
+        store
+            .put_action_response(response(g, survey.id, 3, "r-1", false, 0))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
     f.clock.advance(Duration::seconds(5));
     let updated = store
         .put_action_response(response(g, survey.id, 2, "r-1", true, 1))

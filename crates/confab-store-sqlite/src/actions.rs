@@ -283,11 +283,12 @@ impl Writer {
                     return Err(StoreError::Conflict("already responded".into()));
                 }
             }
-            self.conn
+            let inserted = self
+                .conn
                 .prepare_cached(
                     "INSERT INTO action_responses (id, action_id, responder, completed,
                          created_on, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
                 )
                 .db()?
                 .execute(params![
@@ -299,6 +300,12 @@ impl Writer {
                     body
                 ])
                 .db()?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "response {} already exists",
+                    new.id
+                )));
+            }
             ActionResponse {
                 id: new.id.clone(),
                 action: new.action,
