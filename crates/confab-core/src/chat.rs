@@ -564,6 +564,15 @@ impl Core {
             .map(|input| {
                 self.check_display_name(input.display_name.as_deref(), "displayName")?;
                 self.check_metadata(&input.metadata, "participants.metadata")?;
+                if input
+                    .share_history_time
+                    .is_some_and(|t| !crate::model::within_year_range(t))
+                {
+                    return Err(Error::invalid(
+                        "shareHistoryTime must fall within the years 0 to 9999 in UTC.",
+                        "shareHistoryTime",
+                    ));
+                }
                 Ok(Participant {
                     identity: input.identity,
                     display_name: input.display_name,

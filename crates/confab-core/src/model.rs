@@ -21,6 +21,18 @@ pub fn rfc3339_text(t: OffsetDateTime, buf: &mut [u8; 40]) -> Option<&str> {
     std::str::from_utf8(buf.get(..written)?).ok()
 }
 
+/// The first and last whole seconds confab takes a time in, as Unix seconds:
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z. RFC 3339 writes four-digit years, and
+/// `time` formats none outside them: a time from a request outside this range (in UTC, as
+/// times are kept) is refused rather than failing when it is written, or read back as none.
+pub const EARLIEST_UNIX_SECOND: i64 = -62_167_219_200;
+pub const LATEST_UNIX_SECOND: i64 = 253_402_300_799;
+
+/// Whether `t`, in UTC, falls within years 0 to 9999 (see [`EARLIEST_UNIX_SECOND`]).
+pub fn within_year_range(t: OffsetDateTime) -> bool {
+    (EARLIEST_UNIX_SECOND..=LATEST_UNIX_SECOND).contains(&t.unix_timestamp())
+}
+
 /// Name/value pairs attached to threads, participants and messages.
 pub type Metadata = BTreeMap<String, String>;
 

@@ -18,7 +18,7 @@ use confab_core::actions::{
     RespondAction,
 };
 use confab_core::ids::{IdentityId, MessageId};
-use confab_core::model::Audience;
+use confab_core::model::{within_year_range, Audience};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -107,7 +107,9 @@ fn due_field(body: &Map<String, Value>, names: &[&str]) -> KzResult<Option<Due>>
     }
     if let Value::String(s) = value {
         if let Ok(at) = OffsetDateTime::parse(s.trim(), &Rfc3339) {
-            return Ok(Some(Due::At(at)));
+            if within_year_range(at) {
+                return Ok(Some(Due::At(at)));
+            }
         }
     }
     Err(KaizalaError::invalid(

@@ -494,6 +494,40 @@ async fn share_history_time_given_on_create_is_honoured() {
     owner.get_message(&thread, &early).await.expect(200);
 }
 
+/// A shareHistoryTime outside the years 0 to 9999 in UTC is refused, on create and on add:
+/// it could not be written back (a 500 once), and one past 9999 was kept as none, showing the
+/// whole history.
+#[tokio::test]
+async fn share_history_time_outside_the_year_range_is_400() {
+    let server = TestServer::start().await;
+    let owner = server.user().await;
+    let member = server.user().await;
+    let thread = owner.create_thread("range", &[]).await;
+    for share in ["0000-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"] {
+        let p = json!({"communicationIdentifier": member.ident(), "shareHistoryTime": share});
+        let err = owner
+            .create_thread_with(json!({"topic": "t", "participants": [p.clone()]}))
+            .await
+            .error(400);
+        assert!(
+            err["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("shareHistoryTime")),
+            "{err}"
+        );
+        owner.add_participants(&thread, vec![p]).await.error(400);
+    }
+    // The last second of year 9999 in UTC is still a time.
+    let last = json!({"communicationIdentifier": member.ident(),
+                      "shareHistoryTime": "9999-12-31T23:59:59Z"});
+    owner
+        .add_participants(&thread, vec![last])
+        .await
+        .expect(201);
+    let early = owner.send(&thread, "before").await;
+    member.get_message(&thread, &early).await.error(404);
+}
+
 #[tokio::test]
 async fn list_participants_bad_paging_parameters_are_400() {
     let server = TestServer::start().await;

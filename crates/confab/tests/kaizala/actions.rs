@@ -923,6 +923,14 @@ async fn action_errors_have_the_kaizala_shape() {
         json!({"actionType": "Job", "actionBody": {"title": "x", "assignedTo": []}}),
         json!({"actionType": "LetsMeet", "actionBody": {"title": "x"}}),
         json!({"actionType": "Announcement", "actionBody": {"title": "x"}}),
+        // Dates outside the years 0 to 9999 in UTC, which no answer could write back.
+        json!({"actionType": "LetsMeet", "actionBody": {"title": "m", "duration": 30,
+               "startingTime": -62_167_219_200_001_i64}}),
+        json!({"actionType": "LetsMeet", "actionBody": {"title": "m", "duration": 30,
+               "startingTime": "0000-01-01T00:00:00+00:01"}}),
+        json!({"actionType": "LetsMeet", "actionBody": {"title": "m", "duration": 30,
+               "startingTime": "9999-12-31T23:59:59-00:01"}}),
+        survey("x", json!({"dueDate": "9999-12-31T23:59:59-00:01"})),
     ] {
         let err = alice
             .post(&format!("/groups/{group}/actions"), &body)
