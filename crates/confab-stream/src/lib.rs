@@ -23,7 +23,7 @@ mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -84,8 +84,41 @@ pub fn router(core: Arc<Core>, config: StreamConfig) -> (Router, StreamShutdown)
     let router = Router::new()
         .route("/stream/events", get(sse::handler))
         .route("/stream/ws", get(ws::handler))
+        .layer(axum::middleware::map_response(json_error_shape))
         .with_state(state);
     (router, StreamShutdown(Arc::new(tx)))
+}
+
+/// Gives the error responses axum makes by itself (a 405 for a method a route does not
+/// take, say), which have no body, the JSON shape of [`StreamError`]; keeps their status and
+/// headers (`Allow`). For confab's own routes (the stream, the OpenAPI document).
+pub async fn json_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "MethodNotAllowed",
+            "The method is not allowed on this resource.",
+        ),
+        StatusCode::NOT_FOUND => ("NotFound", "The requested resource does not exist."),
+        StatusCode::PAYLOAD_TOO_LARGE => ("TooLarge", "The request is too large."),
+        s if s.is_server_error() => ("InternalError", "The server failed."),
+        s => ("BadRequest", s.canonical_reason().unwrap_or("Bad request")),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// An error before the stream starts, as JSON: `{"error": {"code", "message"}}`.

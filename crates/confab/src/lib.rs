@@ -342,15 +342,19 @@ fn app(
 /// API), without authentication.
 fn openapi_router() -> Router {
     const OPENAPI: &str = include_str!("../openapi.json");
-    Router::new().route(
-        "/openapi.json",
-        axum::routing::get(|| async {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                OPENAPI,
-            )
-        }),
-    )
+    Router::new()
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
+        )
+        .layer(axum::middleware::map_response(
+            confab_stream::json_error_shape,
+        ))
 }
 
 /// The blob store of uploaded media: files under `media_dir`, else `<data_dir>/media`; in

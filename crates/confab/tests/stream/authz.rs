@@ -166,3 +166,33 @@ async fn tokens_come_as_bearer_access_token_header_or_query() {
     .await;
     assert_eq!(response.status(), 403);
 }
+
+/// A method a route of confab's own does not take answers 405 with the JSON error and the
+/// `Allow` header, like every other error of the stream (it was an empty body).
+#[tokio::test]
+async fn other_methods_on_confab_routes_answer_json_405() {
+    let server = TestServer::start().await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/stream/events"),
+        (reqwest::Method::DELETE, "/stream/ws"),
+        (reqwest::Method::POST, "/openapi.json"),
+    ] {
+        let response = server
+            .http
+            .request(method.clone(), format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(allow.contains("GET"), "{method} {path}: allow {allow:?}");
+        let body: Value = response.json().await.expect("JSON error");
+        assert_eq!(body["error"]["code"], "MethodNotAllowed", "{method} {path}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+}
