@@ -95,6 +95,10 @@ pub struct Settings {
     /// How long (ms) a stream's full queue may wait for its client before the client is cut
     /// off as a slow consumer.
     pub stream_send_timeout_ms: u64,
+    /// How long (ms) a client may take to send a request's head, or pause within its body,
+    /// before the connection is closed (a body cut off this way answers 400). Bounds what a
+    /// client that stops halfway holds on to.
+    pub request_read_timeout_ms: u64,
     /// Events the in-process bus keeps for its slowest stream (one that falls further behind
     /// catches up from the event log).
     pub stream_bus_capacity: usize,
@@ -161,6 +165,7 @@ impl Default for Settings {
             stream_heartbeat_secs: 15,
             stream_buffer: 256,
             stream_send_timeout_ms: 10_000,
+            request_read_timeout_ms: 30_000,
             stream_bus_capacity: confab_core::ports::bus::DEFAULT_BUS_CAPACITY,
             event_retention_secs: 7 * 24 * 3600,
             event_retention_count: 0,
@@ -235,6 +240,9 @@ impl Settings {
                 "stream_heartbeat_secs, stream_buffer, stream_send_timeout_ms and \
                  stream_bus_capacity must be at least 1"
             );
+        }
+        if self.request_read_timeout_ms == 0 {
+            bail!("request_read_timeout_ms must be at least 1");
         }
         if self.media_max_image_bytes == 0
             || self.media_max_audio_bytes == 0
@@ -455,6 +463,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("stream_heartbeat_secs", Kind::Parsed),
     ("stream_buffer", Kind::Parsed),
     ("stream_send_timeout_ms", Kind::Parsed),
+    ("request_read_timeout_ms", Kind::Parsed),
     ("stream_bus_capacity", Kind::Parsed),
     ("event_retention_secs", Kind::Parsed),
     ("event_retention_count", Kind::Parsed),

@@ -222,7 +222,8 @@ pub async fn start_with_clock(
         ),
         None => (None, None, false, None),
     };
-    let (handle, server) = launch(app, listener, tls_config)
+    let read_timeout = Duration::from_millis(settings.request_read_timeout_ms);
+    let (handle, server) = launch(app, listener, tls_config, read_timeout)
         .await
         .with_context(|| format!("starting to serve on {local_addr}"))?;
 
@@ -269,11 +270,13 @@ pub async fn start_with_clock(
 }
 
 /// Serves `app` on `listener` (over TLS if `tls` is given) in a background task. Returns once
-/// the accept loop runs.
+/// the accept loop runs. A client gets `read_timeout` to send a request's head and at most that
+/// long between two pieces of its body.
 async fn launch(
     app: Router,
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    read_timeout: Duration,
 ) -> anyhow::Result<(axum_server::Handle, JoinHandle<std::io::Result<()>>)> {
     let handle = axum_server::Handle::new();
     // Connect info lets handlers (rate limits, logs) see the peer address.
@@ -281,6 +284,9 @@ async fn launch(
     // every route apart, boxing each request's future once more.
     // Kaizala paths are normalised before the router chooses a route (they match in any case).
     let app = tower::ServiceBuilder::new()
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            read_timeout,
+        ))
         .map_request(confab_kaizala::normalize_path)
         .service(app);
     let make_service = axum::ServiceExt::<_>::into_make_service_with_connect_info::<SocketAddr>(
@@ -290,22 +296,24 @@ async fn launch(
     // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
     // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
     // client delaying its ACKs holds back by up to 40 ms.
+    // hyper closes a connection whose request head takes longer than `read_timeout`, once it
+    // has a timer to tell.
+    let mut server = axum_server::from_tcp(listener).handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_timeout);
     let server = match tls {
         Some(config) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
                 .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            tokio::spawn(
-                axum_server::from_tcp(listener)
-                    .acceptor(acceptor)
-                    .handle(handle.clone())
-                    .serve(make_service),
-            )
+            tokio::spawn(server.acceptor(acceptor).serve(make_service))
         }
         None => tokio::spawn(
-            axum_server::from_tcp(listener)
+            server
                 .acceptor(axum_server::accept::NoDelayAcceptor::new())
-                .handle(handle.clone())
                 .serve(make_service),
         ),
     };
@@ -710,6 +718,8 @@ mod tests {
         );
     }
 
+    const TEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// A router that answers at once on `/` and after a while on `/slow`.
     fn test_app() -> Router {
         Router::new().route("/", get(|| async { "hello" })).route(
@@ -729,7 +739,9 @@ mod tests {
         let config = tls::server_config(&pair).unwrap();
         let listener = bind("127.0.0.1", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (handle, server) = launch(test_app(), listener, Some(config)).await.unwrap();
+        let (handle, server) = launch(test_app(), listener, Some(config), TEST_READ_TIMEOUT)
+            .await
+            .unwrap();
 
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&pair.cert_pem).unwrap())
@@ -816,7 +828,9 @@ mod tests {
     async fn plain_http_serves_too() {
         let listener = bind("localhost", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (handle, server) = launch(test_app(), listener, None).await.unwrap();
+        let (handle, server) = launch(test_app(), listener, None, TEST_READ_TIMEOUT)
+            .await
+            .unwrap();
         let url = format!("http://{}/", addr);
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         assert_eq!(text, "hello");

@@ -281,3 +281,51 @@ async fn standard_profile_does_not_throttle_normal_use() {
         owner.send(&thread, &format!("m{i}")).await;
     }
 }
+
+/// Sends `request` on a plain TCP connection and answers what the server sends back until it
+/// closes the connection (at most 10 s).
+async fn raw_exchange(host: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection in time")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A client that stops halfway through a request is not waited for: an unfinished head closes
+/// the connection, and a body that stops coming answers 400 in the API's error shape.
+#[tokio::test]
+async fn a_request_that_stops_halfway_is_not_waited_for() {
+    let server = TestServer::start_with(|s| s.request_read_timeout_ms = 300).await;
+    let owner = server.user().await;
+    let head_only = raw_exchange(
+        &server.host,
+        "GET /chat/threads?api-version=2024-03-07 HTTP/1.1\r\nHost: x\r\n",
+    )
+    .await;
+    assert!(
+        head_only.is_empty() || head_only.starts_with("HTTP/1.1 408"),
+        "{head_only}"
+    );
+    let short_body = raw_exchange(
+        &server.host,
+        &format!(
+            "POST /chat/threads?api-version=2024-03-07 HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 20\r\n\r\n{{\"topic\"",
+            owner.token
+        ),
+    )
+    .await;
+    assert!(short_body.starts_with("HTTP/1.1 400"), "{short_body}");
+    assert!(short_body.contains("\"error\""), "{short_body}");
+    // A request sent whole is served as before.
+    owner.create_thread("whole", &[]).await;
+}
