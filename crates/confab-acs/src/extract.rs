@@ -211,8 +211,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AcsResult<T> {
             "The request body must be a JSON object.",
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|err| AcsError::bad_request(format!("The request body is not valid: {err}.")))
+    let value = serde_json::from_slice(bytes)
+        .map_err(|err| AcsError::bad_request(format!("The request body is not valid: {err}.")))?;
+    if holds_nul(bytes) {
+        return Err(AcsError::bad_request(
+            "The request body must not contain NUL characters (\\u0000).",
+        ));
+    }
+    Ok(value)
+}
+
+/// Whether a valid JSON text holds a NUL character. JSON writes one only as the escape
+/// `\u0000` (a raw control character is not valid JSON), and the `u0000` after an escaped
+/// backslash (`\\u0000`) is text, not an escape.
+fn holds_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        let escaped = &rest[at + 1..];
+        if escaped.starts_with(b"u0000") {
+            return true;
+        }
+        // Past the escaped character, whatever it is.
+        rest = escaped.get(1..).unwrap_or_default();
+    }
+    false
 }
 
 /// A JSON body that may also be empty (the SDKs send none when there is nothing to say).
@@ -237,6 +259,22 @@ pub fn message_id(text: &str) -> AcsResult<MessageId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_is_found_only_as_an_escape_of_its_own() {
+        for (json, holds) in [
+            (r#"{"a":"x"}"#, false),
+            (r#"{"a":"\u0000"}"#, true),
+            (r#"{"a":"x\n\u0000"}"#, true),
+            (r#"{"a":"\\u0000"}"#, false),
+            (r#"{"a":"\\\u0000"}"#, true),
+            (r#"{"a":"\u00001"}"#, true),
+            (r#"{"a":"\u0001"}"#, false),
+            (r#"{"a":"\\"}"#, false),
+        ] {
+            assert_eq!(holds_nul(json.as_bytes()), holds, "{json}");
+        }
+    }
 
     #[test]
     fn query_parameters_decode_as_a_form_and_the_last_of_a_name_wins() {

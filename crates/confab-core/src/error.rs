@@ -66,6 +66,9 @@ impl From<StoreError> for Error {
             StoreError::ParticipantLimit(max) => {
                 Error::bad_request(format!("A thread can have at most {max} participants."))
             }
+            StoreError::InvalidText => {
+                Error::bad_request("Text must not contain NUL characters (\\u0000).")
+            }
             StoreError::Unavailable(message) => Error::Internal(message),
         }
     }

@@ -39,6 +39,11 @@ pub enum StoreError {
     /// Adding would take a conversation past this many participants.
     #[error("participant limit {0} reached")]
     ParticipantLimit(usize),
+    /// Text the store cannot keep: PostgreSQL takes no NUL character (`\u0000`), in values
+    /// to write or to look up by. The faces refuse NUL in request bodies before a store sees
+    /// them; what is left comes from a path or a query string.
+    #[error("text holds a NUL character")]
+    InvalidText,
     #[error("store unavailable: {0}")]
     Unavailable(String),
 }

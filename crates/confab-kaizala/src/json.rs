@@ -170,7 +170,13 @@ impl Parser<'_> {
         loop {
             match self.chars.next() {
                 None => return self.error("unterminated string"),
-                Some((_, c)) if c == quote => return Ok(out),
+                Some((_, c)) if c == quote => {
+                    // Text with a NUL character could not be kept by every store.
+                    if out.contains('\0') {
+                        return self.error("a NUL character (\\u0000) in a string");
+                    }
+                    return Ok(out);
+                }
                 Some((_, '\\')) => match self.chars.next() {
                     Some((_, 'n')) => out.push('\n'),
                     Some((_, 't')) => out.push('\t'),
@@ -269,6 +275,14 @@ fn is_word_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_character_in_a_string_is_an_error() {
+        for text in [r#"{a: "x\u0000"}"#, r#"{a: 'x\0'}"#, "{\"a\u{0}\": 1}"] {
+            assert!(parse_relaxed(text).is_err(), "{text}");
+        }
+        assert!(parse_relaxed(r#"{a: "\\u0000"}"#).is_ok());
+    }
     use serde_json::json;
 
     #[test]

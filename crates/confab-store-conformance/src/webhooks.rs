@@ -9,7 +9,7 @@ use confab_core::model::{
 use confab_core::ports::webhooks::{
     DeliveryAttempt, DeliveryStatus, EventSchema, Webhook, WebhookObject,
 };
-use confab_core::ports::{Clock, NewConversation, NewMessage, Store};
+use confab_core::ports::{Clock, NewConversation, NewMessage, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -265,6 +265,13 @@ pub async fn the_outbox_follows_the_subscriptions(f: Fixture) {
     // Deleting takes the deliveries along.
     store.delete_webhook(&hook.id).await.expect("delete");
     assert!(store.get_webhook(&hook.id).await.expect("get").is_none());
+    // An id with a NUL character names nothing; a store that cannot even look it up says the
+    // text is invalid, never that it failed.
+    let nul = store.get_webhook("a\0b").await;
+    assert!(
+        matches!(nul, Ok(None) | Err(StoreError::InvalidText)),
+        "{nul:?}"
+    );
     assert!(store
         .list_deliveries(&hook.id, None, 10)
         .await

@@ -7,6 +7,7 @@ use std::time::Duration;
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::ports::{StoreError, StoreResult};
 use confab_store_common::stored::{conversation_from_key, from_micros};
+use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
@@ -17,6 +18,13 @@ use time::OffsetDateTime;
 pub(crate) fn db_err(err: postgres::Error) -> StoreError {
     // The client's own text of a server error is only "db error"; the server's says what.
     match err.as_db_error() {
+        // A NUL character in a text parameter: the caller's input, not the store's failure.
+        Some(db)
+            if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                || *db.code() == SqlState::UNTRANSLATABLE_CHARACTER =>
+        {
+            StoreError::InvalidText
+        }
         Some(db) => {
             StoreError::Unavailable(format!("postgres: {} ({})", db.message(), db.code().code()))
         }

@@ -282,6 +282,41 @@ async fn standard_profile_does_not_throttle_normal_use() {
     }
 }
 
+/// A NUL character anywhere in a body is refused: not every store can keep one (PostgreSQL
+/// failed the write with a 500), and none should be asked to.
+#[tokio::test]
+async fn a_nul_character_in_a_body_is_400() {
+    let server = TestServer::start().await;
+    let owner = server.user().await;
+    let err = owner
+        .create_thread_with(json!({"topic": "a\u{0}b"}))
+        .await
+        .error(400);
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("NUL")),
+        "{err}"
+    );
+    let thread = owner.create_thread("nul", &[]).await;
+    let err = owner
+        .raw()
+        .send(
+            Method::POST,
+            &format!("{}/messages?api-version=2024-03-07", thread_path(&thread)),
+            Some(&json!({"content": "x", "metadata": {"k": "\u{0}"}})),
+        )
+        .await
+        .error(400);
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("NUL")),
+        "{err}"
+    );
+    // The six characters `\u0000` are text like any other.
+    owner
+        .create_thread_with(json!({"topic": "a\\u0000b"}))
+        .await
+        .expect(201);
+}
+
 /// Sends `request` on a plain TCP connection and answers what the server sends back until it
 /// closes the connection (at most 10 s).
 async fn raw_exchange(host: &str, request: &str) -> String {

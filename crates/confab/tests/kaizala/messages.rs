@@ -87,6 +87,9 @@ async fn message_limits_and_permissions() {
     assert_eq!(err["errorCode"], "RequestTooLarge");
     alice.send(&id, "").await.error(400);
     alice.send(&id, "   ").await.error(400);
+    // A NUL character: text that not every store can keep.
+    let err = alice.send(&id, "a\u{0}b").await.error(400);
+    assert_eq!(err["errorCategoryKey"], "InvalidParameters", "{err}");
     alice
         .post(
             &format!("/groups/{id}/messages"),
