@@ -206,9 +206,7 @@ impl Core {
             created_on: self.clock.now(),
         };
         self.store.create_application(&application).await?;
-        self.applications
-            .write()
-            .insert(application.id.clone(), true);
+        self.applications.set(application.id.clone(), true);
         Ok(CreatedApplication {
             application,
             secret,
@@ -230,7 +228,7 @@ impl Core {
                 StoreError::NotFound => Error::NotFound("The application does not exist.".into()),
                 other => other.into(),
             })?;
-        self.applications.write().insert(id, false);
+        self.applications.set(id, false);
         Ok(())
     }
 
@@ -415,11 +413,12 @@ impl Core {
 
     /// Whether a connector application exists, cached after the first read.
     pub(crate) async fn application_exists(&self, id: &str) -> Result<bool> {
-        if let Some(known) = self.applications.read().get(id) {
-            return Ok(*known);
+        if let Some(known) = self.applications.get(id) {
+            return Ok(known);
         }
+        let epoch = self.applications.epoch();
         let exists = self.store.get_application(id).await?.is_some();
-        self.applications.write().insert(id.to_owned(), exists);
+        self.applications.fill(epoch, id.to_owned(), exists);
         Ok(exists)
     }
 

@@ -97,9 +97,7 @@ impl Core {
             .bump_token_generation(id)
             .await
             .map_err(not_found_identity)?;
-        self.generations
-            .write()
-            .insert(id.clone(), Some(generation));
+        self.generations.set(id.clone(), Some(generation));
         self.credentials_changed(Some(id));
         Ok(())
     }
@@ -110,7 +108,7 @@ impl Core {
             .delete_identity(id)
             .await
             .map_err(not_found_identity)?;
-        self.generations.write().insert(id.clone(), None);
+        self.generations.set(id.clone(), None);
         self.credentials_changed(Some(id));
         Ok(())
     }
@@ -157,21 +155,22 @@ impl Core {
 
     /// The identity's token generation (None: deleted or unknown), cached after the first read.
     pub(crate) async fn current_generation(&self, id: &IdentityId) -> Result<Option<u32>> {
-        if let Some(cached) = self.generations.read().get(id) {
-            return Ok(*cached);
+        if let Some(cached) = self.generations.get(id) {
+            return Ok(cached);
         }
+        let epoch = self.generations.epoch();
         let generation = self
             .store
             .get_identity(id)
             .await?
             .map(|i| i.token_generation);
-        self.generations.write().insert(id.clone(), generation);
+        self.generations.fill(epoch, id.clone(), generation);
         Ok(generation)
     }
 
     /// Forgets the cached token generation of `id` (its identity row was just created).
     pub(crate) fn forget_generation(&self, id: &IdentityId) {
-        self.generations.write().remove(id);
+        self.generations.forget(id);
     }
 
     fn mint(&self, identity: &Identity, scopes: &[Scope], minutes: u32) -> IssuedToken {

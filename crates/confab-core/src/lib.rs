@@ -14,6 +14,7 @@ pub mod media;
 pub mod model;
 pub mod ports;
 pub mod ratelimit;
+mod read_cache;
 pub mod stream;
 pub mod subgroups;
 pub mod subscribers;
@@ -22,8 +23,6 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use connector::ConnectorConfig;
 pub use error::{Error, Result};
 use ids::IdentityId;
@@ -31,6 +30,7 @@ pub use limits::Limits;
 use ports::connectors::NoPinSender;
 use ports::{Bus, Clock, LocalBus, PinSender, Store};
 use ratelimit::{RateLimits, Throttle};
+use read_cache::ReadCache;
 use stream::EventRetention;
 use tokens::TokenIssuer;
 
@@ -57,9 +57,9 @@ pub struct Core {
     limits: Limits,
     throttle: Throttle,
     /// Token generation per identity (None: deleted), so a token check costs no query.
-    generations: RwLock<FastMap<IdentityId, Option<u32>>>,
+    generations: ReadCache<IdentityId, Option<u32>>,
     /// Whether a connector application exists, so that a connector token check costs no query.
-    applications: RwLock<FastMap<String, bool>>,
+    applications: ReadCache<String, bool>,
     connectors: ConnectorConfig,
     pin_sender: Arc<dyn PinSender>,
     /// The live feed of committed events (typing and control events are published here too).
@@ -82,8 +82,8 @@ impl Core {
             resource_id: config.resource_id,
             limits: config.limits,
             throttle: Throttle::new(&RateLimits::default()),
-            generations: RwLock::default(),
-            applications: RwLock::default(),
+            generations: ReadCache::default(),
+            applications: ReadCache::default(),
             connectors: ConnectorConfig::default(),
             pin_sender: Arc::new(NoPinSender),
             bus: Arc::new(LocalBus::default()),
