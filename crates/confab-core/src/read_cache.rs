@@ -6,9 +6,14 @@
 //! token, or one of a deleted identity, would work again. Hence the epoch, as in the stores'
 //! membership cache: every write bumps it, and a fill is kept only if the epoch is still the
 //! one taken before the read began (the read then saw every write that bumped it).
+//!
+//! Writes of other nodes sharing the store are not heard of here: with a `max_age`, a value is
+//! read again once it is that old, which bounds how long another node's revocation goes
+//! unseen.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
@@ -16,12 +21,15 @@ use crate::FastMap;
 
 pub(crate) struct ReadCache<K, V> {
     inner: RwLock<Inner<K, V>>,
+    /// How long a value is used before it is read again; `None`: until a write changes it.
+    max_age: Option<Duration>,
 }
 
 struct Inner<K, V> {
     /// Bumped by every write.
     epoch: u64,
-    map: FastMap<K, V>,
+    /// Each value with when it was read or written.
+    map: FastMap<K, (V, Instant)>,
 }
 
 impl<K, V> Default for ReadCache<K, V> {
@@ -31,6 +39,17 @@ impl<K, V> Default for ReadCache<K, V> {
                 epoch: 0,
                 map: FastMap::default(),
             }),
+            max_age: None,
+        }
+    }
+}
+
+impl<K, V> ReadCache<K, V> {
+    /// A cache whose values are read again once `max_age` old.
+    pub(crate) fn with_max_age(max_age: Duration) -> Self {
+        Self {
+            max_age: Some(max_age),
+            ..Self::default()
         }
     }
 }
@@ -41,7 +60,12 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         K: Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
-        self.inner.read().map.get(key).cloned()
+        let inner = self.inner.read();
+        let (value, at) = inner.map.get(key)?;
+        match self.max_age {
+            Some(max_age) if at.elapsed() > max_age => None,
+            _ => Some(value.clone()),
+        }
     }
 
     /// The epoch to take before a read whose answer goes to [`ReadCache::fill`].
@@ -53,7 +77,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     pub(crate) fn fill(&self, epoch: u64, key: K, value: V) {
         let mut inner = self.inner.write();
         if inner.epoch == epoch {
-            inner.map.insert(key, value);
+            inner.map.insert(key, (value, Instant::now()));
         }
     }
 
@@ -61,7 +85,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     pub(crate) fn set(&self, key: K, value: V) {
         let mut inner = self.inner.write();
         inner.epoch += 1;
-        inner.map.insert(key, value);
+        inner.map.insert(key, (value, Instant::now()));
     }
 
     /// Forgets the value: the next check reads the store.
@@ -99,5 +123,18 @@ mod tests {
         cache.forget("b");
         cache.fill(epoch, "b".into(), Some(3));
         assert_eq!(cache.get("b"), None);
+    }
+
+    #[test]
+    fn with_a_max_age_an_old_value_is_read_again() {
+        let cache: ReadCache<String, bool> = ReadCache::with_max_age(Duration::from_millis(20));
+        cache.set("app".into(), true);
+        assert_eq!(cache.get("app"), Some(true));
+        std::thread::sleep(Duration::from_millis(40));
+        // Another node may have deleted it meanwhile: ask the store again.
+        assert_eq!(cache.get("app"), None);
+        let epoch = cache.epoch();
+        cache.fill(epoch, "app".into(), false);
+        assert_eq!(cache.get("app"), Some(false));
     }
 }

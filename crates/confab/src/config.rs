@@ -99,6 +99,10 @@ pub struct Settings {
     /// before the connection is closed (a body cut off this way answers 400). Bounds what a
     /// client that stops halfway holds on to.
     pub request_read_timeout_ms: u64,
+    /// With `database_url` (several nodes may share the database): how long (ms) a node uses
+    /// an identity's token generation, or a connector application's existence, before it reads
+    /// it again. Bounds how long a token revoked through another node still works here.
+    pub credentials_staleness_ms: u64,
     /// Events the in-process bus keeps for its slowest stream (one that falls further behind
     /// catches up from the event log).
     pub stream_bus_capacity: usize,
@@ -166,6 +170,7 @@ impl Default for Settings {
             stream_buffer: 256,
             stream_send_timeout_ms: 10_000,
             request_read_timeout_ms: 30_000,
+            credentials_staleness_ms: 5_000,
             stream_bus_capacity: confab_core::ports::bus::DEFAULT_BUS_CAPACITY,
             event_retention_secs: 7 * 24 * 3600,
             event_retention_count: 0,
@@ -241,8 +246,8 @@ impl Settings {
                  stream_bus_capacity must be at least 1"
             );
         }
-        if self.request_read_timeout_ms == 0 {
-            bail!("request_read_timeout_ms must be at least 1");
+        if self.request_read_timeout_ms == 0 || self.credentials_staleness_ms == 0 {
+            bail!("request_read_timeout_ms and credentials_staleness_ms must be at least 1");
         }
         if self.media_max_image_bytes == 0
             || self.media_max_audio_bytes == 0
@@ -464,6 +469,7 @@ const ENV_KEYS: &[(&str, Kind)] = &[
     ("stream_buffer", Kind::Parsed),
     ("stream_send_timeout_ms", Kind::Parsed),
     ("request_read_timeout_ms", Kind::Parsed),
+    ("credentials_staleness_ms", Kind::Parsed),
     ("stream_bus_capacity", Kind::Parsed),
     ("event_retention_secs", Kind::Parsed),
     ("event_retention_count", Kind::Parsed),

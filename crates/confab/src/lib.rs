@@ -162,36 +162,38 @@ pub async fn start_with_clock(
     )
     .await?;
     let media_blobs = open_blobs(settings.media_dir.as_deref(), data_dir.as_deref())?;
-    let core = Arc::new(
-        Core::new(
-            store,
-            clock,
-            CoreConfig {
-                resource_id: secrets.resource_id.clone(),
-                token_secret: secrets.token_secret.clone(),
-                limits: Limits::default(),
-            },
-        )
-        .with_rate_limits(
-            &RateLimits::profile(settings.rate_limits).overridden_by(&settings.rate_limit_rules),
-        )
-        .with_connectors(ConnectorConfig {
-            pin_lifetime: time::Duration::seconds(
-                i64::try_from(settings.pin_lifetime_secs).unwrap_or(i64::MAX),
-            ),
-            pin_attempts: settings.pin_max_attempts,
-            ..ConnectorConfig::default()
-        })
-        .with_pin_sender(pin_sender)
-        .with_bus(bus)
-        .with_event_retention(settings.event_retention())
-        .with_blobs(media_blobs)
-        .with_media_limits(settings.media_limits())
-        .with_webhooks(
-            Arc::new(webhook_client::HttpWebhookClient::new()?),
-            settings.webhook_config(),
+    let mut core = Core::new(
+        store,
+        clock,
+        CoreConfig {
+            resource_id: secrets.resource_id.clone(),
+            token_secret: secrets.token_secret.clone(),
+            limits: Limits::default(),
+        },
+    )
+    .with_rate_limits(
+        &RateLimits::profile(settings.rate_limits).overridden_by(&settings.rate_limit_rules),
+    )
+    .with_connectors(ConnectorConfig {
+        pin_lifetime: time::Duration::seconds(
+            i64::try_from(settings.pin_lifetime_secs).unwrap_or(i64::MAX),
         ),
+        pin_attempts: settings.pin_max_attempts,
+        ..ConnectorConfig::default()
+    })
+    .with_pin_sender(pin_sender)
+    .with_bus(bus)
+    .with_event_retention(settings.event_retention())
+    .with_blobs(media_blobs)
+    .with_media_limits(settings.media_limits())
+    .with_webhooks(
+        Arc::new(webhook_client::HttpWebhookClient::new()?),
+        settings.webhook_config(),
     );
+    if settings.database_url.is_some() {
+        core = core.with_shared_store(Duration::from_millis(settings.credentials_staleness_ms));
+    }
+    let core = Arc::new(core);
     let (streams, stream_shutdown) = confab_stream::router(core.clone(), settings.stream_config());
     let app = app(
         core.clone(),

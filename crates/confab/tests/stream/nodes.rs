@@ -76,6 +76,7 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
             settings.in_memory = false;
             settings.data_dir = dir;
             settings.database_url = Some(url);
+            settings.credentials_staleness_ms = 200;
         }
     };
     let a = TestServer::start_with(node(data_dir.clone(), scratch.node_url())).await;
@@ -102,6 +103,23 @@ async fn a_stream_on_one_node_carries_what_another_node_commits() {
     let event = stream.next_of("messageReceived").await;
     assert_eq!(event["data"]["messageId"], replied.as_str());
     assert!(event["position"].as_i64().expect("position") > first);
+
+    // Bob's tokens revoked through A stop working on B, which remembered his token generation,
+    // once it reads it again (within the staleness).
+    a.admin().revoke(&bob.id).await.expect(204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = bob_on_b.get("/chat/threads").await.status.as_u16();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "before the revocation is seen");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still takes the revoked token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     drop(stream);
     a.running.shutdown().await;
