@@ -1136,24 +1136,21 @@ pub fn location(value: &Value) -> Option<Location> {
 /// Answers milliseconds since the epoch; `None` for anything else, or a date outside the
 /// years 0 to 9999 in UTC (see `model::EARLIEST_UNIX_SECOND`).
 pub fn date_millis(value: &Value) -> Option<i64> {
-    let millis = match value {
-        Value::String(text) => match OffsetDateTime::parse(text.trim(), &Rfc3339) {
-            Ok(t) => i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?,
-            Err(_) => epoch_millis(number(value)?)?,
-        },
-        _ => epoch_millis(number(value)?)?,
+    let rfc3339 = match value {
+        Value::String(text) => OffsetDateTime::parse(text.trim(), &Rfc3339).ok(),
+        _ => None,
+    };
+    let millis = match rfc3339 {
+        Some(t) => i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?,
+        None => {
+            let n = number(value)?;
+            // `as` saturates a number far out of range, which the check below then refuses.
+            (if n.abs() >= 1e11 { n } else { n * 1000.0 }) as i64
+        }
     };
     let earliest = crate::model::EARLIEST_UNIX_SECOND * 1000;
     let latest = crate::model::LATEST_UNIX_SECOND * 1000 + 999;
     (earliest..=latest).contains(&millis).then_some(millis)
-}
-
-/// Epoch seconds, or milliseconds if past 1e11, as whole milliseconds (`None` if not finite
-/// or far out of range).
-fn epoch_millis(n: f64) -> Option<i64> {
-    let millis = if n.abs() >= 1e11 { n } else { n * 1000.0 };
-    // Far beyond the year range either way; the range itself is checked by the caller.
-    (millis.is_finite() && millis.abs() < 1e15).then_some(millis as i64)
 }
 
 /// The option chosen by title (case-insensitive) or by index.
