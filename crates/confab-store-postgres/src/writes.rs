@@ -42,6 +42,48 @@ struct AppendColumns<'a> {
     logged: Vec<String>,
 }
 
+/// Participants as the arrays a statement takes them through `unnest`. An identity named twice
+/// is kept once, as its last mention says (what one statement a participant did; `ON CONFLICT DO
+/// UPDATE` may not touch a row twice).
+struct ParticipantColumns<'a> {
+    identities: Vec<&'a str>,
+    display_names: Vec<Option<&'a str>>,
+    share_history_times: Vec<Option<i64>>,
+    metadata: Vec<Option<String>>,
+    roles: Vec<&'static str>,
+}
+
+impl<'a> ParticipantColumns<'a> {
+    fn of(participants: impl IntoIterator<Item = &'a Participant>) -> StoreResult<Self> {
+        let mut last_mentions: Vec<&Participant> = Vec::new();
+        for participant in participants {
+            match last_mentions
+                .iter_mut()
+                .find(|kept| kept.identity == participant.identity)
+            {
+                Some(kept) => *kept = participant,
+                None => last_mentions.push(participant),
+            }
+        }
+        Ok(Self {
+            identities: last_mentions.iter().map(|p| p.identity.as_str()).collect(),
+            display_names: last_mentions
+                .iter()
+                .map(|p| p.display_name.as_deref())
+                .collect(),
+            share_history_times: last_mentions
+                .iter()
+                .map(|p| p.share_history_time.map(micros))
+                .collect(),
+            metadata: last_mentions
+                .iter()
+                .map(|p| encode_metadata(&p.metadata))
+                .collect::<StoreResult<_>>()?,
+            roles: last_mentions.iter().map(|p| p.role.as_str()).collect(),
+        })
+    }
+}
+
 /// Retention days as stored.
 fn days_column(days: Option<u32>) -> Option<i64> {
     days.map(i64::from)
@@ -90,25 +132,8 @@ impl Writer {
         let mut columns = AppendColumns::default();
         for new in messages {
             // Encode first, so that whatever can fail fails before the first write.
-            let id = self.next_id(now_us);
-            let message = Message {
-                id: MessageId(id),
-                conversation: new.conversation,
-                // Given by the statement below.
-                sequence_id: 0,
-                kind: new.kind,
-                content: new.content.clone(),
-                sender: new.sender.clone(),
-                sender_display_name: new.sender_display_name.clone(),
-                metadata: new.metadata.clone(),
-                version: id,
-                created_on: now,
-                edited_on: None,
-                deleted_on: None,
-                audience: new.audience.clone(),
-            };
-            let change = MessageChangeText::of(&message)?;
-            columns.ids.push(id);
+            let (message, change) = self.new_message(new, now, now_us)?;
+            columns.ids.push(message.id.0);
             columns
                 .conversations
                 .push(conv_key(new.conversation).to_vec());
@@ -188,22 +213,62 @@ impl Writer {
                 continue;
             };
             message.sequence_id = sequence_id;
-            self.add_audience(&message)?;
-            let data = change.data(&message)?;
-            let hints = MessageHints::new(&message, change.into_logged());
-            self.event_logged(
-                position,
-                EventKind::MessageReceived,
-                Some(message.conversation),
-                Some(message.id.0),
-                message.sender.as_ref(),
-                Some(hints),
-                data,
-                now_us,
-            )?;
+            self.message_stored(&message, change, position, now_us)?;
             answers.push(Ok(message));
         }
         Ok(answers)
+    }
+
+    /// A new message as it will be stored (its sequence id still 0: the statement that inserts
+    /// it gives it), and the change its event row keeps.
+    fn new_message(
+        &mut self,
+        new: &NewMessage,
+        now: OffsetDateTime,
+        now_us: i64,
+    ) -> StoreResult<(Message, MessageChangeText)> {
+        let id = self.next_id(now_us);
+        let message = Message {
+            id: MessageId(id),
+            conversation: new.conversation,
+            sequence_id: 0,
+            kind: new.kind,
+            content: new.content.clone(),
+            sender: new.sender.clone(),
+            sender_display_name: new.sender_display_name.clone(),
+            metadata: new.metadata.clone(),
+            version: id,
+            created_on: now,
+            edited_on: None,
+            deleted_on: None,
+            audience: new.audience.clone(),
+        };
+        let change = MessageChangeText::of(&message)?;
+        Ok((message, change))
+    }
+
+    /// What follows the insert of a new message and of its event row (at `position`): its
+    /// audience rows, and the event logged with the published data.
+    fn message_stored(
+        &self,
+        message: &Message,
+        change: MessageChangeText,
+        position: i64,
+        now_us: i64,
+    ) -> StoreResult<()> {
+        self.add_audience(message)?;
+        let data = change.data(message)?;
+        let hints = MessageHints::new(message, change.into_logged());
+        self.event_logged(
+            position,
+            EventKind::MessageReceived,
+            Some(message.conversation),
+            Some(message.id.0),
+            message.sender.as_ref(),
+            Some(hints),
+            data,
+            now_us,
+        )
     }
 
     /// Who besides the members may read `message`, row by row (subscribers' reads join them).
@@ -262,41 +327,16 @@ impl Writer {
 
     /// Adds the participants to the conversation, or updates those already in it (which keep
     /// their `added_on`), in one statement: the participants go as arrays through `unnest`.
-    /// An identity named twice is upserted once, as its last mention says (what one statement
-    /// a participant did; `ON CONFLICT DO UPDATE` may not touch a row twice).
     fn upsert_participants<'p>(
         &self,
         conversation: ConversationId,
         participants: impl IntoIterator<Item = &'p Participant>,
         now_us: i64,
     ) -> StoreResult<()> {
-        let mut last_mentions: Vec<&Participant> = Vec::new();
-        for participant in participants {
-            match last_mentions
-                .iter_mut()
-                .find(|kept| kept.identity == participant.identity)
-            {
-                Some(kept) => *kept = participant,
-                None => last_mentions.push(participant),
-            }
-        }
-        if last_mentions.is_empty() {
+        let columns = ParticipantColumns::of(participants)?;
+        if columns.identities.is_empty() {
             return Ok(());
         }
-        let identities: Vec<&str> = last_mentions.iter().map(|p| p.identity.as_str()).collect();
-        let display_names: Vec<Option<&str>> = last_mentions
-            .iter()
-            .map(|p| p.display_name.as_deref())
-            .collect();
-        let share_history_times: Vec<Option<i64>> = last_mentions
-            .iter()
-            .map(|p| p.share_history_time.map(micros))
-            .collect();
-        let metadata = last_mentions
-            .iter()
-            .map(|p| encode_metadata(&p.metadata))
-            .collect::<StoreResult<Vec<Option<String>>>>()?;
-        let roles: Vec<&str> = last_mentions.iter().map(|p| p.role.as_str()).collect();
         self.db.execute(
             "INSERT INTO participants (conversation, identity, display_name,
                  share_history_time, metadata, role, added_on)
@@ -310,11 +350,11 @@ impl Writer {
                  role = excluded.role",
             &[
                 &conv_key(conversation).as_slice(),
-                &identities,
-                &display_names,
-                &share_history_times,
-                &metadata,
-                &roles,
+                &columns.identities,
+                &columns.display_names,
+                &columns.share_history_times,
+                &columns.metadata,
+                &columns.roles,
                 &now_us,
             ],
         )?;
@@ -349,13 +389,63 @@ impl Writer {
         let (now, now_us) = self.now()?;
         let days = retention_days(new.retention);
         let metadata = encode_metadata(&new.metadata)?;
-        // The first write: a duplicate id or repeatability key changes nothing here, before
-        // anything else changed. The key is looked up only when the insert found a conflict
-        // (it is unique), not before every creation.
-        let inserted = self.db.execute(
-            "INSERT INTO conversations (id, topic, created_by, created_on, metadata,
-                 retention_days, expires_on, repeatability_key, kind, welcome_message)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        let participants = ParticipantColumns::of(&creation.participants)?;
+        let (event_identity, event_payload) = creation
+            .event_row
+            .columns(Some(&new.created_by), &creation.event_data);
+        let first = NewMessage {
+            conversation: new.id,
+            kind: MessageType::ParticipantAdded,
+            content: creation.first_message.clone(),
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            audience: Audience::Members,
+        };
+        let (mut message, change) = self.new_message(&first, now, now_us)?;
+        // One statement (one round trip): the conversation, its participants, its first
+        // message (the participants added) and the two event rows, the creation's first. A
+        // duplicate id or repeatability key inserts no conversation, and so nothing else, and
+        // returns no row; the key is looked up only then, not before every creation. The
+        // participants need no `ON CONFLICT`: the conversation is new and each identity is named
+        // once.
+        let logged = self.db.query(
+            concat!(
+                "WITH created AS (
+                     INSERT INTO conversations (id, topic, created_by, created_on, metadata,
+                         retention_days, expires_on, repeatability_key, kind, welcome_message)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
+                     RETURNING id
+                 ), joined AS (
+                     INSERT INTO participants (conversation, identity, display_name,
+                         share_history_time, metadata, role, added_on)
+                     SELECT c.id, p.identity, p.display_name, p.share_history_time, p.metadata,
+                         p.role, $4
+                     FROM created AS c CROSS JOIN
+                         unnest($11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[])
+                             AS p(identity, display_name, share_history_time, metadata, role)
+                 ), first_message AS (
+                     INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
+                         sender_display_name, metadata, version, created_on, changed_on,
+                         audience)
+                     SELECT $19, c.id, COALESCE(",
+                newest_message!("sequence_id"),
+                ", 0) + 1, $20, $21, NULL, NULL, $22, $19, $4, $4, $23
+                     FROM created AS c
+                     RETURNING id, sequence_id
+                 ), logged AS (
+                     INSERT INTO events (conversation, kind, message_id, identity, payload, at)
+                     SELECT c.id, e.kind, e.message_id, e.identity, e.payload, $4
+                     FROM created AS c CROSS JOIN (VALUES
+                         (1, $16::text, NULL::bigint, $17::text, $18::text),
+                         (2, $24::text, $19::bigint, NULL::text, $25::text)
+                     ) AS e(ord, kind, message_id, identity, payload)
+                     ORDER BY e.ord
+                     RETURNING position, message_id
+                 )
+                 SELECT l.position, f.sequence_id
+                 FROM logged AS l LEFT JOIN first_message AS f ON f.id = l.message_id"
+            ),
             &[
                 &conv_key(new.id).as_slice(),
                 &new.topic,
@@ -367,9 +457,33 @@ impl Writer {
                 &new.repeatability_key,
                 &new.kind.as_str(),
                 &new.welcome_message,
+                &participants.identities,
+                &participants.display_names,
+                &participants.share_history_times,
+                &participants.metadata,
+                &participants.roles,
+                &event_kind_name(&EventKind::ConversationCreated),
+                &event_identity,
+                &event_payload,
+                &message.id.0,
+                &first.kind.as_str(),
+                &encode_content(&first.content)?,
+                &encode_metadata(&first.metadata)?,
+                &encode_audience(&first.audience)?,
+                &event_kind_name(&EventKind::MessageReceived),
+                &change.logged(),
             ],
         )?;
-        if inserted == 0 {
+        // The two event rows' positions; the message's row comes with its sequence id.
+        let (mut created_at, mut message_at) = (None, None);
+        for row in &logged {
+            let position: i64 = get(row, 0)?;
+            match get::<Option<i64>>(row, 1)? {
+                None => created_at = Some(position),
+                Some(sequence_id) => message_at = Some((position, sequence_id)),
+            }
+        }
+        let (Some(created_at), Some((message_at, sequence_id))) = (created_at, message_at) else {
             if let Some(key) = &new.repeatability_key {
                 let earlier = self.db.query_opt(
                     "SELECT id FROM conversations WHERE repeatability_key = $1",
@@ -389,25 +503,20 @@ impl Writer {
                 "conversation {} already exists",
                 new.id.to_acs()
             )));
-        }
-
-        self.upsert_participants(new.id, &creation.participants, now_us)?;
-        self.log_event(
+        };
+        self.event_logged(
+            created_at,
             EventKind::ConversationCreated,
             Some(new.id),
             None,
             Some(&new.created_by),
-            creation.event_row.clone(),
+            // Hints are for message events only.
+            None,
             creation.event_data.clone(),
             now_us,
         )?;
-        self.system_message(
-            new.id,
-            MessageType::ParticipantAdded,
-            creation.first_message.clone(),
-            now,
-            now_us,
-        )?;
+        message.sequence_id = sequence_id;
+        self.message_stored(&message, change, message_at, now_us)?;
 
         Ok(CreatedConversation {
             conversation: Conversation {
