@@ -16,7 +16,7 @@ use confab_store_common::stored::{
 use postgres::types::ToSql;
 use postgres::Row;
 
-use crate::db::{conversation_at, get, identity_at, time_at, Conn};
+use crate::db::{at_once, conversation_at, get, identity_at, time_at, Queries};
 use crate::rows::{opt_identity_at, opt_time_at};
 use crate::writer::Writer;
 
@@ -104,15 +104,16 @@ fn response_from_row(row: &Row) -> StoreResult<ActionResponse> {
     })
 }
 
-pub(crate) fn get_action(
-    db: &Conn,
+pub(crate) async fn get_action(
+    db: &impl Queries,
     conversation: ConversationId,
     id: MessageId,
 ) -> StoreResult<Option<Action>> {
     db.query_opt(
         action_select!("WHERE a.message_id = $1 AND a.conversation = $2 AND m.deleted_on IS NULL"),
         &[&id.0, &conv_key(conversation).as_slice()],
-    )?
+    )
+    .await?
     .as_ref()
     .map(action_from_row)
     .transpose()
@@ -120,8 +121,8 @@ pub(crate) fn get_action(
 
 /// Actions oldest first, keyset-paged on the message id (ids follow creation time). A kind
 /// that is not a built-in one is a custom action's package, matched without case.
-pub(crate) fn list_actions(
-    db: &Conn,
+pub(crate) async fn list_actions(
+    db: &impl Queries,
     conversation: ConversationId,
     query: &ActionQuery,
 ) -> StoreResult<Page<Action>> {
@@ -152,37 +153,40 @@ pub(crate) fn list_actions(
         params.push(kind);
     }
     let rows = db
-        .query(sql, &params)?
+        .query(sql, &params)
+        .await?
         .iter()
         .map(action_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(into_page(rows, query.limit, |a| message_cursor(a.id)))
 }
 
-pub(crate) fn get_action_response(
-    db: &Conn,
+pub(crate) async fn get_action_response(
+    db: &impl Queries,
     action: MessageId,
     id: &str,
 ) -> StoreResult<Option<ActionResponse>> {
     db.query_opt(
         response_select!("WHERE id = $1 AND action_id = $2"),
         &[&id, &action.0],
-    )?
+    )
+    .await?
     .as_ref()
     .map(response_from_row)
     .transpose()
 }
 
 /// An action's responses, oldest first.
-pub(crate) fn list_action_responses(
-    db: &Conn,
+pub(crate) async fn list_action_responses(
+    db: &impl Queries,
     action: MessageId,
     limit: usize,
 ) -> StoreResult<Vec<ActionResponse>> {
     db.query(
         response_select!("WHERE action_id = $1 ORDER BY seq LIMIT $2"),
         &[&action.0, &i64::try_from(limit).unwrap_or(i64::MAX)],
-    )?
+    )
+    .await?
     .iter()
     .map(response_from_row)
     .collect()
@@ -246,14 +250,14 @@ impl Writer {
         new: &NewActionResponse,
     ) -> StoreResult<ActionResponse> {
         self.ensure_open(new.conversation)?;
-        if get_action(&self.db, new.conversation, new.action)?.is_none() {
+        if at_once(get_action(&self.db, new.conversation, new.action))?.is_none() {
             return Err(StoreError::NotFound);
         }
         let body = encode_json(&new.body, "response body")?;
         let (now, now_us) = self.now()?;
         let completed = new.body.completed.map(i64::from);
         let response = if new.update {
-            let existing = get_action_response(&self.db, new.action, &new.id)?
+            let existing = at_once(get_action_response(&self.db, new.action, &new.id))?
                 .filter(|r| r.responder == new.responder)
                 .ok_or(StoreError::NotFound)?;
             self.db.execute(

@@ -140,32 +140,31 @@ impl ConnectorStore for PostgresStore {
     }
 
     async fn get_application(&self, id: &str) -> StoreResult<Option<Application>> {
-        let id = id.to_owned();
-        self.read(move |db| {
-            db.query_opt(
+        self.reader()
+            .await?
+            .query_opt(
                 "SELECT id, name, secret_hash, scopes, created_on FROM applications
                  WHERE id = $1",
                 &[&id],
-            )?
+            )
+            .await?
             .as_ref()
             .map(application_from_row)
             .transpose()
-        })
-        .await
     }
 
     async fn list_applications(&self) -> StoreResult<Vec<Application>> {
-        self.read(|db| {
-            db.query(
+        self.reader()
+            .await?
+            .query(
                 "SELECT id, name, secret_hash, scopes, created_on FROM applications
                  ORDER BY created_on, id",
                 &[],
-            )?
+            )
+            .await?
             .iter()
             .map(application_from_row)
             .collect()
-        })
-        .await
     }
 
     async fn delete_application(&self, id: &str) -> StoreResult<()> {
@@ -214,17 +213,17 @@ impl ConnectorStore for PostgresStore {
 
     async fn get_refresh_token(&self, hash: &[u8; 32]) -> StoreResult<Option<RefreshToken>> {
         let hash = *hash;
-        self.read(move |db| {
-            db.query_opt(
+        self.reader()
+            .await?
+            .query_opt(
                 "SELECT hash, application, identity, scopes, created_on, expires_on
                  FROM refresh_tokens WHERE hash = $1",
                 &[&hash.as_slice()],
-            )?
+            )
+            .await?
             .as_ref()
             .map(refresh_token_from_row)
             .transpose()
-        })
-        .await
     }
 
     async fn add_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use confab_core::ids::{ConversationId, IdentityId};
@@ -66,10 +67,6 @@ impl Conn {
         }
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.client.borrow().is_closed()
-    }
-
     /// The prepared form of `sql` (prepared on first use).
     fn prepared(&self, sql: &str) -> StoreResult<Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
@@ -123,6 +120,148 @@ impl Conn {
             }
         }
         Ok(payloads)
+    }
+}
+
+/// The queries a read makes, on either kind of connection. A read is written once, as an
+/// `async fn` over `Queries`: on a read pool's connection ([`ReadConn`]) it waits for the
+/// server without holding a thread; on the writer's or the tail's ([`Conn`], synchronous) each
+/// query has answered before its future is polled, and [`at_once`] runs the read.
+pub(crate) trait Queries {
+    fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Vec<Row>>> + Send;
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Option<Row>>> + Send;
+
+    fn query_one(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Row>> + Send;
+}
+
+impl Queries for Conn {
+    fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Vec<Row>>> + Send {
+        std::future::ready(Conn::query(self, sql, params))
+    }
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Option<Row>>> + Send {
+        std::future::ready(Conn::query_opt(self, sql, params))
+    }
+
+    fn query_one(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Row>> + Send {
+        std::future::ready(Conn::query_one(self, sql, params))
+    }
+}
+
+impl Queries for ReadConn {
+    fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Vec<Row>>> + Send {
+        ReadConn::query(self, sql, params)
+    }
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Option<Row>>> + Send {
+        ReadConn::query_opt(self, sql, params)
+    }
+
+    fn query_one(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> impl Future<Output = StoreResult<Row>> + Send {
+        ReadConn::query_one(self, sql, params)
+    }
+}
+
+/// Runs a read written over [`Queries`] on a synchronous connection, whose queries answer
+/// before they are awaited: the read is done at its first poll.
+pub(crate) fn at_once<T>(read: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    let mut read = std::pin::pin!(read);
+    match read
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => Err(StoreError::Unavailable(
+            "a read on a synchronous connection did not finish at once".into(),
+        )),
+    }
+}
+
+/// A read pool's connection: the async client, with its prepared statements (as [`Conn`]).
+/// Reads run on confab's runtime, with no thread of their own to wake.
+pub(crate) struct ReadConn {
+    client: tokio_postgres::Client,
+    statements: parking_lot::Mutex<HashMap<String, Statement>>,
+}
+
+impl ReadConn {
+    pub(crate) fn new(client: tokio_postgres::Client) -> Self {
+        Self {
+            client,
+            statements: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The prepared form of `sql` (prepared on first use).
+    async fn prepared(&self, sql: &str) -> StoreResult<Statement> {
+        if let Some(statement) = self.statements.lock().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.db()?;
+        self.statements
+            .lock()
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) async fn query(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        let statement = self.prepared(sql).await?;
+        self.client.query(&statement, params).await.db()
+    }
+
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> StoreResult<Option<Row>> {
+        let statement = self.prepared(sql).await?;
+        self.client.query_opt(&statement, params).await.db()
+    }
+
+    pub(crate) async fn query_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
+        let statement = self.prepared(sql).await?;
+        self.client.query_one(&statement, params).await.db()
     }
 }
 

@@ -10,7 +10,7 @@ use confab_store_common::stored::micros;
 use postgres::Row;
 use time::OffsetDateTime;
 
-use crate::db::{conversation_at, get, opt_conversation_at, Conn};
+use crate::db::{at_once, conversation_at, get, opt_conversation_at, Queries};
 use crate::writer::Writer;
 
 /// The `meta` key of the purge watermark: every position up to it may be gone.
@@ -19,12 +19,14 @@ const PURGED_THROUGH: &str = "events_purged_through";
 /// The resumable range of positions. The head is the newest logged position, or the purge
 /// watermark once every row up to it is gone. (Not the identity sequence's last value: a batch
 /// that rolled back took positions that will never be logged.)
-pub(crate) fn bounds(db: &Conn) -> StoreResult<EventBounds> {
-    let row = db.query_one(
-        "SELECT COALESCE((SELECT value FROM meta WHERE key = $1), 0),
+pub(crate) async fn bounds(db: &impl Queries) -> StoreResult<EventBounds> {
+    let row = db
+        .query_one(
+            "SELECT COALESCE((SELECT value FROM meta WHERE key = $1), 0),
                 COALESCE((SELECT MAX(position) FROM events), 0)",
-        &[&PURGED_THROUGH],
-    )?;
+            &[&PURGED_THROUGH],
+        )
+        .await?;
     let purged_through: i64 = get(&row, 0)?;
     let newest: i64 = get(&row, 1)?;
     Ok(EventBounds {
@@ -61,13 +63,14 @@ fn logged_event(row: &Row) -> StoreResult<LoggedEvent> {
 
 /// Up to `limit` events after `after`. A message event's data is made whole again from the
 /// message it is about (one primary-key lookup each), which also gives its stream hints.
-pub(crate) fn events_after(
-    db: &Conn,
+pub(crate) async fn events_after(
+    db: &impl Queries,
     after: i64,
     limit: usize,
 ) -> StoreResult<Vec<CommittedEvent>> {
-    let rows = db.query(
-        "SELECT e.position, e.conversation, e.kind, e.message_id,
+    let rows = db
+        .query(
+            "SELECT e.position, e.conversation, e.kind, e.message_id,
                 COALESCE(e.identity, m.sender), e.payload, e.at,
                 m.created_on, m.kind, m.audience, m.sequence_id, m.sender_display_name,
                 m.content, m.metadata
@@ -77,25 +80,31 @@ pub(crate) fn events_after(
          WHERE e.position > $1
          ORDER BY e.position
          LIMIT $2",
-        &[&after, &i64::try_from(limit).unwrap_or(i64::MAX)],
-    )?;
+            &[&after, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await?;
     rows.iter()
         .map(|row| logged_event(row)?.into_committed())
         .collect()
 }
 
 /// The live conversations `identity` belongs to, as a participant or a subscriber.
-pub(crate) fn list_memberships(db: &Conn, identity: &IdentityId) -> StoreResult<Vec<Membership>> {
-    let rows = db.query(
-        "SELECT p.conversation, p.role, p.share_history_time, p.added_on
+pub(crate) async fn list_memberships(
+    db: &impl Queries,
+    identity: &IdentityId,
+) -> StoreResult<Vec<Membership>> {
+    let rows = db
+        .query(
+            "SELECT p.conversation, p.role, p.share_history_time, p.added_on
          FROM participants AS p JOIN conversations AS c ON c.id = p.conversation
          WHERE p.identity = $1 AND c.deleted_on IS NULL
          UNION ALL
          SELECT s.conversation, 'subscriber', NULL, s.added_on
          FROM subscribers AS s JOIN conversations AS c ON c.id = s.conversation
          WHERE s.identity = $1 AND c.deleted_on IS NULL",
-        &[&identity.as_str()],
-    )?;
+            &[&identity.as_str()],
+        )
+        .await?;
     rows.iter()
         .map(|row| {
             let role: &str = get(row, 1)?;
@@ -121,7 +130,7 @@ impl Writer {
         if older_than.is_none() && keep_last.is_none() {
             return Ok(0);
         }
-        let bounds = bounds(&self.db)?;
+        let bounds = at_once(bounds(&self.db))?;
         let chunk = i64::try_from(max_rows).unwrap_or(i64::MAX);
         let window = bounds.purged_through.saturating_add(chunk).min(bounds.head);
         // An event goes if it is too old OR beyond the newest `keep_last`.

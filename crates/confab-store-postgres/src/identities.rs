@@ -6,7 +6,7 @@ use confab_core::ports::{StoreError, StoreResult};
 use confab_store_common::stored::micros;
 use postgres::Row;
 
-use crate::db::{get, identity_at, time_at, Conn};
+use crate::db::{get, identity_at, time_at, Queries};
 use crate::writer::Writer;
 
 fn identity_from_row(row: &Row) -> StoreResult<Identity> {
@@ -19,11 +19,15 @@ fn identity_from_row(row: &Row) -> StoreResult<Identity> {
     })
 }
 
-pub(crate) fn get_identity(db: &Conn, id: &IdentityId) -> StoreResult<Option<Identity>> {
+pub(crate) async fn get_identity(
+    db: &impl Queries,
+    id: &IdentityId,
+) -> StoreResult<Option<Identity>> {
     db.query_opt(
         "SELECT id, created_on, token_generation FROM identities WHERE id = $1",
         &[&id.as_str()],
-    )?
+    )
+    .await?
     .as_ref()
     .map(identity_from_row)
     .transpose()

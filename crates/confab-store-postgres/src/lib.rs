@@ -5,8 +5,8 @@
 //!   in one transaction and answers only after the commit: an `Ok` from a write means
 //!   committed. The writers of all nodes take turns through an advisory lock, which keeps the
 //!   event log in commit order.
-//! * Reads run on a small pool of connections (`READ_POOL_SIZE`), on tokio's blocking threads:
-//!   the client is synchronous, and a read waits for the network.
+//! * Reads run on a small pool of connections with the async client, on confab's own runtime
+//!   (`read_pool.rs`).
 //! * The schema is versioned (`schema.rs`, `migrations/`); its tables are the SQLite store's,
 //!   so that both share their row encodings.
 //! * It serves the whole [`confab_core::ports::Store`] contract and passes the conformance
@@ -20,9 +20,8 @@
 //! * Each node's real-time stream carries every node's events, in the log's order: its own
 //!   from its writer, the others' read from the log when their writers notify (`tail.rs`).
 //!
-//! The client runs its own small runtime per connection, so a connection must never be used
-//! or dropped on an async worker: the writer thread and the blocking pool own them, and the
-//! pool's idle connections are dropped on a thread of their own.
+//! The writer and the tail are threads with the synchronous client, which runs its own small
+//! runtime per connection: such a connection must never be used or dropped on an async worker.
 
 mod actions;
 mod appends;
@@ -33,6 +32,7 @@ mod hierarchy;
 mod identities;
 mod media;
 mod memberships;
+mod read_pool;
 mod reads;
 mod rows;
 mod schema;
@@ -45,17 +45,12 @@ mod writes;
 use std::sync::{Arc, OnceLock};
 
 use confab_core::ports::{Clock, EventSink, StoreError, StoreResult};
-use parking_lot::Mutex;
-use tokio::sync::Semaphore;
 
-pub use postgres::Config;
+pub use tokio_postgres::Config;
 
-use crate::db::Conn;
+use crate::read_pool::{ReadPool, Reader};
 use crate::writer::Writer;
 use confab_store_common::write_queue::WriteQueue;
-
-/// Connections for reads, and so reads running at once. Further reads wait for one.
-const READ_POOL_SIZE: usize = 8;
 
 /// How long a node's delivery worker holds a webhook delivery it took: well above an attempt's
 /// timeout (confab refuses a `webhook_timeout_ms` of half of it or more), so that an attempt
@@ -111,19 +106,20 @@ impl PostgresStore {
             memberships: Arc::default(),
         };
         let delivery_wakeup = Arc::new(tokio::sync::Notify::new());
-        let writer =
-            writer::start(config.clone(), clock, node.clone(), delivery_wakeup.clone()).await?;
+        let writer = writer::start(
+            postgres::Config::from(config.clone()),
+            clock,
+            node.clone(),
+            delivery_wakeup.clone(),
+        )
+        .await?;
         Ok(Self {
             writer,
             appends: Arc::default(),
             delivery_wakeup,
             node,
             tail: OnceLock::new(),
-            reads: Arc::new(ReadPool {
-                config,
-                idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
-                permits: Arc::new(Semaphore::new(READ_POOL_SIZE)),
-            }),
+            reads: Arc::new(ReadPool::new(config)),
         })
     }
 
@@ -134,7 +130,8 @@ impl PostgresStore {
         if self.node.sink.set(Arc::clone(&sink)).is_err() {
             return false;
         }
-        match tail::start(self.reads.config.clone(), self.node.clone(), sink) {
+        let config = postgres::Config::from(self.reads.config.clone());
+        match tail::start(config, self.node.clone(), sink) {
             Ok(tail) => {
                 // Set once: only the call that set the sink gets here.
                 let _ = self.tail.set(tail);
@@ -159,79 +156,14 @@ impl PostgresStore {
         self.writer.close().await;
     }
 
-    /// Runs a read on a pooled connection, on the blocking pool.
-    async fn read<T, F>(&self, read: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Conn) -> StoreResult<T> + Send + 'static,
-    {
-        let pool = Arc::clone(&self.reads);
-        // Wait here, on the async side, so that waiting reads hold no blocking thread.
-        let permit = Arc::clone(&pool.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let result = pool.run(read);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    /// A read connection of the pool, for one read (see `read_pool.rs`).
+    async fn reader(&self) -> StoreResult<Reader> {
+        Arc::clone(&self.reads).reader().await
     }
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.writer.close_now();
-    }
-}
-
-/// Read connections, reused; at most [`READ_POOL_SIZE`], opened on first need.
-struct ReadPool {
-    config: postgres::Config,
-    idle: Mutex<Vec<Conn>>,
-    /// One per connection: a read holds one from before it takes a connection until after it
-    /// gives it back, so a read finds an idle connection or may open one within the cap.
-    permits: Arc<Semaphore>,
-}
-
-impl ReadPool {
-    /// Runs `read` on an idle connection (or a new one) and gives it back, unless the read
-    /// panicked or the connection broke. Blocks: on the blocking pool only.
-    fn run<T>(&self, read: impl FnOnce(&Conn) -> StoreResult<T>) -> StoreResult<T> {
-        let idle = self.idle.lock().pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => Conn::new(schema::connect(&self.config)?),
-        };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&conn)));
-        match result {
-            Ok(result) => {
-                if !conn.is_closed() {
-                    self.idle.lock().push(conn);
-                }
-                result
-            }
-            Err(_) => Err(StoreError::Unavailable("a read panicked".into())),
-        }
-    }
-}
-
-impl Drop for ReadPool {
-    /// The idle connections close on a thread of their own: closing one blocks on the client's
-    /// runtime, which must not happen on an async worker (where the last store handle is often
-    /// dropped).
-    fn drop(&mut self) {
-        let idle = std::mem::take(&mut *self.idle.lock());
-        if idle.is_empty() {
-            return;
-        }
-        let spawned = std::thread::Builder::new()
-            .name("confab-postgres-close".into())
-            .spawn(move || drop(idle));
-        if let Err(err) = spawned {
-            tracing::warn!(error = %err, "cannot close the read connections");
-        }
     }
 }

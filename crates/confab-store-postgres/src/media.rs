@@ -79,18 +79,17 @@ impl MediaStore for PostgresStore {
     }
 
     async fn get_media(&self, id: &str) -> StoreResult<Option<MediaRecord>> {
-        let id = id.to_owned();
-        self.read(move |db| {
-            db.query_opt(
+        self.reader()
+            .await?
+            .query_opt(
                 "SELECT id, uploader, kind, content_type, file_name, size, sha256, created_on
                  FROM media WHERE id = $1",
                 &[&id],
-            )?
+            )
+            .await?
             .as_ref()
             .map(media_from_row)
             .transpose()
-        })
-        .await
     }
 
     async fn link_message_media(
@@ -108,11 +107,11 @@ impl MediaStore for PostgresStore {
     /// as a participant (every message), or as a subscriber (messages whose audience names it
     /// or all subscribers).
     async fn media_visible_to(&self, id: &str, identity: &IdentityId) -> StoreResult<bool> {
-        let (id, identity) = (id.to_owned(), identity.clone());
-        self.read(move |db| {
-            Ok(db
-                .query_opt(
-                    "SELECT 1 FROM message_media AS mm
+        Ok(self
+            .reader()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM message_media AS mm
                      JOIN messages AS m ON m.conversation = mm.conversation AND m.id = mm.message_id
                      JOIN conversations AS c ON c.id = mm.conversation
                      WHERE mm.media = $1 AND m.deleted_on IS NULL AND c.deleted_on IS NULL
@@ -126,10 +125,9 @@ impl MediaStore for PostgresStore {
                                        WHERE s.conversation = mm.conversation
                                          AND s.identity = $2))
                      LIMIT 1",
-                    &[&id, &identity.as_str()],
-                )?
-                .is_some())
-        })
-        .await
+                &[&id, &identity.as_str()],
+            )
+            .await?
+            .is_some())
     }
 }

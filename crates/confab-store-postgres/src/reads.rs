@@ -20,7 +20,7 @@ use postgres::types::ToSql;
 use postgres::Row;
 use time::OffsetDateTime;
 
-use crate::db::{conversation_at, get, Conn};
+use crate::db::{conversation_at, get, Queries};
 use crate::rows::{
     self, last_message_on, opt_time_at, CONVERSATION_COLUMNS, GROUP_COUNTS, MESSAGE_COLUMNS,
     M_MESSAGE_COLUMNS, PARTICIPANT_COLUMNS, RECEIPT_COLUMNS,
@@ -31,9 +31,13 @@ fn decode<T>(rows: &[Row], from_row: fn(&Row) -> StoreResult<T>) -> StoreResult<
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) fn get_conversation(db: &Conn, id: ConversationId) -> StoreResult<Option<Conversation>> {
+pub(crate) async fn get_conversation(
+    db: &impl Queries,
+    id: ConversationId,
+) -> StoreResult<Option<Conversation>> {
     let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations AS c WHERE c.id = $1");
-    db.query_opt(&sql, &[&conv_key(id).as_slice()])?
+    db.query_opt(&sql, &[&conv_key(id).as_slice()])
+        .await?
         .as_ref()
         .map(rows::conversation_from_row)
         .transpose()
@@ -41,8 +45,8 @@ pub(crate) fn get_conversation(db: &Conn, id: ConversationId) -> StoreResult<Opt
 
 /// The conversations `member` is in, most recent activity (last message, else creation) first,
 /// then by id. The sort runs over the member's conversations only (participants_by_identity).
-pub(crate) fn list_conversations(
-    db: &Conn,
+pub(crate) async fn list_conversations(
+    db: &impl Queries,
     member: &IdentityId,
     active_since: Option<OffsetDateTime>,
     after: Option<&str>,
@@ -54,13 +58,14 @@ pub(crate) fn list_conversations(
         None => (i64::MAX, [0xff; 16]),
     };
     let since = active_since.map_or(i64::MIN, micros_ceil);
-    let found = db.query(
-        concat!(
-            "SELECT id, topic, deleted_on, last_message_on,
+    let found = db
+        .query(
+            concat!(
+                "SELECT id, topic, deleted_on, last_message_on,
                     COALESCE(last_message_on, created_on) AS activity
              FROM (SELECT c.id, c.topic, c.deleted_on, c.created_on, ",
-            last_message_on!(),
-            " AS last_message_on
+                last_message_on!(),
+                " AS last_message_on
                    FROM participants AS p
                    JOIN conversations AS c ON c.id = p.conversation
                    WHERE p.identity = $1) AS mine
@@ -69,15 +74,16 @@ pub(crate) fn list_conversations(
                     OR (COALESCE(last_message_on, created_on) = $3 AND id < $4))
              ORDER BY activity DESC, id DESC
              LIMIT $5"
-        ),
-        &[
-            &member.as_str(),
-            &since,
-            &before_activity,
-            &before_id.as_slice(),
-            &fetch_limit(limit),
-        ],
-    )?;
+            ),
+            &[
+                &member.as_str(),
+                &since,
+                &before_activity,
+                &before_id.as_slice(),
+                &fetch_limit(limit),
+            ],
+        )
+        .await?;
     let rows = found
         .iter()
         .map(|row| {
@@ -99,8 +105,8 @@ pub(crate) fn list_conversations(
     })
 }
 
-pub(crate) fn get_participant(
-    db: &Conn,
+pub(crate) async fn get_participant(
+    db: &impl Queries,
     conversation: ConversationId,
     identity: &IdentityId,
 ) -> StoreResult<Option<Participant>> {
@@ -116,7 +122,8 @@ pub(crate) fn get_participant(
     db.query_opt(
         &sql,
         &[&conv_key(conversation).as_slice(), &identity.as_str()],
-    )?
+    )
+    .await?
     .as_ref()
     .map(rows::participant_from_row)
     .transpose()
@@ -125,13 +132,14 @@ pub(crate) fn get_participant(
 /// What an authorization check needs, in one statement (it runs on nearly every call): the
 /// conversation's kind and whether it is deleted, and `identity`'s place in it — a participant,
 /// or a subscriber (answered with role `subscriber`, as [`get_participant`] does).
-pub(crate) fn get_membership(
-    db: &Conn,
+pub(crate) async fn get_membership(
+    db: &impl Queries,
     conversation: ConversationId,
     identity: &IdentityId,
 ) -> StoreResult<Option<MemberAccess>> {
-    let Some(row) = db.query_opt(
-        "SELECT c.kind, c.deleted_on IS NOT NULL,
+    let Some(row) = db
+        .query_opt(
+            "SELECT c.kind, c.deleted_on IS NOT NULL,
                 COALESCE(p.identity, s.identity), p.display_name, p.share_history_time,
                 p.metadata,
                 CASE WHEN p.identity IS NOT NULL THEN p.role
@@ -140,8 +148,9 @@ pub(crate) fn get_membership(
          LEFT JOIN participants AS p ON p.conversation = c.id AND p.identity = $2
          LEFT JOIN subscribers AS s ON s.conversation = c.id AND s.identity = $2
          WHERE c.id = $1",
-        &[&conv_key(conversation).as_slice(), &identity.as_str()],
-    )?
+            &[&conv_key(conversation).as_slice(), &identity.as_str()],
+        )
+        .await?
     else {
         return Ok(None);
     };
@@ -161,8 +170,8 @@ pub(crate) fn get_membership(
 
 /// Participants by identity. `skip` applies to the first page only (OFFSET is cheap here: a
 /// conversation has a few hundred participants at most).
-pub(crate) fn list_participants(
-    db: &Conn,
+pub(crate) async fn list_participants(
+    db: &impl Queries,
     conversation: ConversationId,
     query: &ListQuery,
 ) -> StoreResult<Page<Participant>> {
@@ -179,12 +188,13 @@ pub(crate) fn list_participants(
         rows::participant_from_row,
         |p| &p.identity,
     )
+    .await
 }
 
 /// One page of a per-conversation list ordered by an identity column: `sql` takes the
 /// conversation, the cursor's identity, the fetch limit and the first page's skip.
-fn list_by_identity<T>(
-    db: &Conn,
+async fn list_by_identity<T>(
+    db: &impl Queries,
     sql: &str,
     conversation: ConversationId,
     query: &ListQuery,
@@ -192,28 +202,31 @@ fn list_by_identity<T>(
     identity_of: fn(&T) -> &IdentityId,
 ) -> StoreResult<Page<T>> {
     let (after, skip) = name_bounds(query)?;
-    let found = db.query(
-        sql,
-        &[
-            &conv_key(conversation).as_slice(),
-            &after,
-            &fetch_limit(query.limit),
-            &skip,
-        ],
-    )?;
+    let found = db
+        .query(
+            sql,
+            &[
+                &conv_key(conversation).as_slice(),
+                &after,
+                &fetch_limit(query.limit),
+                &skip,
+            ],
+        )
+        .await?;
     let rows = decode(&found, from_row)?;
     Ok(into_page(rows, query.limit, |item| {
         name_cursor(identity_of(item))
     }))
 }
 
-pub(crate) fn get_message(
-    db: &Conn,
+pub(crate) async fn get_message(
+    db: &impl Queries,
     conversation: ConversationId,
     id: MessageId,
 ) -> StoreResult<Option<Message>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation = $2");
-    db.query_opt(&sql, &[&id.0, &conv_key(conversation).as_slice()])?
+    db.query_opt(&sql, &[&id.0, &conv_key(conversation).as_slice()])
+        .await?
         .as_ref()
         .map(rows::message_from_row)
         .transpose()
@@ -223,8 +236,8 @@ pub(crate) fn get_message(
 ///
 /// Unset bounds are passed as the extreme values rather than `$n IS NULL OR …`, which would
 /// keep the planner from using them as index range bounds.
-pub(crate) fn list_messages(
-    db: &Conn,
+pub(crate) async fn list_messages(
+    db: &impl Queries,
     conversation: ConversationId,
     query: &MessageQuery,
 ) -> StoreResult<Page<Message>> {
@@ -253,28 +266,35 @@ pub(crate) fn list_messages(
                 &changed_since,
             ],
             query.limit,
-        )?
+        )
+        .await?
     } else {
         match query.changed_since {
-            None => collect_messages(
-                db,
-                &messages_sql(false),
-                &[&key.as_slice(), &before, &min_id, &created_from, &limit],
-                query.limit,
-            )?,
-            Some(since) => collect_messages(
-                db,
-                &messages_sql(true),
-                &[
-                    &key.as_slice(),
-                    &micros_ceil(since),
-                    &before,
-                    &min_id,
-                    &created_from,
-                    &limit,
-                ],
-                query.limit,
-            )?,
+            None => {
+                collect_messages(
+                    db,
+                    &messages_sql(false),
+                    &[&key.as_slice(), &before, &min_id, &created_from, &limit],
+                    query.limit,
+                )
+                .await?
+            }
+            Some(since) => {
+                collect_messages(
+                    db,
+                    &messages_sql(true),
+                    &[
+                        &key.as_slice(),
+                        &micros_ceil(since),
+                        &before,
+                        &min_id,
+                        &created_from,
+                        &limit,
+                    ],
+                    query.limit,
+                )
+                .await?
+            }
         }
     };
     Ok(into_page(rows, query.limit, |m| message_cursor(m.id)))
@@ -333,13 +353,13 @@ fn subscriber_messages_sql() -> String {
 
 /// The messages of a listing of at most `limit` messages (plus the one that says whether there
 /// is a next page).
-fn collect_messages(
-    db: &Conn,
+async fn collect_messages(
+    db: &impl Queries,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     limit: usize,
 ) -> StoreResult<Vec<Message>> {
-    let found = db.query(sql, params)?;
+    let found = db.query(sql, params).await?;
     // Capped: the limit is the caller's page size, not a promise of that many rows.
     let mut messages = Vec::with_capacity(page_size(limit).saturating_add(1).min(found.len()));
     for row in &found {
@@ -349,8 +369,8 @@ fn collect_messages(
 }
 
 /// Read receipts by reader, paged like participants.
-pub(crate) fn list_read_receipts(
-    db: &Conn,
+pub(crate) async fn list_read_receipts(
+    db: &impl Queries,
     conversation: ConversationId,
     query: &ListQuery,
 ) -> StoreResult<Page<ReadReceipt>> {
@@ -362,11 +382,12 @@ pub(crate) fn list_read_receipts(
     list_by_identity(db, &sql, conversation, query, rows::receipt_from_row, |r| {
         &r.reader
     })
+    .await
 }
 
 /// A conversation as a group seen by `viewer`, in one statement.
-pub(crate) fn get_group(
-    db: &Conn,
+pub(crate) async fn get_group(
+    db: &impl Queries,
     id: ConversationId,
     viewer: &IdentityId,
 ) -> StoreResult<Option<GroupView>> {
@@ -379,7 +400,8 @@ pub(crate) fn get_group(
              {GROUP_COUNTS}
          FROM conversations AS c WHERE c.id = $1"
     );
-    db.query_opt(&sql, &[&conv_key(id).as_slice(), &viewer.as_str()])?
+    db.query_opt(&sql, &[&conv_key(id).as_slice(), &viewer.as_str()])
+        .await?
         .as_ref()
         .map(rows::group_from_row)
         .transpose()
@@ -387,8 +409,8 @@ pub(crate) fn get_group(
 
 /// The live conversations of `member` as groups, keyset-paged by id on
 /// participants_by_identity.
-pub(crate) fn list_groups(
-    db: &Conn,
+pub(crate) async fn list_groups(
+    db: &impl Queries,
     member: &IdentityId,
     after: Option<&str>,
     limit: usize,
@@ -406,17 +428,19 @@ pub(crate) fn list_groups(
          ORDER BY p.conversation
          LIMIT $3"
     );
-    let found = db.query(
-        &sql,
-        &[&member.as_str(), &after.as_slice(), &fetch_limit(limit)],
-    )?;
+    let found = db
+        .query(
+            &sql,
+            &[&member.as_str(), &after.as_slice(), &fetch_limit(limit)],
+        )
+        .await?;
     let rows = decode(&found, rows::group_from_row)?;
     Ok(into_page(rows, limit, |g| group_cursor(g.conversation.id)))
 }
 
 /// Participants with whether their identity exists, paged like `list_participants`.
-pub(crate) fn list_members(
-    db: &Conn,
+pub(crate) async fn list_members(
+    db: &impl Queries,
     conversation: ConversationId,
     query: &ListQuery,
 ) -> StoreResult<Page<Member>> {
@@ -430,12 +454,13 @@ pub(crate) fn list_members(
     list_by_identity(db, &sql, conversation, query, rows::member_from_row, |m| {
         &m.participant.identity
     })
+    .await
 }
 
 /// The links below `root` to live subgroups: direct, or every link reachable through live
 /// groups (a recursive walk; `UNION` visits each group once).
-pub(crate) fn list_subgroups(
-    db: &Conn,
+pub(crate) async fn list_subgroups(
+    db: &impl Queries,
     root: ConversationId,
     all: bool,
     limit: usize,
@@ -469,19 +494,21 @@ pub(crate) fn list_subgroups(
              ORDER BY s.parent, s.child LIMIT $2"
         )
     };
-    let found = db.query(
-        &sql,
-        &[
-            &conv_key(root).as_slice(),
-            &i64::try_from(limit).unwrap_or(i64::MAX),
-        ],
-    )?;
+    let found = db
+        .query(
+            &sql,
+            &[
+                &conv_key(root).as_slice(),
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+        )
+        .await?;
     decode(&found, rows::subgroup_link_from_row)
 }
 
 /// Subscribers as members (role `subscriber`), keyset-paged by identity on the primary key.
-pub(crate) fn list_subscribers(
-    db: &Conn,
+pub(crate) async fn list_subscribers(
+    db: &impl Queries,
     conversation: ConversationId,
     after: Option<&str>,
     limit: usize,
@@ -490,18 +517,20 @@ pub(crate) fn list_subscribers(
         Some(cursor) => parse_subscriber_cursor(cursor)?,
         None => String::new(),
     };
-    let found = db.query(
-        "SELECT identity, NULL::text, NULL::bigint, NULL::text, 'subscriber',
+    let found = db
+        .query(
+            "SELECT identity, NULL::text, NULL::bigint, NULL::text, 'subscriber',
              EXISTS (SELECT 1 FROM identities AS i WHERE i.id = s.identity)
          FROM subscribers AS s
          WHERE conversation = $1 AND identity > $2
          ORDER BY identity LIMIT $3",
-        &[
-            &conv_key(conversation).as_slice(),
-            &after,
-            &fetch_limit(limit),
-        ],
-    )?;
+            &[
+                &conv_key(conversation).as_slice(),
+                &after,
+                &fetch_limit(limit),
+            ],
+        )
+        .await?;
     let rows = decode(&found, rows::member_from_row)?;
     Ok(into_page(rows, limit, |m| {
         subscriber_cursor(&m.participant.identity)
@@ -509,18 +538,20 @@ pub(crate) fn list_subscribers(
 }
 
 /// Those of `identities` that subscribe to the conversation, in order.
-pub(crate) fn find_subscribers(
-    db: &Conn,
+pub(crate) async fn find_subscribers(
+    db: &impl Queries,
     conversation: ConversationId,
     identities: &[IdentityId],
 ) -> StoreResult<Vec<IdentityId>> {
     let key = conv_key(conversation);
     let mut found = Vec::new();
     for identity in identities {
-        let hit = db.query_opt(
-            "SELECT 1 FROM subscribers WHERE conversation = $1 AND identity = $2",
-            &[&key.as_slice(), &identity.as_str()],
-        )?;
+        let hit = db
+            .query_opt(
+                "SELECT 1 FROM subscribers WHERE conversation = $1 AND identity = $2",
+                &[&key.as_slice(), &identity.as_str()],
+            )
+            .await?;
         if hit.is_some() {
             found.push(identity.clone());
         }

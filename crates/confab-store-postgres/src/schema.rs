@@ -3,7 +3,7 @@
 use confab_core::ports::{StoreError, StoreResult};
 use postgres::{Client, Config, NoTls};
 
-use crate::db::DbResult;
+use crate::db::{DbResult, ReadConn};
 
 /// The migrations, in order. Migration `i` (0-based) takes the schema from version `i` to
 /// `i + 1`. Append only: never edit one that has shipped.
@@ -28,10 +28,25 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 ///   the walk).
 pub(crate) fn connect(config: &Config) -> StoreResult<Client> {
     let mut client = config.connect(NoTls).db()?;
-    client
-        .batch_execute("SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off")
-        .db()?;
+    client.batch_execute(PLANNER_SETTINGS).db()?;
     Ok(client)
+}
+
+/// What [`connect`] sets (see there).
+const PLANNER_SETTINGS: &str =
+    "SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off";
+
+/// [`connect`] for the read pool: an async client, on confab's own runtime. Its connection runs
+/// as a task of that runtime until the client is dropped.
+pub(crate) async fn connect_reader(config: &tokio_postgres::Config) -> StoreResult<ReadConn> {
+    let (client, connection) = config.connect(NoTls).await.db()?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "a PostgreSQL read connection failed");
+        }
+    });
+    client.batch_execute(PLANNER_SETTINGS).await.db()?;
+    Ok(ReadConn::new(client))
 }
 
 /// Applies the migrations the database lacks, each in its own transaction together with the

@@ -34,8 +34,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_identity(&self, id: &IdentityId) -> StoreResult<Option<Identity>> {
-        let id = id.clone();
-        self.read(move |db| identities::get_identity(db, &id)).await
+        identities::get_identity(&*self.reader().await?, id).await
     }
 
     async fn bump_token_generation(&self, id: &IdentityId) -> StoreResult<u32> {
@@ -58,7 +57,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
-        self.read(move |db| reads::get_conversation(db, id)).await
+        reads::get_conversation(&*self.reader().await?, id).await
     }
 
     async fn update_conversation(
@@ -91,11 +90,8 @@ impl Store for PostgresStore {
         after: Option<String>,
         limit: usize,
     ) -> StoreResult<Page<ConversationSummary>> {
-        let member = member.clone();
-        self.read(move |db| {
-            reads::list_conversations(db, &member, active_since, after.as_deref(), limit)
-        })
-        .await
+        let db = self.reader().await?;
+        reads::list_conversations(&*db, member, active_since, after.as_deref(), limit).await
     }
 
     async fn delete_expired_conversations(&self) -> StoreResult<Vec<ConversationId>> {
@@ -107,9 +103,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         identity: &IdentityId,
     ) -> StoreResult<Option<Participant>> {
-        let identity = identity.clone();
-        self.read(move |db| reads::get_participant(db, conversation, &identity))
-            .await
+        reads::get_participant(&*self.reader().await?, conversation, identity).await
     }
 
     /// This runs on nearly every call: one statement (no cache: with several nodes writing, a
@@ -126,9 +120,7 @@ impl Store for PostgresStore {
         }
         let epoch = memberships.epoch();
         let key = identity.clone();
-        let found = self
-            .read(move |db| reads::get_membership(db, conversation, &key))
-            .await?;
+        let found = reads::get_membership(&*self.reader().await?, conversation, &key).await?;
         // An unknown conversation is not kept: anyone could fill the cache with made-up ids.
         if let Some(access) = &found {
             memberships.fill(epoch, conversation, identity.clone(), access.clone());
@@ -141,8 +133,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         query: ListQuery,
     ) -> StoreResult<Page<Participant>> {
-        self.read(move |db| reads::list_participants(db, conversation, &query))
-            .await
+        reads::list_participants(&*self.reader().await?, conversation, &query).await
     }
 
     async fn add_participants(
@@ -179,8 +170,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         id: MessageId,
     ) -> StoreResult<Option<Message>> {
-        self.read(move |db| reads::get_message(db, conversation, id))
-            .await
+        reads::get_message(&*self.reader().await?, conversation, id).await
     }
 
     async fn list_messages(
@@ -188,8 +178,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         query: MessageQuery,
     ) -> StoreResult<Page<Message>> {
-        self.read(move |db| reads::list_messages(db, conversation, &query))
-            .await
+        reads::list_messages(&*self.reader().await?, conversation, &query).await
     }
 
     async fn edit_message(
@@ -226,8 +215,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         query: ListQuery,
     ) -> StoreResult<Page<ReadReceipt>> {
-        self.read(move |db| reads::list_read_receipts(db, conversation, &query))
-            .await
+        reads::list_read_receipts(&*self.reader().await?, conversation, &query).await
     }
 
     async fn get_group(
@@ -235,8 +223,7 @@ impl Store for PostgresStore {
         id: ConversationId,
         viewer: &IdentityId,
     ) -> StoreResult<Option<GroupView>> {
-        let viewer = viewer.clone();
-        self.read(move |db| reads::get_group(db, id, &viewer)).await
+        reads::get_group(&*self.reader().await?, id, viewer).await
     }
 
     async fn list_groups(
@@ -245,9 +232,7 @@ impl Store for PostgresStore {
         after: Option<String>,
         limit: usize,
     ) -> StoreResult<Page<GroupView>> {
-        let member = member.clone();
-        self.read(move |db| reads::list_groups(db, &member, after.as_deref(), limit))
-            .await
+        reads::list_groups(&*self.reader().await?, member, after.as_deref(), limit).await
     }
 
     async fn list_members(
@@ -255,8 +240,7 @@ impl Store for PostgresStore {
         conversation: ConversationId,
         query: ListQuery,
     ) -> StoreResult<Page<Member>> {
-        self.read(move |db| reads::list_members(db, conversation, &query))
-            .await
+        reads::list_members(&*self.reader().await?, conversation, &query).await
     }
 
     async fn set_participant_role(
@@ -273,12 +257,11 @@ impl Store for PostgresStore {
     }
 
     async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<CommittedEvent>> {
-        self.read(move |db| events::events_after(db, after, limit))
-            .await
+        events::events_after(&*self.reader().await?, after, limit).await
     }
 
     async fn event_bounds(&self) -> StoreResult<EventBounds> {
-        self.read(events::bounds).await
+        events::bounds(&*self.reader().await?).await
     }
 
     async fn purge_events(
@@ -293,9 +276,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_memberships(&self, identity: &IdentityId) -> StoreResult<Vec<Membership>> {
-        let identity = identity.clone();
-        self.read(move |db| events::list_memberships(db, &identity))
-            .await
+        events::list_memberships(&*self.reader().await?, identity).await
     }
 }
 
@@ -342,8 +323,7 @@ impl HierarchyStore for PostgresStore {
         all: bool,
         limit: usize,
     ) -> StoreResult<Vec<SubgroupLink>> {
-        self.read(move |db| reads::list_subgroups(db, root, all, limit))
-            .await
+        reads::list_subgroups(&*self.reader().await?, root, all, limit).await
     }
 
     async fn add_subscribers(
@@ -376,8 +356,13 @@ impl HierarchyStore for PostgresStore {
         after: Option<String>,
         limit: usize,
     ) -> StoreResult<Page<Member>> {
-        self.read(move |db| reads::list_subscribers(db, conversation, after.as_deref(), limit))
-            .await
+        reads::list_subscribers(
+            &*self.reader().await?,
+            conversation,
+            after.as_deref(),
+            limit,
+        )
+        .await
     }
 
     async fn find_subscribers(
@@ -385,8 +370,7 @@ impl HierarchyStore for PostgresStore {
         conversation: ConversationId,
         identities: Vec<IdentityId>,
     ) -> StoreResult<Vec<IdentityId>> {
-        self.read(move |db| reads::find_subscribers(db, conversation, &identities))
-            .await
+        reads::find_subscribers(&*self.reader().await?, conversation, &identities).await
     }
 }
 
@@ -401,8 +385,7 @@ impl ActionStore for PostgresStore {
         conversation: ConversationId,
         id: MessageId,
     ) -> StoreResult<Option<Action>> {
-        self.read(move |db| actions::get_action(db, conversation, id))
-            .await
+        actions::get_action(&*self.reader().await?, conversation, id).await
     }
 
     async fn list_actions(
@@ -410,8 +393,7 @@ impl ActionStore for PostgresStore {
         conversation: ConversationId,
         query: confab_core::ports::ActionQuery,
     ) -> StoreResult<Page<Action>> {
-        self.read(move |db| actions::list_actions(db, conversation, &query))
-            .await
+        actions::list_actions(&*self.reader().await?, conversation, &query).await
     }
 
     async fn put_action_response(
@@ -428,9 +410,7 @@ impl ActionStore for PostgresStore {
         action: MessageId,
         id: &str,
     ) -> StoreResult<Option<ActionResponse>> {
-        let id = id.to_owned();
-        self.read(move |db| actions::get_action_response(db, action, &id))
-            .await
+        actions::get_action_response(&*self.reader().await?, action, id).await
     }
 
     async fn list_action_responses(
@@ -438,8 +418,7 @@ impl ActionStore for PostgresStore {
         action: MessageId,
         limit: usize,
     ) -> StoreResult<Vec<ActionResponse>> {
-        self.read(move |db| actions::list_action_responses(db, action, limit))
-            .await
+        actions::list_action_responses(&*self.reader().await?, action, limit).await
     }
 }
 
@@ -450,8 +429,7 @@ impl WebhookStore for PostgresStore {
     }
 
     async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
-        let id = id.to_owned();
-        self.read(move |db| webhooks::get_webhook(db, &id)).await
+        webhooks::get_webhook(&*self.reader().await?, id).await
     }
 
     async fn list_webhooks(
@@ -459,9 +437,7 @@ impl WebhookStore for PostgresStore {
         object: WebhookObject,
         object_id: &str,
     ) -> StoreResult<Vec<Webhook>> {
-        let object_id = object_id.to_owned();
-        self.read(move |db| webhooks::list_webhooks(db, object, &object_id))
-            .await
+        webhooks::list_webhooks(&*self.reader().await?, object, object_id).await
     }
 
     async fn update_webhook(&self, webhook: Webhook, resume: bool) -> StoreResult<()> {
@@ -494,7 +470,7 @@ impl WebhookStore for PostgresStore {
     }
 
     async fn next_delivery_due(&self) -> StoreResult<Option<OffsetDateTime>> {
-        self.read(webhooks::next_delivery_due).await
+        webhooks::next_delivery_due(&*self.reader().await?).await
     }
 
     async fn record_delivery_attempt(&self, attempt: DeliveryAttempt) -> StoreResult<()> {
@@ -509,9 +485,7 @@ impl WebhookStore for PostgresStore {
         before: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<WebhookDelivery>> {
-        let webhook = webhook.to_owned();
-        self.read(move |db| webhooks::list_deliveries(db, &webhook, before, limit))
-            .await
+        webhooks::list_deliveries(&*self.reader().await?, webhook, before, limit).await
     }
 
     async fn redeliver(&self, webhook: &str, delivery: i64) -> StoreResult<WebhookDelivery> {
@@ -533,8 +507,7 @@ impl WebhookStore for PostgresStore {
     }
 
     async fn action_conversation(&self, action: MessageId) -> StoreResult<Option<ConversationId>> {
-        self.read(move |db| webhooks::action_conversation(db, action))
-            .await
+        webhooks::action_conversation(&*self.reader().await?, action).await
     }
 
     fn delivery_wakeup(&self) -> Arc<tokio::sync::Notify> {

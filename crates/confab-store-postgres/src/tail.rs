@@ -24,7 +24,7 @@ use postgres::{Client, Config};
 
 use confab_store_common::memberships::membership_changed;
 
-use crate::db::{get, Conn, DbResult};
+use crate::db::{at_once, get, Conn, DbResult};
 use crate::memberships::NodeMemberships;
 use crate::{events, schema, Node};
 
@@ -69,11 +69,11 @@ pub(crate) fn publish_from_log(
     memberships: &NodeMemberships,
 ) -> StoreResult<()> {
     let Some(mut after) = *through else {
-        *through = Some(events::bounds(db)?.head);
+        *through = Some(at_once(events::bounds(db))?.head);
         return Ok(());
     };
     loop {
-        let page = events::events_after(db, after, LOG_PAGE)?;
+        let page = at_once(events::events_after(db, after, LOG_PAGE))?;
         let full = page.len() == LOG_PAGE;
         let Some(last) = page.last().and_then(|e| e.position) else {
             return Ok(());

@@ -27,7 +27,7 @@ use confab_store_common::stored::{self, conv_key, from_micros, micros};
 use postgres::Row;
 use time::OffsetDateTime;
 
-use crate::db::{get, opt_conversation_at, time_at, Conn};
+use crate::db::{get, opt_conversation_at, time_at, Conn, Queries};
 use crate::writer::Writer;
 
 /// How long a claimed delivery stays away from the other workers (see
@@ -119,16 +119,17 @@ pub(crate) fn load_cache(db: &Conn) -> StoreResult<HookCache> {
     Ok(hook_cache(webhooks_from(db.query(&sql, &[])?)?))
 }
 
-pub(crate) fn get_webhook(db: &Conn, id: &str) -> StoreResult<Option<Webhook>> {
+pub(crate) async fn get_webhook(db: &impl Queries, id: &str) -> StoreResult<Option<Webhook>> {
     let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1");
-    db.query_opt(&sql, &[&id])?
+    db.query_opt(&sql, &[&id])
+        .await?
         .as_ref()
         .map(webhook_from_row)
         .transpose()
 }
 
-pub(crate) fn list_webhooks(
-    db: &Conn,
+pub(crate) async fn list_webhooks(
+    db: &impl Queries,
     object: WebhookObject,
     object_id: &str,
 ) -> StoreResult<Vec<Webhook>> {
@@ -136,24 +137,26 @@ pub(crate) fn list_webhooks(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE object_type = $1 AND object_id = $2
          ORDER BY created_on, id"
     );
-    webhooks_from(db.query(&sql, &[&object.as_str(), &object_id])?)
+    webhooks_from(db.query(&sql, &[&object.as_str(), &object_id]).await?)
 }
 
-pub(crate) fn next_delivery_due(db: &Conn) -> StoreResult<Option<OffsetDateTime>> {
-    let row = db.query_one(
-        "SELECT MIN(d.next_attempt_on) FROM webhook_deliveries d
+pub(crate) async fn next_delivery_due(db: &impl Queries) -> StoreResult<Option<OffsetDateTime>> {
+    let row = db
+        .query_one(
+            "SELECT MIN(d.next_attempt_on) FROM webhook_deliveries d
          JOIN webhooks w ON w.id = d.webhook
          WHERE d.status = 'pending' AND w.active
            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
                            WHERE e.webhook = d.webhook AND e.order_key = d.order_key
                              AND e.status = 'pending' AND e.id < d.id)",
-        &[],
-    )?;
+            &[],
+        )
+        .await?;
     Ok(get::<Option<i64>>(&row, 0)?.and_then(from_micros))
 }
 
-pub(crate) fn list_deliveries(
-    db: &Conn,
+pub(crate) async fn list_deliveries(
+    db: &impl Queries,
     webhook: &str,
     before: Option<i64>,
     limit: usize,
@@ -162,22 +165,28 @@ pub(crate) fn list_deliveries(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook = $1 AND id < $2
          ORDER BY id DESC LIMIT $3"
     );
-    deliveries_from(db.query(
-        &sql,
-        &[&webhook, &before.unwrap_or(i64::MAX), &limit_of(limit)],
-    )?)
+    deliveries_from(
+        db.query(
+            &sql,
+            &[&webhook, &before.unwrap_or(i64::MAX), &limit_of(limit)],
+        )
+        .await?,
+    )
 }
 
-pub(crate) fn action_conversation(
-    db: &Conn,
+pub(crate) async fn action_conversation(
+    db: &impl Queries,
     action: MessageId,
 ) -> StoreResult<Option<ConversationId>> {
-    match db.query_opt(
-        "SELECT a.conversation FROM actions a
+    match db
+        .query_opt(
+            "SELECT a.conversation FROM actions a
          JOIN messages m ON m.conversation = a.conversation AND m.id = a.message_id
          WHERE a.message_id = $1 AND m.deleted_on IS NULL",
-        &[&action.0],
-    )? {
+            &[&action.0],
+        )
+        .await?
+    {
         Some(row) => opt_conversation_at(&row, 0),
         None => Ok(None),
     }

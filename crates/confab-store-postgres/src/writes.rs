@@ -23,7 +23,7 @@ use confab_store_common::stored::{
 };
 use time::OffsetDateTime;
 
-use crate::db::{conversation_at, get};
+use crate::db::{at_once, conversation_at, get};
 use crate::reads;
 use crate::rows::{self, newest_message, MESSAGE_COLUMNS};
 use crate::writer::Writer;
@@ -491,8 +491,8 @@ impl Writer {
                 )?;
                 if let Some(earlier) = earlier {
                     let id = conversation_at(&earlier, 0)?;
-                    let conversation =
-                        reads::get_conversation(&self.db, id)?.ok_or(StoreError::NotFound)?;
+                    let conversation = at_once(reads::get_conversation(&self.db, id))?
+                        .ok_or(StoreError::NotFound)?;
                     return Ok(CreatedConversation {
                         conversation,
                         created: false,

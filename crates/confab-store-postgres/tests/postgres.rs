@@ -51,7 +51,7 @@ impl Scratch {
     /// The configuration a store of this schema connects with.
     fn config(&self) -> Config {
         let mut config = self.base.clone();
-        config.options(&format!("-c search_path={}", self.schema));
+        config.options(format!("-c search_path={}", self.schema));
         config
     }
 
@@ -71,7 +71,9 @@ impl Scratch {
         let config = self.config();
         let sql = sql.to_owned();
         std::thread::spawn(move || {
-            let mut client = config.connect(postgres::NoTls).expect("connect");
+            let mut client = postgres::Config::from(config)
+                .connect(postgres::NoTls)
+                .expect("connect");
             client
                 .query_one(sql.as_str(), &[])
                 .expect("query")
@@ -96,7 +98,9 @@ impl Drop for Scratch {
 fn run_blocking(config: &Config, sql: String) {
     let config = config.clone();
     std::thread::spawn(move || {
-        let mut client = config.connect(postgres::NoTls).expect("connect");
+        let mut client = postgres::Config::from(config)
+            .connect(postgres::NoTls)
+            .expect("connect");
         client.batch_execute(&sql).expect("sql");
     })
     .join()
@@ -231,6 +235,38 @@ async fn writes_after_close_are_refused_and_reads_still_work() {
         .expect("get")
         .is_some());
     store.close().await; // twice is fine
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_open_a_new_connection_once_theirs_was_closed() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let mut config = scratch.config();
+    let name = format!("{}_r", scratch.schema);
+    config.application_name(name.as_str());
+    let store = PostgresStore::connect(config, Arc::new(SystemClock))
+        .await
+        .expect("connect");
+    store.create_identity(&identity(1)).await.expect("create");
+    let read = || async { store.get_identity(&identity(1).id).await };
+    assert!(read().await.expect("read").is_some());
+    // The server ends the read connection (the writer's last statement was no such read).
+    let ended = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = '{name}' AND query LIKE 'SELECT%FROM identities%'"
+    );
+    assert_eq!(scratch.number(&ended), 1);
+    // A read may still meet the closed connection; the next ones get a new one.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if let Ok(Some(_)) = read().await {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "reads stay broken after their connection closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
