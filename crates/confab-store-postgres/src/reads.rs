@@ -1,5 +1,5 @@
-//! The conversation reads. Each takes a plain connection: the read pool's, or the writer's when
-//! a write needs to read inside its own transaction.
+//! The conversation reads. Each takes any connection ([`Queries`]): the read pool's, or the
+//! writer's (through `at_once`) when a write needs to read inside its own transaction.
 //!
 //! Every listing is keyset-paged on an index, so a page costs the same however deep it is (the
 //! short per-conversation lists by identity also take a first-page `skip`, as OFFSET).
