@@ -104,6 +104,28 @@ pub struct NewMessage {
     pub audience: Audience,
 }
 
+impl NewMessage {
+    /// The message as a store keeps it once appended: `id` (from the store's id clock, also its
+    /// first version), its sequence id in the conversation, and its time.
+    pub fn stored(&self, id: i64, sequence_id: i64, created_on: OffsetDateTime) -> Message {
+        Message {
+            id: MessageId(id),
+            conversation: self.conversation,
+            sequence_id,
+            kind: self.kind,
+            content: self.content.clone(),
+            sender: self.sender.clone(),
+            sender_display_name: self.sender_display_name.clone(),
+            metadata: self.metadata.clone(),
+            version: id,
+            created_on,
+            edited_on: None,
+            deleted_on: None,
+            audience: self.audience.clone(),
+        }
+    }
+}
+
 /// A change to a message; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct MessageEdit {

@@ -228,21 +228,7 @@ impl Writer {
         now_us: i64,
     ) -> StoreResult<(Message, MessageChangeText)> {
         let id = self.next_id(now_us);
-        let message = Message {
-            id: MessageId(id),
-            conversation: new.conversation,
-            sequence_id: 0,
-            kind: new.kind,
-            content: new.content.clone(),
-            sender: new.sender.clone(),
-            sender_display_name: new.sender_display_name.clone(),
-            metadata: new.metadata.clone(),
-            version: id,
-            created_on: now,
-            edited_on: None,
-            deleted_on: None,
-            audience: new.audience.clone(),
-        };
+        let message = new.stored(id, 0, now);
         let change = MessageChangeText::of(&message)?;
         Ok((message, change))
     }

@@ -230,21 +230,7 @@ impl Writer {
                 stmt.execute(params![key, reader, id]).db()?;
             }
         }
-        let message = Message {
-            id: MessageId(id),
-            conversation: new.conversation,
-            sequence_id,
-            kind: new.kind,
-            content: new.content.clone(),
-            sender: new.sender.clone(),
-            sender_display_name: new.sender_display_name.clone(),
-            metadata: new.metadata.clone(),
-            version: id,
-            created_on: now,
-            edited_on: None,
-            deleted_on: None,
-            audience: new.audience.clone(),
-        };
+        let message = new.stored(id, sequence_id, now);
         self.log_message_event(EventKind::MessageReceived, &message, now_us)?;
         Ok(message)
     }
