@@ -105,6 +105,22 @@ impl Conn {
         self.client.borrow_mut().batch_execute(sql).db()
     }
 
+    /// [`Conn::batch`], answering the columns of the last row the statements returned, as text.
+    /// Each statement reads what was committed when it began, so a read after a lock taken by
+    /// an earlier statement sees what the lock's last holder committed.
+    pub(crate) fn batch_row(&self, sql: &str) -> StoreResult<Vec<Option<String>>> {
+        let messages = self.client.borrow_mut().simple_query(sql).db()?;
+        let last = messages.iter().rev().find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        Ok(last.map_or_else(Vec::new, |row| {
+            (0..row.len())
+                .map(|i| row.get(i).map(str::to_owned))
+                .collect()
+        }))
+    }
+
     /// The payloads of the notifications this connection (which must `LISTEN`) received:
     /// waits up to `timeout` for the first, then takes those already there.
     pub(crate) fn notifications(&self, timeout: Duration) -> StoreResult<Vec<String>> {

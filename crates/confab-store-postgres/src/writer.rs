@@ -43,21 +43,26 @@ use crate::{schema, tail, webhooks, Node};
 /// in its batch, and the work lost to a failed commit.
 pub(crate) const MAX_BATCH: usize = 1024;
 
-/// Takes the writers' lock for the transaction and reads the id clock and the webhook
-/// subscriptions' version, in one round trip. The lock is keyed by the schema, so that stores
-/// in other schemas of one database (tests) do not wait for each other.
-const BEGIN_BATCH: &str =
-    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.confab_writes'))::text,
-        (SELECT value FROM meta WHERE key = 'id_clock'),
-        (SELECT value FROM meta WHERE key = 'webhooks_version')";
+/// Opens the batch's transaction, takes the writers' lock for it, then reads the id clock and
+/// the webhook subscriptions' version: three statements in one round trip. The reads are a
+/// statement of their own: a statement reads what was committed when it began, so reads in the
+/// statement that waited for the lock would miss what the lock's last holder (another node's
+/// writer) committed meanwhile. The lock is keyed by the schema, so that stores in other
+/// schemas of one database (tests) do not wait for each other.
+const BEGIN_BATCH: &str = "BEGIN;
+     SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.confab_writes'));
+     SELECT (SELECT value FROM meta WHERE key = 'id_clock'),
+         (SELECT value FROM meta WHERE key = 'webhooks_version')";
 
 /// Bumped by every change to a webhook subscription, so that every node's writer reloads its
 /// copy of the active subscriptions at the start of its next batch.
 const BUMP_WEBHOOKS_VERSION: &str = "INSERT INTO meta (key, value) VALUES ('webhooks_version', 1)
      ON CONFLICT (key) DO UPDATE SET value = meta.value + 1";
 
+/// Never backwards: the clock is only ever read under the lock, but a stale value must not
+/// undo another node's.
 const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $1)
-     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+     ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)";
 
 /// Starts the writer thread, which connects and brings the schema up to date; answers its
 /// queue once it has (or why it could not). Connecting blocks, so it runs there rather than on
@@ -248,13 +253,18 @@ impl Writer {
     /// what other nodes handed out, and reloads the webhook subscriptions if any node changed
     /// them.
     fn begin(&mut self) -> StoreResult<()> {
-        self.db.batch("BEGIN")?;
-        let row = self.db.query_one(BEGIN_BATCH, &[])?;
-        let saved: Option<i64> = get(&row, 1)?;
-        self.saved_id = saved.unwrap_or(0);
+        let row = self.db.batch_row(BEGIN_BATCH)?;
+        let number = |column: usize| -> StoreResult<i64> {
+            match row.get(column).cloned().flatten() {
+                None => Ok(0),
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| StoreError::Unavailable(format!("meta value {text:?}"))),
+            }
+        };
+        self.saved_id = number(0)?;
         self.last_id = self.last_id.max(self.saved_id);
-        let version: Option<i64> = get(&row, 2)?;
-        let version = version.unwrap_or(0);
+        let version = number(1)?;
         if self.webhooks_version != Some(version) {
             self.webhooks = webhooks::load_cache(&self.db)?;
             self.webhooks_version = Some(version);

@@ -202,6 +202,61 @@ async fn two_nodes_share_one_database() {
     }
 }
 
+/// A writer that waited for the writers' lock reads the id clock as the lock's last holder
+/// left it: here "another node" moves the clock far ahead while holding the lock, and the
+/// message appended meanwhile must get an id past it (before, the clock was read in the
+/// statement that waited, which saw only what was committed when it began).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_waited_for_the_lock_reads_the_clock_its_holder_left() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let store = scratch.store().await;
+    let id = store
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    let ahead: i64 = 4_000_000_000_000_000; // µs: the year 2096
+    let (locked, lock_taken) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let config = postgres::Config::from(scratch.config());
+    let other_node = std::thread::spawn(move || {
+        let mut client = config.connect(postgres::NoTls).expect("connect");
+        client
+            .batch_execute(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.confab_writes'))",
+            )
+            .expect("lock");
+        locked.send(()).expect("locked");
+        released.recv().expect("release");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO meta (key, value) VALUES ('id_clock', {ahead})
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+                 COMMIT"
+            ))
+            .expect("commit");
+    });
+    tokio::task::spawn_blocking(move || lock_taken.recv())
+        .await
+        .expect("wait")
+        .expect("locked");
+    let append = tokio::spawn(async move { store.append_message(text(id, 1, "after")).await });
+    // Long enough for the append to be waiting for the lock; were it not yet, it would read
+    // the moved clock anyway.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    release.send(()).expect("release");
+    other_node.join().expect("other node");
+    let message = append.await.expect("task").expect("append");
+    assert!(
+        message.id.0 > ahead,
+        "id {} not past the clock",
+        message.id.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_newer_than_the_build_is_refused() {
     let Some(scratch) = Scratch::new() else {
