@@ -9,7 +9,7 @@ use confab_store_common::stored::{join_scopes, micros, split_scopes};
 use postgres::Row;
 use time::OffsetDateTime;
 
-use crate::db::{get, hash_at, identity_at, time_at};
+use crate::db::{get, hash_at, identity_at, time_at, Queries};
 use crate::writer::Writer;
 use crate::PostgresStore;
 

@@ -189,32 +189,6 @@ impl Queries for Conn {
     }
 }
 
-impl Queries for ReadConn {
-    fn query(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> impl Future<Output = StoreResult<Vec<Row>>> + Send {
-        ReadConn::query(self, sql, params)
-    }
-
-    fn query_opt(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> impl Future<Output = StoreResult<Option<Row>>> + Send {
-        ReadConn::query_opt(self, sql, params)
-    }
-
-    fn query_one(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> impl Future<Output = StoreResult<Row>> + Send {
-        ReadConn::query_one(self, sql, params)
-    }
-}
-
 /// Runs a read written over [`Queries`] on a synchronous connection, whose queries answer
 /// before they are awaited: the read is done at its first poll.
 pub(crate) fn at_once<T>(read: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
@@ -260,22 +234,20 @@ impl ReadConn {
             .insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
+}
 
-    pub(crate) async fn query(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+impl Queries for ReadConn {
+    async fn query(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let statement = self.prepared(sql).await?;
         self.client.query(&statement, params).await.db()
     }
 
-    pub(crate) async fn query_opt(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> StoreResult<Option<Row>> {
+    async fn query_opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
         let statement = self.prepared(sql).await?;
         self.client.query_opt(&statement, params).await.db()
     }
 
-    pub(crate) async fn query_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
+    async fn query_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
         let statement = self.prepared(sql).await?;
         self.client.query_one(&statement, params).await.db()
     }

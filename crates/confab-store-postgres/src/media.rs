@@ -6,7 +6,7 @@ use confab_core::ports::{MediaKind, MediaRecord, MediaStore, StoreError, StoreRe
 use confab_store_common::stored::{conv_key, micros};
 use postgres::Row;
 
-use crate::db::{get, identity_at, time_at};
+use crate::db::{get, identity_at, time_at, Queries};
 use crate::writer::Writer;
 use crate::PostgresStore;
 
