@@ -24,10 +24,10 @@
 //! runtime per connection: such a connection must never be used or dropped on an async worker.
 
 mod actions;
-mod appends;
 mod connectors;
 mod db;
 mod events;
+mod groups;
 mod hierarchy;
 mod identities;
 mod media;
@@ -76,8 +76,10 @@ pub(crate) struct Node {
 /// concurrently.
 pub struct PostgresStore {
     writer: WriteQueue<Writer>,
-    /// Appends waiting for the writer, taken together (`appends.rs`).
-    appends: Arc<appends::AppendQueue>,
+    /// Appends waiting for the writer, taken together (`groups.rs`).
+    appends: Arc<groups::GroupQueue<confab_core::ports::NewMessage>>,
+    /// Creations waiting for the writer, taken together (`groups.rs`).
+    creations: Arc<groups::GroupQueue<confab_store_common::creation::Creation>>,
     /// Woken after each commit that recorded webhook deliveries.
     delivery_wakeup: Arc<tokio::sync::Notify>,
     node: Node,
@@ -116,6 +118,7 @@ impl PostgresStore {
         Ok(Self {
             writer,
             appends: Arc::default(),
+            creations: Arc::default(),
             delivery_wakeup,
             node,
             tail: OnceLock::new(),

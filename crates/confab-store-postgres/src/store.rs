@@ -50,10 +50,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_conversation(&self, new: NewConversation) -> StoreResult<CreatedConversation> {
-        let creation = Creation::new(new);
-        self.writer
-            .call(move |w| w.create_conversation(&creation))
-            .await
+        self.grouped(&self.creations, Creation::new(new)).await
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -162,7 +159,7 @@ impl Store for PostgresStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Message> {
-        self.append(message).await
+        self.grouped(&self.appends, message).await
     }
 
     async fn get_message(

@@ -42,9 +42,41 @@ struct AppendColumns<'a> {
     logged: Vec<String>,
 }
 
+/// The columns of the creations a `create_conversations` statement inserts, one array each;
+/// the participants of them all together, each with its creation's place (from 1).
+#[derive(Default)]
+struct CreationColumns<'a> {
+    ids: Vec<Vec<u8>>,
+    topics: Vec<&'a str>,
+    creators: Vec<&'a str>,
+    metadata: Vec<Option<String>>,
+    retention_days: Vec<Option<i64>>,
+    expires_on: Vec<Option<i64>>,
+    repeatability_keys: Vec<Option<&'a str>>,
+    kinds: Vec<&'static str>,
+    welcome_messages: Vec<Option<&'a str>>,
+    event_identities: Vec<Option<&'a str>>,
+    event_payloads: Vec<&'a str>,
+    message_ids: Vec<i64>,
+    contents: Vec<String>,
+    logged: Vec<String>,
+    of_creation: Vec<i64>,
+    participants: ParticipantColumns<'a>,
+}
+
+/// What a `create_conversations` statement answers of one creation: the position of its
+/// conversationCreated event row, and its first message's event row's position and sequence id.
+/// Neither when the creation inserted nothing.
+#[derive(Clone, Copy, Default)]
+struct CreationLogged {
+    created_at: Option<i64>,
+    message_at: Option<(i64, i64)>,
+}
+
 /// Participants as the arrays a statement takes them through `unnest`. An identity named twice
 /// is kept once, as its last mention says (what one statement a participant did; `ON CONFLICT DO
 /// UPDATE` may not touch a row twice).
+#[derive(Default)]
 struct ParticipantColumns<'a> {
     identities: Vec<&'a str>,
     display_names: Vec<Option<&'a str>>,
@@ -54,6 +86,15 @@ struct ParticipantColumns<'a> {
 }
 
 impl<'a> ParticipantColumns<'a> {
+    /// Appends `other`'s participants after these.
+    fn extend(&mut self, other: Self) {
+        self.identities.extend(other.identities);
+        self.display_names.extend(other.display_names);
+        self.share_history_times.extend(other.share_history_times);
+        self.metadata.extend(other.metadata);
+        self.roles.extend(other.roles);
+    }
+
     fn of(participants: impl IntoIterator<Item = &'a Participant>) -> StoreResult<Self> {
         let mut last_mentions: Vec<&Participant> = Vec::new();
         for participant in participants {
@@ -106,7 +147,7 @@ impl Writer {
     }
 
     /// Appends one message, now (an action's message, say; `Store::append_message` goes through
-    /// `appends.rs`, which takes waiting appends together).
+    /// `groups.rs`, which takes waiting appends together).
     pub(crate) fn append_message(&mut self, message: &NewMessage) -> StoreResult<Message> {
         let (now, now_us) = self.now()?;
         self.insert_message(message, now, now_us)
@@ -367,158 +408,240 @@ impl Writer {
     // -----------------------------------------------------------------------------------------
     // The writes, one per `Store` method.
 
+    /// Creates one conversation (a subgroup's, say; `Store::create_conversation` goes through
+    /// `groups.rs`, which takes waiting creations together).
     pub(crate) fn create_conversation(
         &mut self,
         creation: &Creation,
     ) -> StoreResult<CreatedConversation> {
-        let new = &creation.new;
+        self.create_conversations(&[creation])?
+            .pop()
+            .unwrap_or(Err(StoreError::Unavailable("no creation answered".into())))
+    }
+
+    /// Creates conversations, in order, in ONE statement (one round trip): each one's row, its
+    /// participants, its first message (the participants added) and its two event rows, the
+    /// creation's first, all in the order given. A creation whose id or repeatability key is
+    /// taken (by an earlier creation, or one before it in `creations`) inserts no conversation,
+    /// and so nothing else, and returns no row: only then is the key looked up, and such a
+    /// creation answers the conversation it repeats, or a conflict. The participants need no `ON
+    /// CONFLICT`: each conversation is new and each identity named once in it.
+    pub(crate) fn create_conversations(
+        &mut self,
+        creations: &[&Creation],
+    ) -> StoreResult<Vec<StoreResult<CreatedConversation>>> {
         let (now, now_us) = self.now()?;
-        let days = retention_days(new.retention);
-        let metadata = encode_metadata(&new.metadata)?;
-        let participants = ParticipantColumns::of(&creation.participants)?;
-        let (event_identity, event_payload) = creation
-            .event_row
-            .columns(Some(&new.created_by), &creation.event_data);
-        let first = NewMessage {
-            conversation: new.id,
-            kind: MessageType::ParticipantAdded,
-            content: creation.first_message.clone(),
-            sender: None,
-            sender_display_name: None,
-            metadata: Metadata::new(),
-            audience: Audience::Members,
-        };
-        let (mut message, change) = self.new_message(&first, now, now_us)?;
-        // One statement (one round trip): the conversation, its participants, its first
-        // message (the participants added) and the two event rows, the creation's first. A
-        // duplicate id or repeatability key inserts no conversation, and so nothing else, and
-        // returns no row; the key is looked up only then, not before every creation. The
-        // participants need no `ON CONFLICT`: the conversation is new and each identity is named
-        // once.
-        let logged = self.db.query(
+        let mut columns = CreationColumns::default();
+        let mut firsts = Vec::with_capacity(creations.len());
+        for (index, creation) in creations.iter().enumerate() {
+            // Encode first, so that whatever can fail fails before the first write.
+            let new = &creation.new;
+            let days = retention_days(new.retention);
+            let (event_identity, event_payload) = creation
+                .event_row
+                .columns(Some(&new.created_by), &creation.event_data);
+            let first = NewMessage {
+                conversation: new.id,
+                kind: MessageType::ParticipantAdded,
+                content: creation.first_message.clone(),
+                sender: None,
+                sender_display_name: None,
+                metadata: Metadata::new(),
+                audience: Audience::Members,
+            };
+            let (message, change) = self.new_message(&first, now, now_us)?;
+            columns.ids.push(conv_key(new.id).to_vec());
+            columns.topics.push(&new.topic);
+            columns.creators.push(new.created_by.as_str());
+            columns.metadata.push(encode_metadata(&new.metadata)?);
+            columns.retention_days.push(days_column(days));
+            columns.expires_on.push(expires_on(now_us, days));
+            columns
+                .repeatability_keys
+                .push(new.repeatability_key.as_deref());
+            columns.kinds.push(new.kind.as_str());
+            columns
+                .welcome_messages
+                .push(new.welcome_message.as_deref());
+            columns.event_identities.push(event_identity);
+            columns.event_payloads.push(event_payload);
+            columns.message_ids.push(message.id.0);
+            columns.contents.push(encode_content(&first.content)?);
+            columns.logged.push(change.logged().to_owned());
+            let participants = ParticipantColumns::of(&creation.participants)?;
+            let index = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            columns
+                .of_creation
+                .extend(std::iter::repeat_n(index, participants.identities.len()));
+            columns.participants.extend(participants);
+            firsts.push((message, change));
+        }
+        let rows = self.db.query(
             concat!(
-                "WITH created AS (
+                "WITH input AS (
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[],
+                             $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[],
+                             $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[])
+                         WITH ORDINALITY AS i(id, topic, created_by, metadata, retention_days,
+                             expires_on, repeatability_key, kind, welcome_message,
+                             event_identity, event_payload, message_id, content, logged, ord)
+                 ), created AS (
                      INSERT INTO conversations (id, topic, created_by, created_on, metadata,
                          retention_days, expires_on, repeatability_key, kind, welcome_message)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
-                     RETURNING id
+                     SELECT i.id, i.topic, i.created_by, $15, i.metadata, i.retention_days,
+                         i.expires_on, i.repeatability_key, i.kind, i.welcome_message
+                     FROM input AS i ORDER BY i.ord
+                     ON CONFLICT DO NOTHING
+                     RETURNING id, repeatability_key
+                 ), made AS (
+                     -- The input rows inserted: of several with one id and key, the first.
+                     SELECT DISTINCT ON (i.id) i.*
+                     FROM input AS i JOIN created AS c
+                         ON c.id = i.id
+                         AND c.repeatability_key IS NOT DISTINCT FROM i.repeatability_key
+                     ORDER BY i.id, i.ord
                  ), joined AS (
                      INSERT INTO participants (conversation, identity, display_name,
                          share_history_time, metadata, role, added_on)
-                     SELECT c.id, p.identity, p.display_name, p.share_history_time, p.metadata,
-                         p.role, $4
-                     FROM created AS c CROSS JOIN
-                         unnest($11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[])
-                             AS p(identity, display_name, share_history_time, metadata, role)
+                     SELECT m.id, p.identity, p.display_name, p.share_history_time, p.metadata,
+                         p.role, $15
+                     FROM unnest($16::bigint[], $17::text[], $18::text[], $19::bigint[],
+                             $20::text[], $21::text[])
+                         AS p(creation, identity, display_name, share_history_time, metadata,
+                             role)
+                     JOIN made AS m ON m.ord = p.creation
                  ), first_message AS (
                      INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
                          sender_display_name, metadata, version, created_on, changed_on,
                          audience)
-                     SELECT $19, c.id, COALESCE(",
+                     SELECT c.message_id, c.id, COALESCE(",
                 newest_message!("sequence_id"),
-                ", 0) + 1, $20, $21, NULL, NULL, $22, $19, $4, $4, $23
-                     FROM created AS c
+                ", 0) + 1, $22, c.content, NULL, NULL, NULL, c.message_id, $15, $15, NULL
+                     FROM made AS c
                      RETURNING id, sequence_id
                  ), logged AS (
                      INSERT INTO events (conversation, kind, message_id, identity, payload, at)
-                     SELECT c.id, e.kind, e.message_id, e.identity, e.payload, $4
-                     FROM created AS c CROSS JOIN (VALUES
-                         (1, $16::text, NULL::bigint, $17::text, $18::text),
-                         (2, $24::text, $19::bigint, NULL::text, $25::text)
-                     ) AS e(ord, kind, message_id, identity, payload)
-                     ORDER BY e.ord
-                     RETURNING position, message_id
+                     SELECT m.id, e.kind, e.message_id, e.identity, e.payload, $15
+                     FROM made AS m CROSS JOIN LATERAL (VALUES
+                         (1, $23::text, NULL::bigint, m.event_identity, m.event_payload),
+                         (2, $24::text, m.message_id, NULL::text, m.logged)
+                     ) AS e(sub, kind, message_id, identity, payload)
+                     ORDER BY m.ord, e.sub
+                     RETURNING conversation, message_id, position
                  )
-                 SELECT l.position, f.sequence_id
-                 FROM logged AS l LEFT JOIN first_message AS f ON f.id = l.message_id"
+                 SELECT m.ord, l.position, f.sequence_id
+                 FROM logged AS l JOIN made AS m ON m.id = l.conversation
+                     LEFT JOIN first_message AS f ON f.id = l.message_id"
             ),
             &[
-                &conv_key(new.id).as_slice(),
-                &new.topic,
-                &new.created_by.as_str(),
+                &columns.ids,
+                &columns.topics,
+                &columns.creators,
+                &columns.metadata,
+                &columns.retention_days,
+                &columns.expires_on,
+                &columns.repeatability_keys,
+                &columns.kinds,
+                &columns.welcome_messages,
+                &columns.event_identities,
+                &columns.event_payloads,
+                &columns.message_ids,
+                &columns.contents,
+                &columns.logged,
                 &now_us,
-                &metadata,
-                &days_column(days),
-                &expires_on(now_us, days),
-                &new.repeatability_key,
-                &new.kind.as_str(),
-                &new.welcome_message,
-                &participants.identities,
-                &participants.display_names,
-                &participants.share_history_times,
-                &participants.metadata,
-                &participants.roles,
+                &columns.of_creation,
+                &columns.participants.identities,
+                &columns.participants.display_names,
+                &columns.participants.share_history_times,
+                &columns.participants.metadata,
+                &columns.participants.roles,
+                &MessageType::ParticipantAdded.as_str(),
                 &event_kind_name(&EventKind::ConversationCreated),
-                &event_identity,
-                &event_payload,
-                &message.id.0,
-                &first.kind.as_str(),
-                &encode_content(&first.content)?,
-                &encode_metadata(&first.metadata)?,
-                &encode_audience(&first.audience)?,
                 &event_kind_name(&EventKind::MessageReceived),
-                &change.logged(),
             ],
         )?;
-        // The two event rows' positions; the message's row comes with its sequence id.
-        let (mut created_at, mut message_at) = (None, None);
-        for row in &logged {
-            let position: i64 = get(row, 0)?;
-            match get::<Option<i64>>(row, 1)? {
-                None => created_at = Some(position),
-                Some(sequence_id) => message_at = Some((position, sequence_id)),
+        // By creation (its place in `creations`): its two event rows' positions, the message's
+        // with its sequence id.
+        let mut logged = vec![CreationLogged::default(); creations.len()];
+        for row in &rows {
+            let place: i64 = get(row, 0)?;
+            let position: i64 = get(row, 1)?;
+            let entry = usize::try_from(place - 1)
+                .ok()
+                .and_then(|i| logged.get_mut(i))
+                .ok_or_else(|| StoreError::Unavailable(format!("creation {place} of none")))?;
+            match get::<Option<i64>>(row, 2)? {
+                None => entry.created_at = Some(position),
+                Some(sequence_id) => entry.message_at = Some((position, sequence_id)),
             }
         }
-        let (Some(created_at), Some((message_at, sequence_id))) = (created_at, message_at) else {
-            if let Some(key) = &new.repeatability_key {
-                let earlier = self.db.query_opt(
-                    "SELECT id FROM conversations WHERE repeatability_key = $1",
-                    &[key],
-                )?;
-                if let Some(earlier) = earlier {
-                    let id = conversation_at(&earlier, 0)?;
-                    let conversation = at_once(reads::get_conversation(&self.db, id))?
-                        .ok_or(StoreError::NotFound)?;
-                    return Ok(CreatedConversation {
-                        conversation,
-                        created: false,
-                    });
-                }
-            }
-            return Err(StoreError::Conflict(format!(
-                "conversation {} already exists",
-                new.id.to_acs()
-            )));
-        };
-        self.event_logged(
-            created_at,
-            EventKind::ConversationCreated,
-            Some(new.id),
-            None,
-            Some(&new.created_by),
-            // Hints are for message events only.
-            None,
-            creation.event_data.clone(),
-            now_us,
-        )?;
-        message.sequence_id = sequence_id;
-        self.message_stored(&message, change, message_at, now_us)?;
+        let mut answers = Vec::with_capacity(creations.len());
+        for ((creation, (mut message, change)), events) in creations.iter().zip(firsts).zip(logged)
+        {
+            let new = &creation.new;
+            let CreationLogged {
+                created_at: Some(created_at),
+                message_at: Some((message_at, sequence_id)),
+            } = events
+            else {
+                answers.push(self.creation_refused(creation));
+                continue;
+            };
+            self.event_logged(
+                created_at,
+                EventKind::ConversationCreated,
+                Some(new.id),
+                None,
+                Some(&new.created_by),
+                // Hints are for message events only.
+                None,
+                creation.event_data.clone(),
+                now_us,
+            )?;
+            message.sequence_id = sequence_id;
+            self.message_stored(&message, change, message_at, now_us)?;
+            answers.push(Ok(CreatedConversation {
+                conversation: Conversation {
+                    id: new.id,
+                    topic: new.topic.clone(),
+                    created_by: new.created_by.clone(),
+                    created_on: now,
+                    deleted_on: None,
+                    metadata: new.metadata.clone(),
+                    retention: new.retention,
+                    last_message_on: Some(now),
+                    kind: new.kind,
+                    welcome_message: new.welcome_message.clone(),
+                },
+                created: true,
+            }));
+        }
+        Ok(answers)
+    }
 
-        Ok(CreatedConversation {
-            conversation: Conversation {
-                id: new.id,
-                topic: new.topic.clone(),
-                created_by: new.created_by.clone(),
-                created_on: now,
-                deleted_on: None,
-                metadata: new.metadata.clone(),
-                retention: new.retention,
-                last_message_on: Some(now),
-                kind: new.kind,
-                welcome_message: new.welcome_message.clone(),
-            },
-            created: true,
-        })
+    /// The answer to a creation whose conversation was not inserted: the conversation an
+    /// earlier creation with its repeatability key made, or a conflict over its id.
+    fn creation_refused(&self, creation: &Creation) -> StoreResult<CreatedConversation> {
+        let new = &creation.new;
+        if let Some(key) = &new.repeatability_key {
+            let earlier = self.db.query_opt(
+                "SELECT id FROM conversations WHERE repeatability_key = $1",
+                &[key],
+            )?;
+            if let Some(earlier) = earlier {
+                let id = conversation_at(&earlier, 0)?;
+                let conversation =
+                    at_once(reads::get_conversation(&self.db, id))?.ok_or(StoreError::NotFound)?;
+                return Ok(CreatedConversation {
+                    conversation,
+                    created: false,
+                });
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "conversation {} already exists",
+            new.id.to_acs()
+        )))
     }
 
     pub(crate) fn update_conversation(

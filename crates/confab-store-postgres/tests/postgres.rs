@@ -17,7 +17,7 @@ use confab_core::ports::{
     WebhookStore,
 };
 use confab_store_conformance::webhooks::{conversation, now, send, webhook};
-use confab_store_conformance::{new_conversation, query, text};
+use confab_store_conformance::{list, new_conversation, query, text};
 use confab_store_conformance::{Fixture, PublishedEvents, TestClock};
 use confab_store_postgres::{Config, PostgresStore};
 use time::macros::datetime;
@@ -255,6 +255,113 @@ async fn a_writer_that_waited_for_the_lock_reads_the_clock_its_holder_left() {
         "id {} not past the clock",
         message.id.0
     );
+}
+
+/// Creations waiting for the writer are taken together, and each is answered for itself:
+/// created; repeated, its repeatability key taken by another creation (maybe of its own group);
+/// or a conflict, its id taken. Each created thread has its participants, its first message and
+/// its two events, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creations_taken_together_are_answered_each() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let store = Arc::new(scratch.store().await);
+    let taken = store
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("first")
+        .conversation
+        .id;
+    // Two creations of one new id, 1 and 2: one is created, the other a conflict.
+    let twin = ConversationId::generate();
+    let mut tasks = Vec::new();
+    for n in 0..60u32 {
+        let store = Arc::clone(&store);
+        let mut new = new_conversation(1, &[1, 2, 3]);
+        if n % 10 == 9 {
+            new.id = taken;
+        } else if n == 1 || n == 2 {
+            new.id = twin;
+        } else if n % 3 == 0 {
+            // Two creations a key: 0 and 3, 12 and 15, 18 and 21 …
+            new.repeatability_key = Some(format!("key-{}", n / 6));
+        }
+        tasks.push(tokio::spawn(async move {
+            let answer = store.create_conversation(new.clone()).await;
+            (n, new, answer)
+        }));
+    }
+    let mut by_key: std::collections::HashMap<String, Vec<(bool, ConversationId)>> =
+        std::collections::HashMap::new();
+    let mut created = Vec::new();
+    let mut twins = Vec::new();
+    for task in tasks {
+        let (n, new, answer) = task.await.expect("task");
+        if n % 10 == 9 {
+            assert!(
+                matches!(answer, Err(StoreError::Conflict(_))),
+                "{n}: {answer:?}"
+            );
+            continue;
+        }
+        if new.id == twin {
+            twins.push(answer.as_ref().map(|a| a.created).map_err(Clone::clone));
+            if answer.is_err() {
+                continue;
+            }
+        }
+        let answer = answer.expect("create");
+        if answer.created {
+            assert_eq!(answer.conversation.id, new.id);
+            created.push(new.id);
+        }
+        if let Some(key) = new.repeatability_key {
+            by_key
+                .entry(key)
+                .or_default()
+                .push((answer.created, answer.conversation.id));
+        } else {
+            assert!(answer.created, "{n}");
+        }
+    }
+    for (key, answers) in &by_key {
+        let made: Vec<_> = answers.iter().filter(|(created, _)| *created).collect();
+        assert_eq!(made.len(), 1, "{key}: {answers:?}");
+        assert!(answers.iter().all(|(_, id)| *id == made[0].1), "{key}");
+    }
+    let events = store.events_after(0, 10_000).await.expect("events");
+    for id in &created {
+        let participants = store
+            .list_participants(*id, list(10))
+            .await
+            .expect("participants");
+        assert_eq!(participants.items.len(), 3);
+        let messages = store
+            .list_messages(*id, query(10))
+            .await
+            .expect("list")
+            .items;
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].sequence_id, 1);
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|e| e.conversation == Some(*id))
+            .map(|e| e.kind.name())
+            .collect();
+        assert_eq!(kinds, ["conversationCreated", "messageReceived"]);
+    }
+    assert_eq!(twins.len(), 2);
+    assert!(twins.contains(&Ok(true)), "{twins:?}");
+    assert!(
+        twins
+            .iter()
+            .any(|t| matches!(t, Err(StoreError::Conflict(_)))),
+        "{twins:?}"
+    );
+    // 60 creations: 6 on a taken id; one twin; 8 keys of two, each repeated once (the keys of
+    // 6 and of 36 are their own: 9 and 39 take an id instead).
+    assert_eq!(created.len(), 60 - 6 - 1 - 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
