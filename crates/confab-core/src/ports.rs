@@ -75,6 +75,25 @@ pub struct NewConversation {
     pub welcome_message: Option<String>,
 }
 
+impl NewConversation {
+    /// The conversation as a store keeps it once created at `now` (its first message, the
+    /// participants added, is from the same moment).
+    pub fn created(&self, now: OffsetDateTime) -> Conversation {
+        Conversation {
+            id: self.id,
+            topic: self.topic.clone(),
+            created_by: self.created_by.clone(),
+            created_on: now,
+            deleted_on: None,
+            metadata: self.metadata.clone(),
+            retention: self.retention,
+            last_message_on: Some(now),
+            kind: self.kind,
+            welcome_message: self.welcome_message.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct CreatedConversation {
     pub conversation: Conversation,

@@ -8,7 +8,7 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Audience, Conversation, EventKind, Message, MessageContent, MessageType, Metadata, Participant,
+    Audience, EventKind, Message, MessageContent, MessageType, Metadata, Participant,
     ParticipantRef, Role,
 };
 use confab_core::ports::{
@@ -601,18 +601,7 @@ impl Writer {
             message.sequence_id = sequence_id;
             self.message_stored(&message, change, message_at, now_us)?;
             answers.push(Ok(CreatedConversation {
-                conversation: Conversation {
-                    id: new.id,
-                    topic: new.topic.clone(),
-                    created_by: new.created_by.clone(),
-                    created_on: now,
-                    deleted_on: None,
-                    metadata: new.metadata.clone(),
-                    retention: new.retention,
-                    last_message_on: Some(now),
-                    kind: new.kind,
-                    welcome_message: new.welcome_message.clone(),
-                },
+                conversation: new.created(now),
                 created: true,
             }));
         }

@@ -5,8 +5,8 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Audience, Conversation, EventKind, Identity, Message, MessageContent, MessageType,
-    Metadata, Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
+    Application, Audience, EventKind, Identity, Message, MessageContent, MessageType, Metadata,
+    Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
 };
 use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
@@ -516,18 +516,7 @@ impl Writer {
         )?;
 
         Ok(CreatedConversation {
-            conversation: Conversation {
-                id: new.id,
-                topic: new.topic.clone(),
-                created_by: new.created_by.clone(),
-                created_on: now,
-                deleted_on: None,
-                metadata: new.metadata.clone(),
-                retention: new.retention,
-                last_message_on: Some(now),
-                kind: new.kind,
-                welcome_message: new.welcome_message.clone(),
-            },
+            conversation: new.created(now),
             created: true,
         })
     }
