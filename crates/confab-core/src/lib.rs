@@ -107,8 +107,6 @@ impl Core {
         self
     }
 
-    /// Replaces the bus (by default an in-process one that no store publishes to). The store
-    /// must publish its commits to the same bus.
     /// The store is shared with other nodes, whose revocations and deletions this node does not
     /// hear of: remembered token generations and connector applications are read again once
     /// `staleness` old, so that a token revoked through another node stops working here within
@@ -119,6 +117,8 @@ impl Core {
         self
     }
 
+    /// Replaces the bus (by default an in-process one that no store publishes to). The store
+    /// must publish its commits to the same bus.
     pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = bus;
         self

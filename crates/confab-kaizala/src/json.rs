@@ -275,6 +275,7 @@ fn is_word_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_nul_character_in_a_string_is_an_error() {
@@ -283,7 +284,6 @@ mod tests {
         }
         assert!(parse_relaxed(r#"{a: "\\u0000"}"#).is_ok());
     }
-    use serde_json::json;
 
     #[test]
     fn strict_json_parses_with_lowercase_keys() {

@@ -295,9 +295,6 @@ async fn launch(
         Trace::new_for_http(app),
     );
     // One server type for both schemes, so both share the graceful shutdown of the handle.
-    // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
-    // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
-    // client delaying its ACKs holds back by up to 40 ms.
     // hyper closes a connection whose request head takes longer than `read_timeout`, once it
     // has a timer to tell.
     let mut server = axum_server::from_tcp(listener).handle(handle.clone());
@@ -306,6 +303,9 @@ async fn launch(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(read_timeout);
+    // TCP_NODELAY: a small write (an answer, a stream event) goes out at once instead of
+    // waiting, by Nagle's algorithm, for the peer to acknowledge the previous one — which a
+    // client delaying its ACKs holds back by up to 40 ms.
     let server = match tls {
         Some(config) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
