@@ -124,6 +124,23 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
+    /// A system message (no sender) for the members, such as the participants added.
+    pub fn system(
+        conversation: ConversationId,
+        kind: MessageType,
+        content: MessageContent,
+    ) -> Self {
+        Self {
+            conversation,
+            kind,
+            content,
+            sender: None,
+            sender_display_name: None,
+            metadata: Metadata::new(),
+            audience: Audience::Members,
+        }
+    }
+
     /// The message as a store keeps it once appended: `id` (from the store's id clock, also its
     /// first version), its sequence id in the conversation, and its time.
     pub fn stored(&self, id: i64, sequence_id: i64, created_on: OffsetDateTime) -> Message {

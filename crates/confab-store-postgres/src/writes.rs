@@ -8,8 +8,7 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Audience, EventKind, Message, MessageContent, MessageType, Metadata, Participant,
-    ParticipantRef, Role,
+    Audience, EventKind, Message, MessageContent, MessageType, Participant, ParticipantRef, Role,
 };
 use confab_core::ports::{
     ConversationUpdate, CreatedConversation, MessageEdit, NewMessage, StoreError, StoreResult,
@@ -325,16 +324,11 @@ impl Writer {
         now: OffsetDateTime,
         now_us: i64,
     ) -> StoreResult<Message> {
-        let new = NewMessage {
-            conversation,
-            kind,
-            content,
-            sender: None,
-            sender_display_name: None,
-            metadata: Metadata::new(),
-            audience: Audience::Members,
-        };
-        self.insert_message(&new, now, now_us)
+        self.insert_message(
+            &NewMessage::system(conversation, kind, content),
+            now,
+            now_us,
+        )
     }
 
     /// Whether `identity` is a participant of `conversation`.
@@ -440,15 +434,11 @@ impl Writer {
             let (event_identity, event_payload) = creation
                 .event_row
                 .columns(Some(&new.created_by), &creation.event_data);
-            let first = NewMessage {
-                conversation: new.id,
-                kind: MessageType::ParticipantAdded,
-                content: creation.first_message.clone(),
-                sender: None,
-                sender_display_name: None,
-                metadata: Metadata::new(),
-                audience: Audience::Members,
-            };
+            let first = NewMessage::system(
+                new.id,
+                MessageType::ParticipantAdded,
+                creation.first_message.clone(),
+            );
             let (message, change) = self.new_message(&first, now, now_us)?;
             columns.ids.push(conv_key(new.id).to_vec());
             columns.topics.push(&new.topic);

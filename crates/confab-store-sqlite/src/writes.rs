@@ -5,8 +5,8 @@
 
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
-    Application, Audience, EventKind, Identity, Message, MessageContent, MessageType, Metadata,
-    Participant, ParticipantRef, PinChallenge, RefreshToken, Role,
+    Application, Audience, EventKind, Identity, Message, MessageContent, MessageType, Participant,
+    ParticipantRef, PinChallenge, RefreshToken, Role,
 };
 use confab_core::ports::connectors::constant_time_eq;
 use confab_core::ports::{
@@ -244,16 +244,11 @@ impl Writer {
         now: OffsetDateTime,
         now_us: i64,
     ) -> StoreResult<Message> {
-        let new = NewMessage {
-            conversation,
-            kind,
-            content,
-            sender: None,
-            sender_display_name: None,
-            metadata: Metadata::new(),
-            audience: Audience::Members,
-        };
-        self.insert_message(&new, now, now_us)
+        self.insert_message(
+            &NewMessage::system(conversation, kind, content),
+            now,
+            now_us,
+        )
     }
 
     /// Whether `identity` is a participant of `conversation`.
