@@ -4,6 +4,8 @@
 //! Every listing is keyset-paged on an index, so a page costs the same however deep it is (the
 //! short per-conversation lists by identity also take a first-page `skip`, as OFFSET).
 
+use std::sync::LazyLock;
+
 use confab_core::ids::{ConversationId, IdentityId, MessageId};
 use confab_core::model::{
     Conversation, ConversationKind, ConversationSummary, GroupView, Member, Message, Page,
@@ -255,7 +257,7 @@ pub(crate) async fn list_messages(
         let changed_since = query.changed_since.map_or(i64::MIN, micros_ceil);
         collect_messages(
             db,
-            &subscriber_messages_sql(),
+            &SUBSCRIBER_MESSAGES_SQL,
             &[
                 &key.as_slice(),
                 &before,
@@ -273,7 +275,7 @@ pub(crate) async fn list_messages(
             None => {
                 collect_messages(
                     db,
-                    &messages_sql(false),
+                    &MESSAGES_SQL,
                     &[&key.as_slice(), &before, &min_id, &created_from, &limit],
                     query.limit,
                 )
@@ -282,7 +284,7 @@ pub(crate) async fn list_messages(
             Some(since) => {
                 collect_messages(
                     db,
-                    &messages_sql(true),
+                    &CHANGED_MESSAGES_SQL,
                     &[
                         &key.as_slice(),
                         &micros_ceil(since),
@@ -302,6 +304,11 @@ pub(crate) async fn list_messages(
 
 /// The listing query: plain (walks `(conversation, id)` backwards from the cursor and stops
 /// after a page) or by change time.
+// Built once: a page's query is looked up among the prepared statements by its text.
+static MESSAGES_SQL: LazyLock<String> = LazyLock::new(|| messages_sql(false));
+static CHANGED_MESSAGES_SQL: LazyLock<String> = LazyLock::new(|| messages_sql(true));
+static SUBSCRIBER_MESSAGES_SQL: LazyLock<String> = LazyLock::new(subscriber_messages_sql);
+
 fn messages_sql(by_change: bool) -> String {
     if by_change {
         // What changed since t: what was created since t — ids from t on, since an id is never
