@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use bytes::Bytes;
 use confab_core::chat::PageRequest;
 use confab_core::identity::Caller;
@@ -190,17 +190,36 @@ pub async fn hmac_signed_body(state: &AcsState, request: Request) -> AcsResult<B
     Ok(body)
 }
 
+/// Whether the request's Content-Length declares a body longer than `limit`. Such a request is
+/// answered 413 at once: reading the body would stop at the limit anyway, and a client that
+/// declared more than it sends would otherwise be waited for until the body timeout (and then
+/// told 400).
+pub fn declares_more_than(headers: &HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .is_some_and(|length| u64::try_from(limit).is_ok_and(|limit| length > limit))
+}
+
 /// Reads the whole body, answering 413 past the body limit.
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> AcsResult<Bytes> {
+    if declares_more_than(req.headers(), crate::BODY_LIMIT) {
+        return Err(too_large());
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AcsError(confab_core::Error::TooLarge(
-                "The request body is too large.".into(),
-            ))
+            too_large()
         } else {
             AcsError::bad_request(rejection.body_text())
         }
     })
+}
+
+fn too_large() -> AcsError {
+    AcsError(confab_core::Error::TooLarge(
+        "The request body is too large.".into(),
+    ))
 }
 
 /// Parses a request body. Every ACS request body is a JSON object; serde would otherwise also

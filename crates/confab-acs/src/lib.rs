@@ -24,6 +24,7 @@ use tower::ServiceBuilder;
 
 pub use api_version::{CHAT_VERSIONS, IDENTITY_VERSIONS};
 pub use error::AcsError;
+pub use extract::declares_more_than;
 use extract::AcsState;
 
 /// The largest request body any ACS route accepts (a create with 200 participants and their

@@ -16,8 +16,9 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{KaizalaError, KzResult};
-use crate::extract::{check_json_type, parse_body, required, string_list, Text};
+use crate::extract::{body_too_large, check_json_type, parse_body, required, string_list, Text};
 use crate::AdminState;
+use confab_acs::declares_more_than;
 
 #[derive(Deserialize)]
 pub struct CreateApplicationRequest {
@@ -28,14 +29,13 @@ pub struct CreateApplicationRequest {
 
 /// Checks the signature over the whole request, then that a body is JSON; answers the body.
 pub(crate) async fn signed_body(state: &AdminState, request: Request) -> KzResult<Bytes> {
+    if declares_more_than(request.headers(), crate::BODY_LIMIT) {
+        return Err(body_too_large());
+    }
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, crate::BODY_LIMIT)
         .await
-        .map_err(|_| {
-            KaizalaError::Core(confab_core::Error::TooLarge(
-                "The request body is too large.".into(),
-            ))
-        })?;
+        .map_err(|_| body_too_large())?;
     confab_acs::auth::verify_hmac(
         &parts,
         &body,

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use bytes::Bytes;
+use confab_acs::declares_more_than;
 use confab_core::identity::Caller;
 use confab_core::ids::{ConversationId, IdentityId};
 use confab_core::Core;
@@ -98,15 +99,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalKzJson<T> {
 /// accepted), 413 past the body limit.
 pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> KzResult<Bytes> {
     check_json_type(req.headers())?;
+    if declares_more_than(req.headers(), crate::BODY_LIMIT) {
+        return Err(body_too_large());
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            KaizalaError::Core(confab_core::Error::TooLarge(
-                "The request body is too large.".into(),
-            ))
+            body_too_large()
         } else {
             KaizalaError::bad_request(rejection.body_text())
         }
     })
+}
+
+pub(crate) fn body_too_large() -> KaizalaError {
+    KaizalaError::Core(confab_core::Error::TooLarge(
+        "The request body is too large.".into(),
+    ))
 }
 
 /// 415 unless the Content-Type (if any) names JSON.

@@ -169,7 +169,7 @@ async fn not_found() -> KaizalaError {
 
 /// The body limit of `POST /media`: the largest upload the media limits allow (a full album
 /// or the largest single file), plus room for the multipart framing.
-fn media_body_limit(core: &Core) -> usize {
+pub(crate) fn media_body_limit(core: &Core) -> usize {
     let largest = core
         .media_limits()
         .largest_upload()

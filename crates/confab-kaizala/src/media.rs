@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use confab_acs::declares_more_than;
 use confab_core::media::{media_resource, MediaError, MediaUpload};
 use confab_core::ports::{BlobReader, MediaKind, MediaRecord};
 use confab_core::Error;
@@ -15,6 +16,7 @@ use serde_json::json;
 
 use crate::error::{KaizalaError, KzResult};
 use crate::extract::{KzCall, KzState};
+use crate::media_body_limit;
 
 fn media_error(err: MediaError) -> KaizalaError {
     match err {
@@ -23,9 +25,13 @@ fn media_error(err: MediaError) -> KaizalaError {
     }
 }
 
+fn upload_too_large() -> KaizalaError {
+    KaizalaError::Core(Error::TooLarge("The upload is too large.".into()))
+}
+
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> KaizalaError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        KaizalaError::Core(Error::TooLarge("The upload is too large.".into()))
+        upload_too_large()
     } else {
         KaizalaError::bad_request(format!(
             "The multipart body is malformed: {}",
@@ -55,6 +61,9 @@ pub async fn upload(
         return Err(KaizalaError::UnsupportedMedia(
             "Upload media as multipart/form-data.".into(),
         ));
+    }
+    if declares_more_than(request.headers(), media_body_limit(&state.core)) {
+        return Err(upload_too_large());
     }
     let mut multipart = Multipart::from_request(request, &state)
         .await

@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
+use crate::local::raw_exchange;
 use crate::support::*;
 
 #[tokio::test]
@@ -317,23 +318,6 @@ async fn a_nul_character_in_a_body_is_400() {
         .expect(201);
 }
 
-/// Sends `request` on a plain TCP connection and answers what the server sends back until it
-/// closes the connection (at most 10 s).
-async fn raw_exchange(host: &str, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
-    .await
-    .expect("the server closes the connection in time")
-    .expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// A client that stops halfway through a request is not waited for: an unfinished head closes
 /// the connection, and a body that stops coming answers 400 in the API's error shape.
 #[tokio::test]
@@ -363,4 +347,40 @@ async fn a_request_that_stops_halfway_is_not_waited_for() {
     assert!(short_body.contains("\"error\""), "{short_body}");
     // A request sent whole is served as before.
     owner.create_thread("whole", &[]).await;
+}
+
+/// A request whose Content-Length is past the body limit is answered 413 at once, in the API's
+/// error shape, without its body: the client below never sends it (the server's body timeout
+/// is left at its 30 s, past `raw_exchange`'s wait, so waiting for the body fails the test).
+#[tokio::test]
+async fn a_body_declared_past_the_limit_is_413_before_it_is_sent() {
+    let server = TestServer::start().await;
+    let owner = server.user().await;
+    let thread = owner.create_thread("declared", &[]).await;
+    let send = raw_exchange(
+        &server.host,
+        &format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{{\"content\"",
+            with_api(&messages_path(&thread), CHAT_API),
+            owner.token
+        ),
+    )
+    .await;
+    assert!(send.starts_with("HTTP/1.1 413"), "{send}");
+    assert!(send.contains("\"error\""), "{send}");
+    // The Identity API's bodies are read before their signature is checked.
+    let identity = raw_exchange(
+        &server.host,
+        &format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 50000000\r\n\r\n{{",
+            with_api("/identities", IDENTITY_API)
+        ),
+    )
+    .await;
+    assert!(identity.starts_with("HTTP/1.1 413"), "{identity}");
+    assert!(identity.contains("\"error\""), "{identity}");
+    // A body within the limit, declared and sent, is served as before.
+    owner.send(&thread, "within").await;
 }

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::local::raw_exchange;
 use crate::support::*;
 
 #[tokio::test]
@@ -148,4 +149,36 @@ async fn connector_permissions_limit_what_tokens_do() {
     let err = bob.send(&id, "hi").await.error(403);
     assert!(err["message"].as_str().expect("m").contains("textmessage"));
     bob.get(&format!("/groups/{id}/members")).await.error(403);
+}
+
+/// A request whose Content-Length is past the route's body limit is answered 413 at once, in
+/// the Kaizala error shape, without its body: the client below never sends it (the server's
+/// body timeout is left at its 30 s, past `raw_exchange`'s wait). The media upload's limit is
+/// its own (the largest upload), and is checked the same way.
+#[tokio::test]
+async fn bodies_declared_past_the_limit_are_413_before_they_are_sent() {
+    let server = TestServer::start().await;
+    let alice = server.user(&number(1)).await;
+    let id = alice.group(&[]).await;
+    let host = server.base.trim_start_matches("http://");
+    let declared = |path: &str, content_type: &str| {
+        format!(
+            "POST /v1{path} HTTP/1.1\r\nHost: x\r\naccessToken: {}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: 5000000000\r\n\r\n{{",
+            alice.token
+        )
+    };
+    for request in [
+        declared(&format!("/groups/{id}/messages"), "application/json"),
+        declared("/media", "multipart/form-data; boundary=b"),
+    ] {
+        let answer = raw_exchange(host, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_kaizala_error(&body, body.to_string().as_str());
+        assert_eq!(body["errorCode"], "RequestTooLarge", "{body}");
+    }
+    // A body within the limit, declared and sent, is served as before.
+    alice.send(&id, "within").await.expect(200);
 }
