@@ -14,5 +14,6 @@ pub mod kaizala;
 pub mod memberships;
 pub mod message_events;
 pub mod outbox;
+pub mod sequence_ids;
 pub mod stored;
 pub mod write_queue;

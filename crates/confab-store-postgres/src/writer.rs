@@ -29,6 +29,7 @@ use confab_store_common::event_payloads::EventRow;
 use confab_store_common::memberships::membership_changed;
 use confab_store_common::message_events::{committed_event, message_event_text, MessageHints};
 use confab_store_common::outbox::{self, HookCache};
+use confab_store_common::sequence_ids::SequenceIds;
 use confab_store_common::stored::{conv_key, event_kind_name, truncate};
 use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 use postgres::Config;
@@ -83,6 +84,8 @@ pub(crate) async fn start(
                 clock,
                 last_id: 0,
                 saved_id: 0,
+                committed_clock: None,
+                sequence_ids: SequenceIds::default(),
                 replays: 0,
                 pending: RefCell::new(Vec::new()),
                 batch_last_position: Cell::new(None),
@@ -130,6 +133,13 @@ pub(crate) struct Writer {
     pub(crate) last_id: i64,
     /// The id clock as the database held it when the batch began.
     saved_id: i64,
+    /// The id clock as this writer's last committed batch left it (`None`: no batch yet, or
+    /// the last one rolled back). Every batch that appends a message moves the clock on, so a
+    /// batch that finds another value knows another node's writer appended since.
+    committed_clock: Option<i64>,
+    /// The newest sequence id of the conversations this writer appended to; cleared when
+    /// another node's writer may have appended since (see `committed_clock`).
+    pub(crate) sequence_ids: SequenceIds,
     /// Batches that had to be run again with savepoints.
     pub(crate) replays: u64,
     /// The events the current batch logged, handed to `sink` once it commits. (A `RefCell` so
@@ -197,8 +207,9 @@ impl Writer {
                 let end = if ok {
                     self.db.batch("RELEASE job")
                 } else {
-                    // The job's events are undone with its savepoint.
+                    // The job's events and appends are undone with its savepoint.
                     self.pending.get_mut().truncate(logged);
+                    self.sequence_ids.clear();
                     self.db.batch("ROLLBACK TO job; RELEASE job")
                 };
                 if let Err(err) = end {
@@ -236,6 +247,9 @@ impl Writer {
         if let Err(err) = self.db.batch(&commit) {
             return Pass::Failed(self.abort(format!("commit failed: {err}")));
         }
+        // What the clock now holds: `last_id` began the batch at least at the saved clock, and
+        // was saved if it moved.
+        self.committed_clock = Some(self.last_id);
         self.node
             .memberships
             .forget(self.membership_changes.get_mut().drain(..));
@@ -263,6 +277,11 @@ impl Writer {
             }
         };
         self.saved_id = number(0)?;
+        if self.committed_clock != Some(self.saved_id) {
+            // Another node's writer appended (or this writer's last batch rolled back): the
+            // sequence ids remembered may be behind.
+            self.sequence_ids.clear();
+        }
         self.last_id = self.last_id.max(self.saved_id);
         let version = number(1)?;
         if self.webhooks_version != Some(version) {
@@ -290,6 +309,9 @@ impl Writer {
     }
 
     fn rollback(&mut self) {
+        // The batch's appends and deletions are undone: what was remembered of them is wrong.
+        self.sequence_ids.clear();
+        self.committed_clock = None;
         if let Err(err) = self.db.batch("ROLLBACK") {
             tracing::error!(error = %err, "store rollback failed");
         }

@@ -39,6 +39,8 @@ struct AppendColumns<'a> {
     metadata: Vec<Option<String>>,
     audiences: Vec<Option<String>>,
     logged: Vec<String>,
+    /// The conversation's newest sequence id where the writer remembers it (`None`: read it).
+    newest: Vec<Option<i64>>,
 }
 
 /// The columns of the creations a `create_conversations` statement inserts, one array each;
@@ -154,8 +156,9 @@ impl Writer {
 
     /// Appends messages, in order, in ONE statement (one round trip to the server: what an
     /// append costs here): each gets the sequence id after its conversation's newest message
-    /// (counting the ones before it in `messages`), is inserted with its event row, and its
-    /// event is logged. A message whose conversation is missing or deleted is `NotFound` alone.
+    /// (counting the ones before it in `messages`; the newest is read only where the writer
+    /// does not remember it, see `SequenceIds`), is inserted with its event row, and its event
+    /// is logged. A message whose conversation is missing or deleted is `NotFound` alone.
     /// Under the writers' lock and inside the batch transaction the statement sees every earlier
     /// append, and a rolled-back job's appends take their sequence ids with them. Nothing is
     /// written to the conversation rows.
@@ -188,20 +191,26 @@ impl Writer {
             columns.metadata.push(encode_metadata(&new.metadata)?);
             columns.audiences.push(encode_audience(&new.audience)?);
             columns.logged.push(change.logged().to_owned());
+            columns
+                .newest
+                .push(self.sequence_ids.get(&conv_key(new.conversation)));
             made.push((message, change));
         }
         let rows = self.db.query(
             concat!(
                 "WITH input AS (
                      SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[],
-                             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                             $12::bigint[])
                          WITH ORDINALITY AS i(id, conversation, kind, content, sender,
-                             sender_display_name, metadata, audience, logged, ord)
+                             sender_display_name, metadata, audience, logged, newest, ord)
                  ), appended AS (
                      INSERT INTO messages (id, conversation, sequence_id, kind, content, sender,
                          sender_display_name, metadata, version, created_on, changed_on,
                          audience)
-                     SELECT i.id, c.id, COALESCE(",
+                     -- The newest sequence id is read only where the writer does not
+                     -- remember it (COALESCE evaluates no more than it needs).
+                     SELECT i.id, c.id, COALESCE(i.newest, ",
                 newest_message!("sequence_id"),
                 ", 0) + row_number() OVER (PARTITION BY c.id ORDER BY i.ord),
                          i.kind, i.content, i.sender, i.sender_display_name, i.metadata, i.id,
@@ -238,6 +247,7 @@ impl Writer {
                 &columns.logged,
                 &now_us,
                 &event_kind_name(&EventKind::MessageReceived),
+                &columns.newest,
             ],
         )?;
         // By message id: the sequence id and the event's position.
@@ -253,6 +263,9 @@ impl Writer {
                 continue;
             };
             message.sequence_id = sequence_id;
+            // In order: a conversation's later messages overwrite its earlier ones.
+            self.sequence_ids
+                .set(conv_key(message.conversation), sequence_id);
             self.message_stored(&message, change, position, now_us)?;
             answers.push(Ok(message));
         }
@@ -714,6 +727,7 @@ impl Writer {
         if updated == 0 {
             return Err(StoreError::NotFound);
         }
+        self.sequence_ids.forget(&conv_key(id));
         self.event(
             EventKind::ConversationDeleted,
             Some(id),

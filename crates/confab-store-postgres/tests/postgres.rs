@@ -257,6 +257,62 @@ async fn a_writer_that_waited_for_the_lock_reads_the_clock_its_holder_left() {
     );
 }
 
+/// Two nodes appending to one thread keep its sequence ids gapless and unique. Each writer
+/// remembers the newest sequence id of the threads it appended to; when the other node's writer
+/// has appended since (the id clock moved), what it remembers is behind, and it must read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_appending_to_one_thread_keep_its_sequence_ids_gapless() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let (a, b) = tokio::join!(scratch.store(), scratch.store());
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let id = a
+        .create_conversation(new_conversation(1, &[1]))
+        .await
+        .expect("create")
+        .conversation
+        .id;
+    // One at a time, alternating: each append must follow the one the other node made.
+    let mut expected = 1; // the creation's system message
+    for n in 0..10 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let message = node
+            .append_message(text(id, 1, &format!("one at a time {n}")))
+            .await
+            .expect("append");
+        expected += 1;
+        assert_eq!(message.sequence_id, expected, "append {n}");
+    }
+    // Many at once on both nodes, so that each writer takes several together.
+    let mut tasks = Vec::new();
+    for n in 0..60 {
+        let node = Arc::clone(if n % 2 == 0 { &a } else { &b });
+        tasks.push(tokio::spawn(async move {
+            node.append_message(text(id, 1, &format!("at once {n}")))
+                .await
+                .expect("append")
+                .sequence_id
+        }));
+    }
+    let mut sequence_ids = Vec::new();
+    for task in tasks {
+        sequence_ids.push(task.await.expect("task"));
+    }
+    sequence_ids.sort_unstable();
+    assert_eq!(
+        sequence_ids,
+        (expected + 1..=expected + 60).collect::<Vec<_>>()
+    );
+    let stored = scratch
+        .number("SELECT count(DISTINCT sequence_id) * 1000000 + max(sequence_id) FROM messages");
+    assert_eq!(
+        stored,
+        71 * 1_000_000 + 71,
+        "stored sequence ids 1..=71, each once"
+    );
+}
+
 /// Creations waiting for the writer are taken together, and each is answered for itself:
 /// created; repeated, its repeatability key taken by another creation (maybe of its own group);
 /// or a conflict, its id taken. Each created thread has its participants, its first message and

@@ -14,7 +14,6 @@
 //! for that reason, and nothing is answered before the commit.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,6 +27,7 @@ use crate::events::SinkSlot;
 use crate::schema::{self, Durability};
 use confab_store_common::memberships::Memberships;
 use confab_store_common::outbox::HookCache;
+use confab_store_common::sequence_ids::SequenceIds;
 use confab_store_common::write_queue::{serve, Job, Jobs, WriteQueue};
 
 use crate::webhooks;
@@ -94,43 +94,6 @@ pub(crate) struct Writer {
     pub(crate) delivery_wakeup: Arc<tokio::sync::Notify>,
     /// The newest sequence id of live conversations the writer appended to.
     pub(crate) sequence_ids: SequenceIds,
-}
-
-/// The sequence id of each live conversation's newest message, as this writer last wrote it,
-/// so that an append to a busy thread need not read it back (two b-tree descents: the
-/// conversation's row and its newest message).
-///
-/// Only the writer inserts messages (`insert_message`, the one place that sets an entry) and
-/// marks conversations deleted (`mark_deleted`, which forgets the entry), so an entry is what
-/// the database holds. A rollback, of the batch or of one job's savepoint, may undo appends and
-/// deletions the entries followed: it clears them all, and the next append reads again.
-#[derive(Default)]
-pub(crate) struct SequenceIds {
-    newest: HashMap<[u8; 16], i64>,
-}
-
-impl SequenceIds {
-    /// Conversations remembered at most (~40 bytes each); past it the map starts over.
-    const CAPACITY: usize = 65_536;
-
-    pub(crate) fn get(&self, conversation: &[u8; 16]) -> Option<i64> {
-        self.newest.get(conversation).copied()
-    }
-
-    pub(crate) fn set(&mut self, conversation: [u8; 16], sequence_id: i64) {
-        if self.newest.len() >= Self::CAPACITY && !self.newest.contains_key(&conversation) {
-            self.newest.clear();
-        }
-        self.newest.insert(conversation, sequence_id);
-    }
-
-    pub(crate) fn forget(&mut self, conversation: &[u8; 16]) {
-        self.newest.remove(conversation);
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.newest.clear();
-    }
 }
 
 impl Writer {
@@ -525,23 +488,6 @@ pub(crate) mod tests {
             )
             .expect("max");
         assert_eq!(w.sequence_ids.get(&conv_key(b)), Some(stored));
-    }
-
-    #[test]
-    fn remembered_sequence_ids_stay_bounded() {
-        let mut ids = SequenceIds::default();
-        for n in 0..SequenceIds::CAPACITY as u128 {
-            ids.set(n.to_be_bytes(), 1);
-        }
-        ids.set(0u128.to_be_bytes(), 2);
-        assert_eq!(
-            ids.newest.len(),
-            SequenceIds::CAPACITY,
-            "an update adds nothing"
-        );
-        ids.set(u128::MAX.to_be_bytes(), 1);
-        assert_eq!(ids.newest.len(), 1, "a new one past the bound starts over");
-        assert_eq!(ids.get(&u128::MAX.to_be_bytes()), Some(1));
     }
 
     /// The common failures (missing conversation, participant limit, conflicts) happen before
