@@ -602,6 +602,8 @@ impl Writer {
                 now_us,
             )?;
             message.sequence_id = sequence_id;
+            // The thread's first append then need not read its newest message.
+            self.sequence_ids.set(conv_key(new.id), sequence_id);
             self.message_stored(&message, change, message_at, now_us)?;
             answers.push(Ok(CreatedConversation {
                 conversation: new.created(now),
