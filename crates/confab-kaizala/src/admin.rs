@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use confab_acs::declares_more_than;
 use confab_core::connector::NewApplication;
 use confab_core::model::Application;
 use serde::Deserialize;
@@ -18,7 +19,6 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::{KaizalaError, KzResult};
 use crate::extract::{body_too_large, check_json_type, parse_body, required, string_list, Text};
 use crate::AdminState;
-use confab_acs::declares_more_than;
 
 #[derive(Deserialize)]
 pub struct CreateApplicationRequest {

@@ -154,7 +154,7 @@ async fn connector_permissions_limit_what_tokens_do() {
 /// A request whose Content-Length is past the route's body limit is answered 413 at once, in
 /// the Kaizala error shape, without its body: the client below never sends it (the server's
 /// body timeout is left at its 30 s, past `raw_exchange`'s wait). The media upload's limit is
-/// its own (the largest upload), and is checked the same way.
+/// its own (the largest upload), and is checked the same way, as is the admin API's.
 #[tokio::test]
 async fn bodies_declared_past_the_limit_are_413_before_they_are_sent() {
     let server = TestServer::start().await;
@@ -163,14 +163,16 @@ async fn bodies_declared_past_the_limit_are_413_before_they_are_sent() {
     let host = server.base.trim_start_matches("http://");
     let declared = |path: &str, content_type: &str| {
         format!(
-            "POST /v1{path} HTTP/1.1\r\nHost: x\r\naccessToken: {}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: x\r\naccessToken: {}\r\n\
              Content-Type: {content_type}\r\nContent-Length: 5000000000\r\n\r\n{{",
             alice.token
         )
     };
     for request in [
-        declared(&format!("/groups/{id}/messages"), "application/json"),
-        declared("/media", "multipart/form-data; boundary=b"),
+        declared(&format!("/v1/groups/{id}/messages"), "application/json"),
+        declared("/v1/media", "multipart/form-data; boundary=b"),
+        // The admin API reads its bodies before checking their signature.
+        declared("/admin/applications", "application/json"),
     ] {
         let answer = raw_exchange(host, &request).await;
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
