@@ -60,10 +60,15 @@ const BEGIN_BATCH: &str = "BEGIN;
 const BUMP_WEBHOOKS_VERSION: &str = "INSERT INTO meta (key, value) VALUES ('webhooks_version', 1)
      ON CONFLICT (key) DO UPDATE SET value = meta.value + 1";
 
-/// Never backwards: the clock is only ever read under the lock, but a stale value must not
-/// undo another node's.
-const SAVE_ID_CLOCK: &str = "INSERT INTO meta (key, value) VALUES ('id_clock', $1)
-     ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)";
+/// Saves the id clock, never backwards: the clock is only ever read under the lock, but a stale
+/// value must not undo another node's. Sent with the COMMIT, in its round trip (`id` is an
+/// integer, written into the text).
+fn save_id_clock(id: i64) -> String {
+    format!(
+        "INSERT INTO meta (key, value) VALUES ('id_clock', {id})
+         ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value); "
+    )
+}
 
 /// Starts the writer thread, which connects and brings the schema up to date; answers its
 /// queue once it has (or why it could not). Connecting blocks, so it runs there rather than on
@@ -220,20 +225,20 @@ impl Writer {
                 return Pass::Replay;
             }
         }
+        // The id clock (if it moved) is saved and the other nodes hear of the batch's events in
+        // the COMMIT's round trip: one round trip, where a batch of appends has three in all.
+        let mut commit = String::new();
         if self.last_id != self.saved_id {
-            if let Err(err) = self.db.execute(SAVE_ID_CLOCK, &[&self.last_id]) {
-                return Pass::Failed(self.abort(format!("cannot save the id clock: {err}")));
-            }
+            commit.push_str(&save_id_clock(self.last_id));
         }
-        // The other nodes hear of the batch's events at its COMMIT, in the same round trip.
-        let commit = match self.batch_last_position.get() {
-            Some(last) => format!(
-                "SELECT pg_notify('{}', '{}'); COMMIT",
+        if let Some(last) = self.batch_last_position.get() {
+            commit.push_str(&format!(
+                "SELECT pg_notify('{}', '{}'); ",
                 self.channel,
                 tail::notification_payload(self.node.id, last)
-            ),
-            None => "COMMIT".to_owned(),
-        };
+            ));
+        }
+        commit.push_str("COMMIT");
         // The publication cursor is held from before the COMMIT until the batch is published:
         // the tail, which starts the cursor at the log's head, must never find this batch
         // committed but not yet published (it would count it as published, and it would be lost).
