@@ -3,9 +3,9 @@
 //! the conversation's row and its newest message; on PostgreSQL an index descent and a heap
 //! fetch per message, a quarter of the append's execution at 1,000 threads).
 //!
-//! Only a store's writer inserts messages (its append, the one place that sets an entry) and
-//! marks conversations deleted (which forgets the entry), so an entry is what the database
-//! holds. A rollback, of the batch or of one job's savepoint, may undo appends and deletions
+//! Only a store's writer inserts messages (setting the entry of each conversation it inserts
+//! into) and marks conversations deleted (which forgets the entry), so an entry is what the
+//! database holds. A rollback, of the batch or of one job's savepoint, may undo appends and deletions
 //! the entries followed: it clears them all, and the next append reads again. Where several
 //! writers share the database (PostgreSQL nodes), a writer that finds another one wrote since
 //! its own last batch clears them too.
@@ -41,15 +41,6 @@ impl SequenceIds {
     pub fn clear(&mut self) {
         self.newest.clear();
     }
-
-    /// How many conversations are remembered.
-    pub fn len(&self) -> usize {
-        self.newest.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.newest.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -63,9 +54,13 @@ mod tests {
             ids.set(n.to_be_bytes(), 1);
         }
         ids.set(0u128.to_be_bytes(), 2);
-        assert_eq!(ids.len(), SequenceIds::CAPACITY, "an update adds nothing");
+        assert_eq!(
+            ids.newest.len(),
+            SequenceIds::CAPACITY,
+            "an update adds nothing"
+        );
         ids.set(u128::MAX.to_be_bytes(), 1);
-        assert_eq!(ids.len(), 1, "a new one past the bound starts over");
+        assert_eq!(ids.newest.len(), 1, "a new one past the bound starts over");
         assert_eq!(ids.get(&u128::MAX.to_be_bytes()), Some(1));
     }
 }

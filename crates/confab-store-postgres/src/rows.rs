@@ -30,10 +30,7 @@ pub(crate) fn opt_time_at(row: &Row, idx: usize) -> StoreResult<Option<OffsetDat
 
 /// Column `idx` of `row`: an identity's raw id, or NULL.
 pub(crate) fn opt_identity_at(row: &Row, idx: usize) -> StoreResult<Option<IdentityId>> {
-    match get::<Option<&str>>(row, idx)? {
-        Some(_) => identity_at(row, idx).map(Some),
-        None => Ok(None),
-    }
+    Ok(get::<Option<String>>(row, idx)?.map(IdentityId::from_stored))
 }
 
 /// Column `idx` of `row`: a JSON metadata column (NULL: empty).

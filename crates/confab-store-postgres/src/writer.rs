@@ -274,7 +274,7 @@ impl Writer {
     fn begin(&mut self) -> StoreResult<()> {
         let row = self.db.batch_row(BEGIN_BATCH)?;
         let number = |column: usize| -> StoreResult<i64> {
-            match row.get(column).cloned().flatten() {
+            match row.get(column).and_then(Option::as_deref) {
                 None => Ok(0),
                 Some(text) => text
                     .parse()

@@ -176,10 +176,9 @@ impl Writer {
         for new in messages {
             // Encode first, so that whatever can fail fails before the first write.
             let (message, change) = self.new_message(new, now, now_us)?;
+            let key = conv_key(new.conversation);
             columns.ids.push(message.id.0);
-            columns
-                .conversations
-                .push(conv_key(new.conversation).to_vec());
+            columns.conversations.push(key.to_vec());
             columns.kinds.push(new.kind.as_str());
             columns.contents.push(encode_content(&new.content)?);
             columns
@@ -191,9 +190,7 @@ impl Writer {
             columns.metadata.push(encode_metadata(&new.metadata)?);
             columns.audiences.push(encode_audience(&new.audience)?);
             columns.logged.push(change.logged().to_owned());
-            columns
-                .newest
-                .push(self.sequence_ids.get(&conv_key(new.conversation)));
+            columns.newest.push(self.sequence_ids.get(&key));
             made.push((message, change));
         }
         let rows = self.db.query(
